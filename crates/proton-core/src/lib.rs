@@ -1,0 +1,20 @@
+//! Proton's vocabulary, shared by every other crate.
+//!
+//! - [`keys`]: WireGuard x25519 key pairs. Private keys are zeroized on drop and never
+//!   printed by `Debug`.
+//! - [`net`]: the tunnel network ([`net::Cidr`]) and host addresses in it.
+//! - [`host`]: every file Proton writes goes through a [`host::Root`], which takes a root
+//!   prefix (so a whole gateway can be rendered into a temp dir) and writes atomically;
+//!   secrets are created `0600` from the first byte.
+//!
+//! ```
+//! use proton_core::keys::PrivateKey;
+//! let key = PrivateKey::generate();
+//! let public = key.public_key();
+//! assert_eq!(public.to_base64().len(), 44);
+//! ```
+#![deny(unsafe_code)]
+
+pub mod host;
+pub mod keys;
+pub mod net;
