@@ -1,1 +1,10 @@
-//! (being built)
+//! The gateway daemon (`proton gateway run`): owns the WireGuard device, reconciles its
+//! peers from the state DB, serves the join API on the tunnel address only, and answers
+//! CLI commands on a root-only admin socket.
+#![deny(unsafe_code)]
+
+pub mod admin;
+pub mod api;
+pub mod client;
+pub mod listen;
+pub mod server;

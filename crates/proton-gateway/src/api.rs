@@ -1,0 +1,70 @@
+//! The join API's wire types, shared by the gateway (server) and `proton join` (client).
+//!
+//! The API listens on the gateway's tunnel address only. A caller is identified by the
+//! tunnel address its packets come from: WireGuard only accepts a packet from a peer if
+//! its source address is in that peer's AllowedIPs, so the address names the key.
+
+use serde::{Deserialize, Serialize};
+
+/// TCP port of the join API on the gateway's tunnel address.
+pub const JOIN_API_PORT: u16 = 51821;
+
+/// `POST /v1/redeem`: the invitee's real public key, sent through the tunnel made with
+/// the invitation's throw-away key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RedeemRequest {
+    /// The secret from the invitation (the gateway compares its hash).
+    pub secret: String,
+    /// The invitee's own public key, made on the invitee's machine.
+    pub public_key: String,
+}
+
+/// What the gateway answers to a successful redeem.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RedeemResponse {
+    pub name: String,
+    pub role: String,
+    /// The invitee's tunnel address with the network's prefix, e.g. `10.7.7.5/24`.
+    pub address: String,
+    pub network: String,
+    pub gateway_public_key: String,
+    pub persistent_keepalive: u16,
+    pub mtu: u16,
+    /// K3s join data, when the gateway runs K3s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k3s: Option<K3sJoin>,
+}
+
+/// K3s agent join data. The token is a per-node bootstrap token with a short TTL,
+/// never the server's own token.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct K3sJoin {
+    pub server_url: String,
+    pub version: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for K3sJoin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("K3sJoin")
+            .field("server_url", &self.server_url)
+            .field("version", &self.version)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `GET /v1/whoami`: who the gateway thinks the caller is (by tunnel address).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WhoAmI {
+    pub name: String,
+    pub role: String,
+    pub address: String,
+    pub public_key: String,
+}
+
+/// An error answer: a one-line reason the CLI prints as it is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiError {
+    pub error: String,
+}

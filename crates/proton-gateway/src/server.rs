@@ -1,0 +1,152 @@
+//! The join API server (axum). It trusts nothing but the tunnel source address of each
+//! connection: forwarded headers are ignored, and the listener is bound to the tunnel
+//! interface (see [`crate::listen`]).
+
+use crate::api::{ApiError, RedeemRequest, RedeemResponse, WhoAmI};
+use axum::Router;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long after the redeem answer has been handed to the kernel the gateway waits
+/// before swapping the peer's key, so the answer (and its TCP ACK) still travel under
+/// the throw-away key.
+pub const SWAP_DELAY: Duration = Duration::from_millis(300);
+
+/// Why a join API call was refused; each maps to an HTTP status and a one-line reason.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JoinRefusal {
+    #[error("{0} is not a pending invitation's address")]
+    UnknownCaller(Ipv4Addr),
+    #[error("this invitation does not belong to the address it was used from")]
+    WrongSecret,
+    #[error("this invitation has already been used")]
+    AlreadyUsed,
+    #[error("this invitation has expired")]
+    Expired,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the gateway failed: {0}")]
+    Internal(String),
+}
+
+impl JoinRefusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            JoinRefusal::UnknownCaller(_) | JoinRefusal::WrongSecret => StatusCode::FORBIDDEN,
+            JoinRefusal::AlreadyUsed | JoinRefusal::Expired => StatusCode::GONE,
+            JoinRefusal::BadRequest(_) => StatusCode::BAD_REQUEST,
+            JoinRefusal::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for JoinRefusal {
+    fn into_response(self) -> Response {
+        let body = axum::Json(ApiError {
+            error: self.to_string(),
+        });
+        (self.status(), body).into_response()
+    }
+}
+
+/// A redeem that succeeded: the answer, and the key swap to run once it has been sent.
+pub struct Redeemed {
+    pub response: RedeemResponse,
+    pub swap: Box<dyn FnOnce() + Send>,
+}
+
+/// What the daemon provides to the API: the state and the device behind it.
+pub trait JoinService: Send + Sync + 'static {
+    fn whoami(&self, caller: Ipv4Addr) -> Result<WhoAmI, JoinRefusal>;
+    fn redeem(&self, caller: Ipv4Addr, req: RedeemRequest) -> Result<Redeemed, JoinRefusal>;
+}
+
+pub fn router(service: Arc<dyn JoinService>) -> Router {
+    Router::new()
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/redeem", post(redeem))
+        .with_state(service)
+}
+
+fn caller_v4(addr: SocketAddr) -> Result<Ipv4Addr, JoinRefusal> {
+    match addr.ip() {
+        IpAddr::V4(v4) => Ok(v4),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .ok_or_else(|| JoinRefusal::BadRequest("IPv6 callers are not supported".into())),
+    }
+}
+
+async fn whoami(
+    State(service): State<Arc<dyn JoinService>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+) -> Result<axum::Json<WhoAmI>, JoinRefusal> {
+    let caller = caller_v4(addr)?;
+    tokio::task::spawn_blocking(move || service.whoami(caller))
+        .await
+        .map_err(|e| JoinRefusal::Internal(e.to_string()))?
+        .map(axum::Json)
+}
+
+async fn redeem(
+    State(service): State<Arc<dyn JoinService>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    body: axum::body::Bytes,
+) -> Result<Response, JoinRefusal> {
+    let caller = caller_v4(addr)?;
+    let req: RedeemRequest = serde_json::from_slice(&body)
+        .map_err(|e| JoinRefusal::BadRequest(format!("malformed redeem request: {e}")))?;
+    let redeemed = tokio::task::spawn_blocking(move || service.redeem(caller, req))
+        .await
+        .map_err(|e| JoinRefusal::Internal(e.to_string()))??;
+    tracing::info!(peer = %redeemed.response.name, %caller, "invitation redeemed");
+    let bytes = serde_json::to_vec(&redeemed.response).expect("responses serialize");
+    // The swap is armed when hyper polls the body again after writing the answer (or
+    // drops it early): the answer has then left through the throw-away key's session.
+    let guard = SwapOnDrop(Some(redeemed.swap));
+    let stream =
+        futures_util::stream::unfold((Some(bytes), Some(guard)), |(bytes, guard)| async move {
+            let bytes = bytes?;
+            Some((
+                Ok::<_, std::io::Error>(axum::body::Bytes::from(bytes)),
+                (None, guard),
+            ))
+        });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+struct SwapOnDrop(Option<Box<dyn FnOnce() + Send>>);
+
+impl Drop for SwapOnDrop {
+    fn drop(&mut self) {
+        if let Some(swap) = self.0.take() {
+            tokio::spawn(async move {
+                tokio::time::sleep(SWAP_DELAY).await;
+                let _ = tokio::task::spawn_blocking(swap).await;
+            });
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: Arc<dyn JoinService>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(service).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
