@@ -18,3 +18,4 @@
 pub mod host;
 pub mod keys;
 pub mod net;
+pub mod spec;
