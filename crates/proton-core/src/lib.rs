@@ -19,3 +19,4 @@ pub mod host;
 pub mod keys;
 pub mod net;
 pub mod spec;
+pub mod wgconf;
