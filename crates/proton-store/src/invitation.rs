@@ -1,0 +1,219 @@
+//! The `invitations` table. Only the hash of an invitation's secret is stored; the
+//! invitation reserves a peer (address + throw-away key) until it is redeemed, expires
+//! or is swept.
+
+use crate::audit::record;
+use crate::peer::{
+    PEER_COLUMNS, PeerName, PeerState, Role, insert_peer, live_by, peer_detail, peer_from_row,
+};
+use crate::{Peer, Store, StoreError, now};
+use proton_core::keys::PublicKey;
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use std::net::Ipv4Addr;
+
+/// One row of `invitations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Invitation {
+    pub id: i64,
+    pub peer_id: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub redeemed_at: Option<i64>,
+}
+
+/// Why a redeem was refused. None of them changes anything.
+#[derive(Debug, thiserror::Error)]
+pub enum RedeemError {
+    #[error("unknown invitation (it was never issued by this gateway, or was removed)")]
+    Unknown,
+    #[error("this invitation has already been used")]
+    AlreadyUsed,
+    #[error("this invitation has expired: ask for a new one (`proton invite`)")]
+    Expired,
+    #[error("this invitation belongs to another address than the one it was used from")]
+    WrongAddress,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for RedeemError {
+    fn from(e: rusqlite::Error) -> Self {
+        RedeemError::Store(e.into())
+    }
+}
+
+const INVITATION_COLUMNS: &str = "id, peer_id, created_at, expires_at, redeemed_at";
+
+fn invitation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Invitation> {
+    Ok(Invitation {
+        id: r.get(0)?,
+        peer_id: r.get(1)?,
+        created_at: r.get(2)?,
+        expires_at: r.get(3)?,
+        redeemed_at: r.get(4)?,
+    })
+}
+
+impl Store {
+    /// Reserves an address and a peer holding the invitee's throw-away key, and records
+    /// the invitation (by the hash of its secret). One transaction.
+    pub fn reserve_invitation(
+        &mut self,
+        name: &PeerName,
+        role: Role,
+        throwaway: PublicKey,
+        secret_hash: &str,
+        expires_at: i64,
+        actor: &str,
+    ) -> Result<(Peer, Invitation), StoreError> {
+        if role == Role::Gateway {
+            return Err(StoreError::Invalid("a gateway cannot be invited".into()));
+        }
+        self.write(|tx, cidr| {
+            let peer = insert_peer(tx, cidr, name, role, throwaway, PeerState::Invited, None)?;
+            let created_at = now();
+            tx.execute(
+                "INSERT INTO invitations (secret_hash, peer_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![secret_hash, peer.id, created_at, expires_at],
+            )?;
+            let inv = Invitation {
+                id: tx.last_insert_rowid(),
+                peer_id: peer.id,
+                created_at,
+                expires_at,
+                redeemed_at: None,
+            };
+            let detail = serde_json::json!({
+                "role": role.as_str(),
+                "address": peer.address.to_string(),
+                "expires_at": expires_at,
+            })
+            .to_string();
+            record(tx, actor, "invitation.create", name.as_str(), &detail)?;
+            Ok((peer, inv))
+        })
+    }
+
+    /// Redeems an invitation exactly once: swaps the reserved peer's throw-away key for
+    /// `new_key` and makes it active. With `caller`, the invitation must belong to that
+    /// tunnel address. Refusals change nothing.
+    pub fn redeem_invitation(
+        &mut self,
+        secret_hash: &str,
+        caller: Option<Ipv4Addr>,
+        new_key: PublicKey,
+        at: i64,
+        actor: &str,
+    ) -> Result<Peer, RedeemError> {
+        self.write(|tx, _| {
+            let inv = tx
+                .query_row(
+                    &format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE secret_hash = ?1"),
+                    [secret_hash],
+                    invitation_from_row,
+                )
+                .optional()?
+                .ok_or(RedeemError::Unknown)?;
+            let peer = tx
+                .query_row(
+                    &format!("SELECT {PEER_COLUMNS} FROM peers WHERE id = ?1"),
+                    [inv.peer_id],
+                    peer_from_row,
+                )
+                .optional()?
+                .ok_or(RedeemError::Unknown)?;
+            if inv.redeemed_at.is_some() {
+                return Err(RedeemError::AlreadyUsed);
+            }
+            if inv.expires_at <= at || peer.revoked_at.is_some() {
+                return Err(RedeemError::Expired);
+            }
+            if caller.is_some_and(|c| c != peer.address) {
+                return Err(RedeemError::WrongAddress);
+            }
+            if let Some(other) = live_by(tx, "public_key", &new_key.to_base64())?
+                && other.id != peer.id
+            {
+                return Err(StoreError::KeyTaken(other.name.to_string()).into());
+            }
+            // The conditional update is what makes a redeem work once under races.
+            let changed = tx.execute(
+                "UPDATE invitations SET redeemed_at = ?1 WHERE id = ?2 AND redeemed_at IS NULL AND expires_at > ?1",
+                params![at, inv.id],
+            )?;
+            if changed != 1 {
+                return Err(RedeemError::AlreadyUsed);
+            }
+            tx.execute(
+                "UPDATE peers SET public_key = ?1, state = 'active' WHERE id = ?2",
+                params![new_key.to_base64(), peer.id],
+            )?;
+            let peer = Peer {
+                public_key: new_key,
+                state: PeerState::Active,
+                ..peer
+            };
+            record(tx, actor, "invitation.redeem", peer.name.as_str(), &peer_detail(&peer))?;
+            Ok(peer)
+        })
+    }
+
+    pub fn invitation_by_hash(&self, secret_hash: &str) -> Result<Option<Invitation>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE secret_hash = ?1"),
+                [secret_hash],
+                invitation_from_row,
+            )
+            .optional()?)
+    }
+
+    /// The pending (unredeemed) invitation reserving `peer_id`, if any.
+    pub fn pending_invitation_for(&self, peer_id: i64) -> Result<Option<Invitation>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE peer_id = ?1 AND redeemed_at IS NULL"),
+                [peer_id],
+                invitation_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Revokes the peers of invitations that expired unredeemed, freeing their addresses;
+    /// returns them so the caller removes their throw-away keys from the live device.
+    pub fn sweep_expired(&mut self, at: i64, actor: &str) -> Result<Vec<Peer>, StoreError> {
+        self.write(|tx, _| {
+            let sql = format!(
+                "SELECT {} FROM peers p JOIN invitations i ON i.peer_id = p.id \
+                 WHERE i.redeemed_at IS NULL AND i.expires_at <= ?1 AND p.revoked_at IS NULL",
+                PEER_COLUMNS
+                    .split(", ")
+                    .map(|c| format!("p.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let expired: Vec<Peer> = {
+                let mut stmt = tx.prepare(&sql)?;
+                let rows = stmt.query_map([at], peer_from_row)?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for p in &expired {
+                tx.execute(
+                    "UPDATE peers SET revoked_at = ?1 WHERE id = ?2",
+                    params![at, p.id],
+                )?;
+                record(
+                    tx,
+                    actor,
+                    "invitation.expire",
+                    p.name.as_str(),
+                    &peer_detail(p),
+                )?;
+            }
+            Ok(expired)
+        })
+    }
+}

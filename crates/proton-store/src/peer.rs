@@ -1,0 +1,342 @@
+//! The `peers` table: who is in the network, with which key and address.
+
+use crate::audit::record;
+use crate::{Store, StoreError, now};
+use proton_core::keys::PublicKey;
+use proton_core::net::Cidr;
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+/// A peer's name: an RFC 1123 label, since worker names become Kubernetes node names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct PeerName(String);
+
+impl PeerName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for PeerName {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        proton_core::spec::validate_label(s).map_err(StoreError::Invalid)?;
+        Ok(PeerName(s.to_string()))
+    }
+}
+
+impl fmt::Display for PeerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a peer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Gateway,
+    Worker,
+    Client,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Gateway => "gateway",
+            Role::Worker => "worker",
+            Role::Client => "client",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gateway" => Ok(Role::Gateway),
+            "worker" => Ok(Role::Worker),
+            "client" => Ok(Role::Client),
+            other => Err(StoreError::Invalid(format!(
+                "`{other}` is not a role: use worker or client"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a peer has joined or still holds an invitation's throw-away key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerState {
+    /// Reserved by an invitation: its key is the throw-away one, it may only reach the
+    /// join API.
+    Invited,
+    Active,
+}
+
+/// One row of `peers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Peer {
+    pub id: i64,
+    pub name: PeerName,
+    pub role: Role,
+    pub public_key: PublicKey,
+    pub address: Ipv4Addr,
+    pub state: PeerState,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+pub(crate) const PEER_COLUMNS: &str =
+    "id, name, role, public_key, address, state, created_at, revoked_at";
+
+pub(crate) fn peer_from_row(r: &Row<'_>) -> rusqlite::Result<Peer> {
+    let bad = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
+    let role: String = r.get(2)?;
+    let key: String = r.get(3)?;
+    let address: String = r.get(4)?;
+    let state: String = r.get(5)?;
+    Ok(Peer {
+        id: r.get(0)?,
+        name: PeerName(r.get(1)?),
+        role: role
+            .parse()
+            .map_err(|e: StoreError| bad(2, e.to_string()))?,
+        public_key: PublicKey::from_base64(&key).map_err(|e| bad(3, e.to_string()))?,
+        address: address.parse().map_err(|_| bad(4, address.clone()))?,
+        state: match state.as_str() {
+            "invited" => PeerState::Invited,
+            _ => PeerState::Active,
+        },
+        created_at: r.get(6)?,
+        revoked_at: r.get(7)?,
+    })
+}
+
+pub(crate) fn live_by(
+    tx: &rusqlite::Connection,
+    column: &str,
+    value: &str,
+) -> Result<Option<Peer>, StoreError> {
+    let sql =
+        format!("SELECT {PEER_COLUMNS} FROM peers WHERE {column} = ?1 AND revoked_at IS NULL");
+    Ok(tx.query_row(&sql, [value], peer_from_row).optional()?)
+}
+
+/// Picks the lowest free address and inserts the peer; inside the caller's transaction.
+pub(crate) fn insert_peer(
+    tx: &Transaction<'_>,
+    cidr: &Cidr,
+    name: &PeerName,
+    role: Role,
+    key: PublicKey,
+    state: PeerState,
+    address: Option<Ipv4Addr>,
+) -> Result<Peer, StoreError> {
+    if live_by(tx, "name", name.as_str())?.is_some() {
+        return Err(StoreError::NameTaken(name.to_string()));
+    }
+    if let Some(other) = live_by(tx, "public_key", &key.to_base64())? {
+        return Err(StoreError::KeyTaken(other.name.to_string()));
+    }
+    let address = match address {
+        Some(a) => {
+            if live_by(tx, "address", &a.to_string())?.is_some() {
+                return Err(StoreError::AddressTaken(a));
+            }
+            a
+        }
+        None => {
+            let mut stmt = tx.prepare("SELECT address FROM peers WHERE revoked_at IS NULL")?;
+            let used: HashSet<Ipv4Addr> = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .filter_map(|a| a.ok()?.parse().ok())
+                .collect();
+            cidr.first_free(&used)
+                .ok_or_else(|| StoreError::Exhausted {
+                    cidr: cidr.to_string(),
+                    used: used.iter().filter(|a| cidr.is_assignable(**a)).count(),
+                })?
+        }
+    };
+    let state_text = match state {
+        PeerState::Invited => "invited",
+        PeerState::Active => "active",
+    };
+    let created_at = now();
+    tx.execute(
+        "INSERT INTO peers (name, role, public_key, address, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![name.as_str(), role.as_str(), key.to_base64(), address.to_string(), state_text, created_at],
+    )?;
+    Ok(Peer {
+        id: tx.last_insert_rowid(),
+        name: name.clone(),
+        role,
+        public_key: key,
+        address,
+        state,
+        created_at,
+        revoked_at: None,
+    })
+}
+
+impl Store {
+    /// Registers the gateway itself at the network's first host address.
+    pub fn add_gateway(&mut self, name: &str, key: PublicKey) -> Result<Peer, StoreError> {
+        let name: PeerName = name.parse()?;
+        self.write(|tx, cidr| {
+            let exists: i64 = tx.query_row(
+                "SELECT count(*) FROM peers WHERE role = 'gateway' AND revoked_at IS NULL",
+                [],
+                |r| r.get(0),
+            )?;
+            if exists > 0 {
+                return Err(StoreError::GatewayExists);
+            }
+            let peer = insert_peer(
+                tx,
+                cidr,
+                &name,
+                Role::Gateway,
+                key,
+                PeerState::Active,
+                Some(cidr.gateway()),
+            )?;
+            record(
+                tx,
+                "init",
+                "gateway.create",
+                name.as_str(),
+                &peer_detail(&peer),
+            )?;
+            Ok(peer)
+        })
+    }
+
+    /// Adds a peer with a fresh address (the lowest free one).
+    pub fn add_peer(
+        &mut self,
+        name: &PeerName,
+        role: Role,
+        key: PublicKey,
+        actor: &str,
+    ) -> Result<Peer, StoreError> {
+        self.write(|tx, cidr| {
+            let peer = insert_peer(tx, cidr, name, role, key, PeerState::Active, None)?;
+            record(tx, actor, "peer.add", name.as_str(), &peer_detail(&peer))?;
+            Ok(peer)
+        })
+    }
+
+    /// Revokes a peer: it leaves the device at the next reconcile; its name and address
+    /// become free. Pending invitations for it are cancelled.
+    pub fn remove_peer(&mut self, name: &str, actor: &str) -> Result<Peer, StoreError> {
+        self.write(|tx, _| {
+            let mut peer =
+                live_by(tx, "name", name)?.ok_or_else(|| StoreError::NotFound(name.into()))?;
+            if peer.role == Role::Gateway {
+                return Err(StoreError::IsGateway(name.into()));
+            }
+            let at = now();
+            tx.execute("UPDATE peers SET revoked_at = ?1 WHERE id = ?2", params![at, peer.id])?;
+            tx.execute(
+                "UPDATE invitations SET expires_at = min(expires_at, ?1) WHERE peer_id = ?2 AND redeemed_at IS NULL",
+                params![at, peer.id],
+            )?;
+            peer.revoked_at = Some(at);
+            record(tx, actor, "peer.remove", name, &peer_detail(&peer))?;
+            Ok(peer)
+        })
+    }
+
+    /// Renames a live peer.
+    pub fn rename_peer(
+        &mut self,
+        old: &str,
+        new: &PeerName,
+        actor: &str,
+    ) -> Result<Peer, StoreError> {
+        self.write(|tx, _| {
+            let mut peer =
+                live_by(tx, "name", old)?.ok_or_else(|| StoreError::NotFound(old.into()))?;
+            if peer.role == Role::Gateway {
+                return Err(StoreError::IsGateway(old.into()));
+            }
+            if live_by(tx, "name", new.as_str())?.is_some() {
+                return Err(StoreError::NameTaken(new.to_string()));
+            }
+            tx.execute(
+                "UPDATE peers SET name = ?1 WHERE id = ?2",
+                params![new.as_str(), peer.id],
+            )?;
+            peer.name = new.clone();
+            let detail = serde_json::json!({ "from": old, "to": new.as_str() }).to_string();
+            record(tx, actor, "peer.rename", new.as_str(), &detail)?;
+            Ok(peer)
+        })
+    }
+
+    pub fn peer_by_name(&self, name: &str) -> Result<Option<Peer>, StoreError> {
+        live_by(self.conn(), "name", name)
+    }
+
+    pub fn peer_by_address(&self, address: Ipv4Addr) -> Result<Option<Peer>, StoreError> {
+        live_by(self.conn(), "address", &address.to_string())
+    }
+
+    pub fn peer_by_key(&self, key: &PublicKey) -> Result<Option<Peer>, StoreError> {
+        live_by(self.conn(), "public_key", &key.to_base64())
+    }
+
+    /// Every peer, the gateway included, oldest first.
+    pub fn list_peers(&self, include_revoked: bool) -> Result<Vec<Peer>, StoreError> {
+        let filter = if include_revoked {
+            ""
+        } else {
+            "WHERE revoked_at IS NULL"
+        };
+        let sql = format!("SELECT {PEER_COLUMNS} FROM peers {filter} ORDER BY id");
+        let mut stmt = self.conn().prepare(&sql)?;
+        let rows = stmt.query_map([], peer_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The peers the data plane should have: every live peer but the gateway,
+    /// including invitees (their throw-away key may reach the join API).
+    pub fn active_peers(&self) -> Result<Vec<Peer>, StoreError> {
+        Ok(self
+            .list_peers(false)?
+            .into_iter()
+            .filter(|p| p.role != Role::Gateway)
+            .collect())
+    }
+
+    /// The gateway's own row.
+    pub fn gateway(&self) -> Result<Option<Peer>, StoreError> {
+        let sql = format!(
+            "SELECT {PEER_COLUMNS} FROM peers WHERE role = 'gateway' AND revoked_at IS NULL"
+        );
+        Ok(self.conn().query_row(&sql, [], peer_from_row).optional()?)
+    }
+}
+
+pub(crate) fn peer_detail(p: &Peer) -> String {
+    serde_json::json!({
+        "role": p.role.as_str(),
+        "address": p.address.to_string(),
+        "public_key": p.public_key.to_base64(),
+    })
+    .to_string()
+}

@@ -1,0 +1,74 @@
+//! Versioned migrations, kept in SQLite's `user_version`. Each version is a named
+//! constant applied once, in its own transaction; a DB newer than this code is refused.
+
+use crate::StoreError;
+use rusqlite::Connection;
+
+/// Version 1: peers, invitations, the audit log and a change counter.
+const V1_INITIAL: &str = "
+CREATE TABLE peers (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    role        TEXT NOT NULL CHECK (role IN ('gateway', 'worker', 'client')),
+    public_key  TEXT NOT NULL,
+    address     TEXT NOT NULL,
+    -- 'invited': holds an invitation's throw-away key, may only reach the join API;
+    -- 'active': a joined peer.
+    state       TEXT NOT NULL CHECK (state IN ('invited', 'active')),
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+-- Names, keys and addresses are unique among peers that are not revoked, so a
+-- removed peer's address and name can be used again.
+CREATE UNIQUE INDEX peers_live_name ON peers(name) WHERE revoked_at IS NULL;
+CREATE UNIQUE INDEX peers_live_key ON peers(public_key) WHERE revoked_at IS NULL;
+CREATE UNIQUE INDEX peers_live_address ON peers(address) WHERE revoked_at IS NULL;
+
+CREATE TABLE invitations (
+    id           INTEGER PRIMARY KEY,
+    secret_hash  TEXT NOT NULL UNIQUE,
+    peer_id      INTEGER NOT NULL REFERENCES peers(id),
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    redeemed_at  INTEGER
+);
+
+CREATE TABLE audit (
+    id       INTEGER PRIMARY KEY,
+    at       INTEGER NOT NULL,
+    actor    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    subject  TEXT NOT NULL,
+    detail   TEXT NOT NULL
+);
+
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO meta (key, value) VALUES ('generation', 0);
+";
+
+/// Every migration in order; the DB's `user_version` is how many have run.
+const MIGRATIONS: &[&str] = &[V1_INITIAL];
+
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew {
+            path: Default::default(),
+            found,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now > i as i64 {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
