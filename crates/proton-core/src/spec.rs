@@ -635,7 +635,9 @@ impl Spec {
                 _ => None,
             };
             if let Some(c) = comment {
-                out.push('\n');
+                if !out.ends_with("\n\n") {
+                    out.push('\n');
+                }
                 out.push_str(c);
                 out.push('\n');
             }

@@ -1,0 +1,27 @@
+//! One module per command group; each turns parsed arguments into library calls.
+
+mod config;
+mod init;
+
+use crate::cli::{Cli, Command};
+use clap::CommandFactory;
+use proton_core::host::Root;
+
+pub use crate::context::GatewayContext;
+
+pub fn gateway_context(root: &Root) -> anyhow::Result<GatewayContext> {
+    GatewayContext::load(root)
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let root = Root::new(&cli.global.root);
+    match cli.command {
+        Command::Init(args) => init::run(&root, &args),
+        Command::Config(c) => config::run(&root, c),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "proton", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! What most gateway commands start from: the spec, the gateway key and the DB.
+
+use crate::output::failure;
+use crate::paths::GATEWAY_KEY;
+use anyhow::Context;
+use proton_core::host::Root;
+use proton_core::keys::PrivateKey;
+use proton_core::spec::Spec;
+use proton_core::wgconf::{PeerSection, WgQuickConfig};
+use proton_store::Store;
+
+pub struct GatewayContext {
+    pub root: Root,
+    pub spec: Spec,
+    pub store: Store,
+}
+
+impl GatewayContext {
+    pub fn load(root: &Root) -> anyhow::Result<GatewayContext> {
+        let spec = Spec::load(root).map_err(|e| crate::output::bad_input(e.to_string(), None))?;
+        let store = Store::open_existing(root, &spec.network.cidr)?;
+        Ok(GatewayContext {
+            root: root.clone(),
+            spec,
+            store,
+        })
+    }
+
+    pub fn private_key(&self) -> anyhow::Result<PrivateKey> {
+        read_private_key(&self.root, GATEWAY_KEY)
+    }
+
+    /// The gateway's wg-quick configuration: interface from the spec, peers from the DB.
+    pub fn wg_quick_config(&self) -> anyhow::Result<WgQuickConfig> {
+        let mut cfg = WgQuickConfig::default();
+        let n = &self.spec.network;
+        cfg.interface.private_key = Some(self.private_key()?);
+        cfg.interface.addresses = vec![n.cidr.with_host(self.spec.gateway_address()).into()];
+        cfg.interface.listen_port = Some(self.spec.listen_port());
+        cfg.interface.fwmark = (n.fwmark != 0).then_some(n.fwmark);
+        cfg.interface.mtu = Some(n.mtu);
+        for p in self.store.active_peers()? {
+            let mut peer = PeerSection::new(p.public_key);
+            peer.name = Some(format!("{} ({})", p.name, p.role));
+            peer.allowed_ips = vec![ipnet::Ipv4Net::from(p.address).into()];
+            cfg.peers.push(peer);
+        }
+        Ok(cfg)
+    }
+}
+
+/// Reads a base64 private key file, warning when it is readable by others.
+pub fn read_private_key(root: &Root, path: &str) -> anyhow::Result<PrivateKey> {
+    let full = root.path(path);
+    let text = root.read_optional(path)?.ok_or_else(|| {
+        failure(
+            format!("{} is missing", full.display()),
+            "run `proton init --endpoint HOST` first",
+        )
+    })?;
+    if let Ok(mode) = proton_core::host::mode_of(&full)
+        && mode & 0o077 != 0
+    {
+        tracing::warn!(
+            "{} is readable by others (mode {mode:o}): chmod 600 it",
+            full.display()
+        );
+    }
+    PrivateKey::from_base64(text.trim()).with_context(|| format!("reading {}", full.display()))
+}
