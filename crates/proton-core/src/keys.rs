@@ -106,6 +106,9 @@ impl PresharedKey {
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
         decode(text).map(PresharedKey)
     }
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        PresharedKey(Zeroizing::new(bytes))
+    }
     pub fn expose_base64(&self) -> Zeroizing<String> {
         Zeroizing::new(STANDARD.encode(self.0.as_ref()))
     }

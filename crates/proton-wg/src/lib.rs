@@ -1,1 +1,120 @@
-//! (being built)
+//! Proton's WireGuard data plane.
+//!
+//! One interface, driven by a [`Device`]: today the embedded userspace implementation
+//! (`gotatun` on `/dev/net/tun`), which runs anywhere a TUN device exists — LXC/OpenVZ
+//! VPSes and containers included — and serves the standard UAPI socket so `wg show`
+//! and `wg set` work against it. Peers change while traffic flows: [`reconcile::plan`]
+//! computes the minimal changes between the peers the DB wants and those the device
+//! has, and an unchanged peer is never touched (its session and counters survive).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), proton_wg::WgError> {
+//! use proton_wg::{Device, InterfaceConfig};
+//! let cfg = InterfaceConfig::new("wg0", proton_core::keys::PrivateKey::generate(),
+//!     "10.7.7.1/24".parse().unwrap());
+//! let device = Device::up(cfg).await?;
+//! for peer in device.peers().await {
+//!     println!("{} rx={} tx={}", peer.public_key, peer.rx_bytes, peer.tx_bytes);
+//! }
+//! # Ok(()) }
+//! ```
+#![deny(unsafe_code)]
+
+pub mod reconcile;
+mod uapi;
+mod userspace;
+
+pub use reconcile::{PeerChange, plan};
+pub use userspace::Device;
+
+use ipnet::{IpNet, Ipv4Net};
+use proton_core::keys::{PresharedKey, PrivateKey, PublicKey};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The default directory of UAPI sockets, where `wg` looks for them.
+pub const UAPI_DIR: &str = "/var/run/wireguard";
+
+/// Why the data plane failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WgError {
+    #[error("creating TUN device `{name}`: {reason} (is /dev/net/tun present, and are we root?)")]
+    Tun { name: String, reason: String },
+    #[error("WireGuard device `{name}`: {reason}")]
+    Device { name: String, reason: String },
+    #[error("UAPI socket {path}: {source}")]
+    Uapi {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the interface should look like.
+#[derive(Debug, Clone)]
+pub struct InterfaceConfig {
+    pub name: String,
+    pub private_key: PrivateKey,
+    /// `None`: a random port (workers); the gateway listens on its spec's port.
+    pub listen_port: Option<u16>,
+    /// Firewall mark on WireGuard's own UDP packets (0x4000 keeps kube-proxy off them).
+    pub fwmark: Option<u32>,
+    pub address: Ipv4Net,
+    pub mtu: u16,
+    pub peers: Vec<PeerConfig>,
+    /// Where the UAPI socket `<name>.sock` goes.
+    pub uapi_dir: PathBuf,
+}
+
+impl InterfaceConfig {
+    pub fn new(name: &str, private_key: PrivateKey, address: Ipv4Net) -> Self {
+        InterfaceConfig {
+            name: name.to_string(),
+            private_key,
+            listen_port: None,
+            fwmark: None,
+            address,
+            mtu: 1420,
+            peers: Vec::new(),
+            uapi_dir: PathBuf::from(UAPI_DIR),
+        }
+    }
+}
+
+/// A peer as the DB wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    pub public_key: PublicKey,
+    pub allowed_ips: Vec<IpNet>,
+    /// `None` leaves whatever endpoint the device learned (peers behind NAT roam).
+    pub endpoint: Option<SocketAddr>,
+    pub keepalive: Option<u16>,
+    pub preshared_key: Option<PresharedKey>,
+}
+
+impl PeerConfig {
+    pub fn new(public_key: PublicKey, allowed_ips: Vec<IpNet>) -> Self {
+        PeerConfig {
+            public_key,
+            allowed_ips,
+            endpoint: None,
+            keepalive: None,
+            preshared_key: None,
+        }
+    }
+}
+
+/// A peer as the device has it, with its live state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub public_key: PublicKey,
+    pub allowed_ips: Vec<IpNet>,
+    pub endpoint: Option<SocketAddr>,
+    pub keepalive: Option<u16>,
+    pub preshared_key: Option<PresharedKey>,
+    /// Time since the last completed handshake; `None`: never.
+    pub last_handshake: Option<Duration>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
