@@ -16,6 +16,7 @@
 #![deny(unsafe_code)]
 
 pub mod host;
+pub mod invite;
 pub mod keys;
 pub mod net;
 pub mod spec;
