@@ -13,6 +13,8 @@ use std::str::FromStr;
 
 /// Host path of the spec.
 pub const SPEC_PATH: &str = "/etc/proton/proton.toml";
+/// Host path of the gateway's private key (`0600`).
+pub const GATEWAY_KEY_PATH: &str = "/etc/proton/gateway.key";
 /// WireGuard's customary port.
 pub const DEFAULT_PORT: u16 = 51820;
 

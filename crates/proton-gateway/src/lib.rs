@@ -6,5 +6,6 @@
 pub mod admin;
 pub mod api;
 pub mod client;
+pub mod daemon;
 pub mod listen;
 pub mod server;

@@ -25,7 +25,7 @@ mod uapi;
 mod userspace;
 
 pub use reconcile::{PeerChange, plan};
-pub use userspace::Device;
+pub use userspace::{Applied, Device};
 
 use ipnet::{IpNet, Ipv4Net};
 use proton_core::keys::{PresharedKey, PrivateKey, PublicKey};

@@ -54,6 +54,26 @@ pub enum Command {
     /// Print configuration rendered from the spec and the state database.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The gateway daemon.
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
+    /// Invite a worker or laptop: reserves an address, prints a single-use, expiring
+    /// one-line invitation (and a QR code) to paste into `proton join` on that machine.
+    Invite(InviteArgs),
+    /// On a worker (root): join the gateway with an invitation. Makes this machine's own
+    /// key, brings the tunnel up through NAT, redeems the invitation over the tunnel,
+    /// switches to its own key, and makes the tunnel permanent (proton-agent.service).
+    /// Safe to re-run after a failure: it finishes the job.
+    Join(JoinArgs),
+    /// On a worker: run the tunnel (userspace WireGuard) from /etc/proton/agent.conf,
+    /// re-resolving the gateway's host name when it moves. What proton-agent.service runs.
+    Agent(DaemonArgs),
+    /// Inventory and revocation of peers.
+    #[command(subcommand)]
+    Peer(PeerCommand),
+    /// Phones and laptops that use a plain WireGuard app.
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Print a shell completion script, e.g. `proton completions bash > /etc/bash_completion.d/proton`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -84,4 +104,82 @@ pub enum ConfigCommand {
     /// The gateway's wg-quick(8) configuration (contains the private key: it is for
     /// `wg-quick` on this machine, or to inspect with `wg-quick strip`).
     Wireguard,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GatewayCommand {
+    /// Run the gateway daemon (what proton-gateway.service runs): brings the WireGuard
+    /// interface up, reconciles peers from the DB live, serves the join API on the
+    /// tunnel address only, and answers CLI commands on /run/proton/admin.sock.
+    /// Stops cleanly on SIGTERM/SIGINT.
+    Run(DaemonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Override network.backend from the spec (auto, kernel, userspace).
+    #[arg(long, value_name = "BACKEND")]
+    pub backend: Option<String>,
+    /// Directory for the WireGuard UAPI socket (default /var/run/wireguard, where `wg` looks).
+    #[arg(long, value_name = "DIR")]
+    pub uapi_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InviteArgs {
+    /// The new peer's name (a worker's name becomes its Kubernetes node name).
+    pub name: String,
+    /// worker (a K3s node) or client (a laptop running proton).
+    #[arg(long, default_value = "worker")]
+    pub role: String,
+    /// How long the invitation stays valid: e.g. 30m, 1h, 2d.
+    #[arg(long, default_value = "1h")]
+    pub ttl: String,
+    /// Do not print the terminal QR code.
+    #[arg(long)]
+    pub no_qr: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The invitation from `proton invite`. Omit it (or give `-`) to read it from
+    /// standard input, which keeps it out of the process list and shell history.
+    pub invitation: Option<String>,
+    /// Name of the WireGuard interface to create.
+    #[arg(long, default_value = "wg0")]
+    pub interface: String,
+    /// Give up on reaching the gateway after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeerCommand {
+    /// Every peer: name, role, address, state, public key.
+    List {
+        /// Stable JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a peer: its key leaves the live interface at once (not a single packet more)
+    /// and its address is freed.
+    Remove { name: String },
+    /// Rename a peer.
+    Rename { old: String, new: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// A ready wg-quick config + terminal QR for a phone or laptop that cannot run
+    /// Proton. The key pair is made here, shown once, and never stored. Split tunnel
+    /// (only the VPN network goes through the gateway) unless --full-tunnel.
+    Add {
+        name: String,
+        /// Send all traffic through the gateway (AllowedIPs = 0.0.0.0/0).
+        #[arg(long)]
+        full_tunnel: bool,
+        /// Also write the QR code as a PNG file (0600: it holds the private key).
+        #[arg(long, value_name = "FILE")]
+        qr_png: Option<PathBuf>,
+    },
 }

@@ -7,6 +7,7 @@ mod cmd;
 mod context;
 mod output;
 mod paths;
+mod qr;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -1,9 +1,14 @@
 //! One module per command group; each turns parsed arguments into library calls.
 
+mod client;
 mod config;
+pub mod gateway;
 mod init;
+mod invite;
+mod join;
+mod peer;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, GatewayCommand};
 use clap::CommandFactory;
 use proton_core::host::Root;
 
@@ -18,6 +23,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init(args) => init::run(&root, &args),
         Command::Config(c) => config::run(&root, c),
+        Command::Gateway(GatewayCommand::Run(args)) => gateway::run(&root, &args),
+        Command::Invite(args) => invite::run(&root, &args),
+        Command::Join(args) => join::join(&root, &args),
+        Command::Agent(args) => join::agent(&root, &args),
+        Command::Peer(c) => peer::run(&root, c),
+        Command::Client(c) => client::run(&root, c),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "proton", &mut std::io::stdout());

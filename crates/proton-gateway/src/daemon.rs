@@ -1,0 +1,302 @@
+//! `proton gateway run`: the long-running owner of the WireGuard device.
+//!
+//! Start: spec + key + DB, interface up, IPv4 forwarding on, peers reconciled. Then:
+//! the join API on the tunnel address, the admin socket, and a loop that reconciles
+//! whenever the DB's change counter moves (or a CLI command asks over the socket), and
+//! sweeps expired invitations — removing their throw-away keys from the live device.
+
+use crate::admin::{self, AdminRequest, AdminResponse};
+use crate::api::{JOIN_API_PORT, RedeemRequest, RedeemResponse, WhoAmI};
+use crate::server::{JoinRefusal, JoinService, Redeemed};
+use proton_core::host::Root;
+use proton_core::invite::hash_secret_text;
+use proton_core::keys::{PrivateKey, PublicKey};
+use proton_core::spec::{BackendChoice, GATEWAY_KEY_PATH, Spec};
+use proton_store::{PeerState, RedeemError, Store};
+use proton_wg::{Device, InterfaceConfig, PeerConfig};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How often the DB's change counter is polled (the admin socket is the fast path).
+const POLL: Duration = Duration::from_secs(1);
+/// How often expired invitations are swept.
+const SWEEP: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DaemonError(pub String);
+
+fn fail(context: &str) -> impl FnOnce(String) -> DaemonError + '_ {
+    move |e| DaemonError(format!("{context}: {e}"))
+}
+
+/// How to run the daemon.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub root: Root,
+    /// Overrides `network.backend` from the spec.
+    pub backend: Option<BackendChoice>,
+    /// Where the UAPI socket goes (default `/var/run/wireguard`).
+    pub uapi_dir: Option<PathBuf>,
+}
+
+struct Gateway {
+    root: Root,
+    spec: Spec,
+    device: Device,
+    wake: Notify,
+    lock: tokio::sync::Mutex<()>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Gateway {
+    fn store(&self) -> Result<Store, DaemonError> {
+        Store::open_existing(&self.root, &self.spec.network.cidr).map_err(|e| DaemonError(e.to_string()))
+    }
+
+    fn desired(&self) -> Result<Vec<PeerConfig>, DaemonError> {
+        let keepalive = Some(self.spec.network.persistent_keepalive).filter(|k| *k != 0);
+        Ok(self
+            .store()?
+            .active_peers()
+            .map_err(|e| DaemonError(e.to_string()))?
+            .into_iter()
+            .map(|p| PeerConfig {
+                keepalive,
+                ..PeerConfig::new(p.public_key, vec![ipnet::Ipv4Net::from(p.address).into()])
+            })
+            .collect())
+    }
+
+    /// Brings the device in line with the DB; serialized, so concurrent triggers queue.
+    async fn reconcile(&self) -> Result<proton_wg::Applied, DaemonError> {
+        let _guard = self.lock.lock().await;
+        let started = std::time::Instant::now();
+        let desired = self.desired()?;
+        let applied = self.device.reconcile(&desired).await.map_err(|e| DaemonError(e.to_string()))?;
+        if applied != Default::default() {
+            tracing::info!(
+                added = applied.added,
+                updated = applied.updated,
+                removed = applied.removed,
+                took_ms = started.elapsed().as_millis() as u64,
+                "reconciled peers"
+            );
+        }
+        Ok(applied)
+    }
+
+    async fn status(&self) -> serde_json::Value {
+        let store = self.store().ok();
+        let peers: Vec<_> = self
+            .device
+            .peers()
+            .await
+            .into_iter()
+            .map(|p| {
+                let known = store.as_ref().and_then(|s| s.peer_by_key(&p.public_key).ok().flatten());
+                serde_json::json!({
+                    "name": known.as_ref().map(|k| k.name.to_string()),
+                    "role": known.as_ref().map(|k| k.role.as_str()),
+                    "public_key": p.public_key.to_base64(),
+                    "allowed_ips": p.allowed_ips.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+                    "endpoint": p.endpoint.map(|e| e.to_string()),
+                    "last_handshake_secs": p.last_handshake.map(|d| d.as_secs()),
+                    "rx_bytes": p.rx_bytes,
+                    "tx_bytes": p.tx_bytes,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "interface": self.device.name(),
+            "backend": "userspace",
+            "listen_port": self.device.listen_port().await,
+            "address": self.spec.network.cidr.with_host(self.spec.gateway_address()).to_string(),
+            "peers": peers,
+        })
+    }
+}
+
+struct Join(Arc<Gateway>);
+
+impl JoinService for Join {
+    fn whoami(&self, caller: Ipv4Addr) -> Result<WhoAmI, JoinRefusal> {
+        let store = self.0.store().map_err(|e| JoinRefusal::Internal(e.0))?;
+        let peer = store
+            .peer_by_address(caller)
+            .map_err(|e| JoinRefusal::Internal(e.to_string()))?
+            .ok_or(JoinRefusal::UnknownCaller(caller))?;
+        Ok(WhoAmI {
+            name: peer.name.to_string(),
+            role: peer.role.to_string(),
+            address: self.0.spec.network.cidr.with_host(peer.address).to_string(),
+            public_key: peer.public_key.to_base64(),
+        })
+    }
+
+    fn redeem(&self, caller: Ipv4Addr, req: RedeemRequest) -> Result<Redeemed, JoinRefusal> {
+        let key = PublicKey::from_base64(&req.public_key)
+            .map_err(|e| JoinRefusal::BadRequest(format!("public_key: {e}")))?;
+        let mut store = self.0.store().map_err(|e| JoinRefusal::Internal(e.0))?;
+        match store.peer_by_address(caller) {
+            Ok(Some(p)) if p.state == PeerState::Invited => {}
+            Ok(_) => return Err(JoinRefusal::UnknownCaller(caller)),
+            Err(e) => return Err(JoinRefusal::Internal(e.to_string())),
+        }
+        let peer = store
+            .redeem_invitation(&hash_secret_text(&req.secret), Some(caller), key, now(), "join-api")
+            .map_err(|e| match e {
+                RedeemError::Unknown | RedeemError::WrongAddress => JoinRefusal::WrongSecret,
+                RedeemError::AlreadyUsed => JoinRefusal::AlreadyUsed,
+                RedeemError::Expired => JoinRefusal::Expired,
+                RedeemError::Store(e) => JoinRefusal::Internal(e.to_string()),
+            })?;
+        let spec = &self.0.spec;
+        let gateway_key = read_key(&self.0.root).map_err(|e| JoinRefusal::Internal(e.0))?.public_key();
+        let gw = self.0.clone();
+        Ok(Redeemed {
+            response: RedeemResponse {
+                name: peer.name.to_string(),
+                role: peer.role.to_string(),
+                address: spec.network.cidr.with_host(peer.address).to_string(),
+                network: spec.network.cidr.to_string(),
+                gateway_public_key: gateway_key.to_base64(),
+                persistent_keepalive: spec.network.persistent_keepalive,
+                mtu: spec.network.mtu,
+                k3s: None,
+            },
+            // The DB already holds the new key; the device follows after the answer left.
+            swap: Box::new(move || gw.wake.notify_one()),
+        })
+    }
+}
+
+fn read_key(root: &Root) -> Result<PrivateKey, DaemonError> {
+    let text = root
+        .read_optional(GATEWAY_KEY_PATH)
+        .map_err(|e| DaemonError(e.to_string()))?
+        .ok_or_else(|| DaemonError(format!("{} is missing: run `proton init` first", root.path(GATEWAY_KEY_PATH).display())))?;
+    PrivateKey::from_base64(text.trim()).map_err(|e| DaemonError(format!("{GATEWAY_KEY_PATH}: {e}")))
+}
+
+/// Turns IPv4 forwarding on in this network namespace (the gateway routes between peers).
+fn enable_forwarding() {
+    if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
+        tracing::warn!("could not enable IPv4 forwarding: {e}");
+    }
+}
+
+/// Runs the gateway until `shutdown` resolves, then takes the interface down.
+pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<(), DaemonError> {
+    let spec = Spec::load(&opts.root).map_err(|e| DaemonError(e.to_string()))?;
+    let key = read_key(&opts.root)?;
+    match opts.backend.unwrap_or(spec.network.backend) {
+        BackendChoice::Kernel => {
+            return Err(DaemonError(
+                "the kernel backend is not built yet: set network.backend = \"userspace\" (or auto)".into(),
+            ));
+        }
+        BackendChoice::Auto | BackendChoice::Userspace => {}
+    }
+    let mut cfg = InterfaceConfig::new(
+        &spec.network.interface,
+        key,
+        spec.network.cidr.with_host(spec.gateway_address()),
+    );
+    cfg.listen_port = Some(spec.listen_port());
+    cfg.fwmark = Some(spec.network.fwmark).filter(|m| *m != 0);
+    cfg.mtu = spec.network.mtu;
+    if let Some(dir) = &opts.uapi_dir {
+        cfg.uapi_dir = dir.clone();
+    }
+    let device = Device::up(cfg).await.map_err(|e| DaemonError(e.to_string()))?;
+    enable_forwarding();
+    let gw = Arc::new(Gateway {
+        root: opts.root.clone(),
+        spec,
+        device,
+        wake: Notify::new(),
+        lock: tokio::sync::Mutex::new(()),
+    });
+    gw.reconcile().await?;
+
+    let api_addr = SocketAddrV4::new(gw.spec.gateway_address(), JOIN_API_PORT);
+    let listener = crate::listen::bind_tunnel_only(api_addr, &gw.spec.network.interface)
+        .map_err(|e| e.to_string())
+        .map_err(fail("binding the join API"))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let api = {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(crate::server::serve(listener, Arc::new(Join(gw.clone())), async move {
+            let _ = stop.changed().await;
+        }))
+    };
+    let admin_listener = admin::bind(&opts.root).map_err(|e| e.to_string()).map_err(fail("admin socket"))?;
+    let admin_task = {
+        let gw = gw.clone();
+        tokio::spawn(admin::serve(admin_listener, move |req| {
+            let gw = gw.clone();
+            async move {
+                match req {
+                    AdminRequest::Reconcile => match gw.reconcile().await {
+                        Ok(a) => AdminResponse::Reconciled { added: a.added, updated: a.updated, removed: a.removed },
+                        Err(e) => AdminResponse::Error { error: e.0 },
+                    },
+                    AdminRequest::Status => AdminResponse::Status(gw.status().await),
+                }
+            }
+        }))
+    };
+    tracing::info!(api = %api_addr, "gateway running");
+
+    let worker = {
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let mut last = gw.store().and_then(|s| s.generation().map_err(|e| DaemonError(e.to_string()))).ok();
+            let mut poll = tokio::time::interval(POLL);
+            let mut sweep = tokio::time::interval(SWEEP);
+            loop {
+                tokio::select! {
+                    _ = poll.tick() => {
+                        let generation = gw.store().and_then(|s| s.generation().map_err(|e| DaemonError(e.to_string()))).ok();
+                        if generation == last { continue; }
+                        last = generation;
+                    }
+                    _ = gw.wake.notified() => {}
+                    _ = sweep.tick() => {
+                        match gw.store().and_then(|mut s| s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string()))) {
+                            Ok(swept) if !swept.is_empty() => tracing::info!(count = swept.len(), "expired invitations swept"),
+                            Ok(_) => continue,
+                            Err(e) => { tracing::warn!("sweep failed: {e}"); continue; }
+                        }
+                    }
+                }
+                if let Err(e) = gw.reconcile().await {
+                    tracing::warn!("reconcile failed: {e}");
+                }
+            }
+        })
+    };
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    worker.abort();
+    admin_task.abort();
+    let _ = api.await;
+    let _ = std::fs::remove_file(opts.root.path(admin::ADMIN_SOCKET));
+    match Arc::try_unwrap(gw) {
+        Ok(gw) => gw.device.down().await,
+        Err(_) => tracing::warn!("device still referenced at shutdown; the interface goes with the process"),
+    }
+    Ok(())
+}

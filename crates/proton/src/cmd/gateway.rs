@@ -1,0 +1,54 @@
+//! `proton gateway run`, and telling a running daemon that the DB changed.
+
+use crate::cli::DaemonArgs;
+use crate::output::bad_input;
+use proton_core::host::Root;
+use proton_core::spec::BackendChoice;
+use proton_gateway::admin::{self, AdminError, AdminRequest, AdminResponse};
+
+pub fn parse_backend(text: &Option<String>) -> anyhow::Result<Option<BackendChoice>> {
+    match text.as_deref() {
+        None => Ok(None),
+        Some("auto") => Ok(Some(BackendChoice::Auto)),
+        Some("kernel") => Ok(Some(BackendChoice::Kernel)),
+        Some("userspace") => Ok(Some(BackendChoice::Userspace)),
+        Some(other) => Err(bad_input(format!("--backend `{other}`: use auto, kernel or userspace"), None)),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+pub fn run(root: &Root, args: &DaemonArgs) -> anyhow::Result<()> {
+    let opts = proton_gateway::daemon::Options {
+        root: root.clone(),
+        backend: parse_backend(&args.backend)?,
+        uapi_dir: args.uapi_dir.clone(),
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(proton_gateway::daemon::run(opts, shutdown_signal()))?;
+    Ok(())
+}
+
+/// Asks a running daemon to apply the DB now; says what happened in one line.
+pub fn notify_daemon(root: &Root) {
+    match admin::request(root, &AdminRequest::Reconcile) {
+        Ok(AdminResponse::Reconciled { added, updated, removed }) => {
+            eprintln!("gateway: applied live ({added} added, {updated} updated, {removed} removed)")
+        }
+        Ok(AdminResponse::Error { error }) => eprintln!("gateway: could not apply the change: {error}"),
+        Ok(_) => {}
+        Err(AdminError::NotRunning(_)) => {
+            eprintln!("gateway: the daemon is not running; the change applies when it starts")
+        }
+        Err(e) => eprintln!("gateway: {e}"),
+    }
+}

@@ -1,0 +1,67 @@
+//! `proton invite`: a single-use, expiring invitation.
+
+use crate::cli::InviteArgs;
+use crate::cmd::gateway::notify_daemon;
+use crate::context::GatewayContext;
+use crate::output::bad_input;
+use proton_core::host::Root;
+use proton_core::invite::Invitation;
+use proton_store::{PeerName, Role};
+use std::net::Ipv4Addr;
+
+/// Parses `30s`, `45m`, `1h`, `2d` into seconds.
+pub fn parse_ttl(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num.parse().map_err(|_| format!("`{t}` is not a duration: write it like 30m, 1h or 2d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" | "" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("`{t}`: unknown unit `{unit}` (use s, m, h or d)")),
+    };
+    if secs == 0 || secs > 30 * 86400 {
+        return Err(format!("`{t}`: choose between 1s and 30d"));
+    }
+    Ok(secs)
+}
+
+pub fn run(root: &Root, args: &InviteArgs) -> anyhow::Result<()> {
+    let name: PeerName = args.name.parse().map_err(|e: proton_store::StoreError| bad_input(e.to_string(), None))?;
+    let role: Role = args.role.parse().map_err(|e: proton_store::StoreError| bad_input(e.to_string(), None))?;
+    if role == Role::Gateway {
+        return Err(bad_input("--role: use worker or client", None));
+    }
+    let ttl = parse_ttl(&args.ttl).map_err(|e| bad_input(format!("--ttl {e}"), None))?;
+    let mut ctx = GatewayContext::load(root)?;
+    let gateway_key = ctx.private_key()?.public_key();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let inv = Invitation::new(
+        ctx.spec.gateway.endpoint.clone(),
+        gateway_key,
+        ctx.spec.network.cidr,
+        Ipv4Addr::UNSPECIFIED,
+        now + ttl,
+    );
+    let (peer, _) = ctx.store.reserve_invitation(
+        &name,
+        role,
+        inv.throwaway.public_key(),
+        &inv.secret_hash(),
+        (now + ttl) as i64,
+        "cli",
+    )?;
+    let inv = inv.with_address(peer.address);
+    let text = inv.encode();
+    notify_daemon(root);
+    println!("Invitation for `{name}` ({role}, {}), single use, valid for {}:", peer.address, args.ttl);
+    println!();
+    println!("{}", text.as_str());
+    println!();
+    if !args.no_qr {
+        println!("{}", crate::qr::terminal(&text)?);
+    }
+    println!("On that machine, as root:  proton join   (then paste the invitation)");
+    Ok(())
+}

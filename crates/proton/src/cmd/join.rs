@@ -1,0 +1,239 @@
+//! `proton join` (make this machine a peer) and `proton agent` (run its tunnel).
+//!
+//! Join order, chosen so that re-running after any failure finishes the job:
+//! 1. make (or reuse) this machine's own key, saved before anything is sent;
+//! 2. bring the tunnel up with the invitation's throw-away key;
+//! 3. redeem: send our public key; the gateway swaps keys after answering;
+//! 4. switch to our own key and confirm with `whoami` through the tunnel;
+//! 5. write `/etc/proton/agent.conf` and enable `proton-agent.service`.
+//!
+//! If redeem is refused as already used, step 4 tells whether it was us (a previous
+//! run that stopped half-way) — then the job is finished instead of failing.
+
+use crate::cli::{DaemonArgs, JoinArgs};
+use crate::cmd::gateway::shutdown_signal;
+use crate::context::read_private_key;
+use crate::output::{bad_input, failure};
+use anyhow::Context;
+use proton_core::host::{PUBLIC_MODE, Root};
+use proton_core::invite::Invitation;
+use proton_core::keys::PrivateKey;
+use proton_core::spec::Endpoint;
+use proton_core::wgconf::{PeerSection, WgQuickConfig};
+use proton_gateway::api::{JOIN_API_PORT, RedeemRequest};
+use proton_gateway::client::{self, ClientError};
+use proton_wg::{Device, InterfaceConfig, PeerConfig};
+use std::io::Read;
+use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+/// This machine's own WireGuard key (`0600`).
+pub const NODE_KEY: &str = "/etc/proton/node.key";
+/// The worker's tunnel, in wg-quick format (`0600`: it holds the key).
+pub const AGENT_CONF: &str = "/etc/proton/agent.conf";
+pub const AGENT_UNIT: &str = "/etc/systemd/system/proton-agent.service";
+
+fn read_invitation(arg: &Option<String>) -> anyhow::Result<String> {
+    match arg.as_deref() {
+        Some(text) if text != "-" => Ok(text.to_string()),
+        _ => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s)?;
+            Ok(s.trim().to_string())
+        }
+    }
+}
+
+fn resolve(endpoint: &Endpoint) -> anyhow::Result<SocketAddr> {
+    let text = endpoint.to_string();
+    text.to_socket_addrs()
+        .with_context(|| format!("resolving the gateway endpoint {text}"))?
+        .find(|a| a.is_ipv4())
+        .or_else(|| text.to_socket_addrs().ok()?.next())
+        .ok_or_else(|| failure(format!("{text} resolves to no address"), "check the gateway's DNS name"))
+}
+
+fn own_key(root: &Root) -> anyhow::Result<PrivateKey> {
+    if root.exists(NODE_KEY) {
+        return read_private_key(root, NODE_KEY);
+    }
+    let key = PrivateKey::generate();
+    let mut text = key.expose_base64();
+    text.push('\n');
+    root.write_secret(NODE_KEY, text.as_bytes())?;
+    Ok(key)
+}
+
+fn gateway_peer(inv: &Invitation, endpoint: SocketAddr, keepalive: u16) -> PeerConfig {
+    PeerConfig {
+        endpoint: Some(endpoint),
+        keepalive: Some(keepalive),
+        ..PeerConfig::new(inv.gateway_key, vec![inv.network.net().into()])
+    }
+}
+
+/// Retries `f` until it succeeds, is refused, or `deadline` passes.
+fn until<T>(deadline: Instant, mut f: impl FnMut() -> Result<T, ClientError>) -> Result<T, ClientError> {
+    loop {
+        match f() {
+            Err(ClientError::Unreachable { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(500))
+            }
+            other => return other,
+        }
+    }
+}
+
+pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
+    let text = read_invitation(&args.invitation)?;
+    let inv = Invitation::decode(&text).map_err(|e| bad_input(e.to_string(), None))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    if inv.is_expired(now) {
+        return Err(bad_input(
+            "this invitation has expired",
+            Some("ask the gateway's admin for a new one: proton invite <name>".into()),
+        ));
+    }
+    let endpoint = resolve(&inv.endpoint)?;
+    let mine = own_key(root)?;
+    let api = SocketAddrV4::new(inv.network.gateway(), JOIN_API_PORT);
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    eprintln!("joining {} as {} through {endpoint} ...", inv.endpoint, inv.address);
+
+    let rt = tokio::runtime::Runtime::new()?;
+    let mut cfg = InterfaceConfig::new(&args.interface, inv.throwaway.clone(), inv.network.with_host(inv.address));
+    cfg.peers = vec![gateway_peer(&inv, endpoint, 25)];
+    let device = rt.block_on(Device::up(cfg))?;
+    let outcome = (|| -> anyhow::Result<proton_gateway::api::RedeemResponse> {
+        let req = RedeemRequest {
+            secret: inv.secret_text().to_string(),
+            public_key: mine.public_key().to_base64(),
+        };
+        let redeemed = until(deadline, || client::redeem(api, &req, Duration::from_secs(5)));
+        rt.block_on(device.set_private_key(&mine))?;
+        eprintln!("switched to this machine's own key; checking the tunnel ...");
+        let me = until(deadline, || client::whoami(api, Duration::from_secs(5)));
+        match (redeemed, me) {
+            (Ok(answer), Ok(me)) if me.public_key == mine.public_key().to_base64() => Ok(answer),
+            (Err(ClientError::Refused { status: 410, .. }), Ok(me)) if me.public_key == mine.public_key().to_base64() => {
+                eprintln!("(this invitation was already redeemed by this machine: finishing the job)");
+                Ok(proton_gateway::api::RedeemResponse {
+                    name: me.name,
+                    role: me.role,
+                    address: me.address,
+                    network: inv.network.to_string(),
+                    gateway_public_key: inv.gateway_key.to_base64(),
+                    persistent_keepalive: 25,
+                    mtu: 1420,
+                    k3s: None,
+                })
+            }
+            (Err(ClientError::Refused { message, .. }), _) => Err(bad_input(message, None)),
+            (Err(e), _) => Err(failure(e.to_string(), "check that the gateway runs and its UDP port is reachable")),
+            (Ok(_), Err(e)) => Err(failure(format!("redeemed, but the tunnel with our own key does not answer: {e}"), "re-run `proton join` with the same invitation to finish")),
+            (Ok(_), Ok(_)) => Err(failure("the gateway does not know our key", "re-run `proton join`")),
+        }
+    })();
+    rt.block_on(device.down());
+    let answer = outcome?;
+
+    let mut conf = WgQuickConfig::default();
+    conf.interface.private_key = Some(mine);
+    conf.interface.addresses = vec![answer.address.parse().context("gateway's address answer")?];
+    conf.interface.mtu = Some(answer.mtu);
+    let mut gw = PeerSection::new(inv.gateway_key);
+    gw.name = Some("gateway".into());
+    gw.endpoint = Some(inv.endpoint.clone());
+    gw.allowed_ips = vec![inv.network.net().into()];
+    gw.persistent_keepalive = Some(answer.persistent_keepalive).filter(|k| *k != 0);
+    conf.peers.push(gw);
+    root.write_secret(AGENT_CONF, conf.render().as_bytes())?;
+    root.write(AGENT_UNIT, agent_unit().as_bytes(), PUBLIC_MODE)?;
+    println!("Joined as `{}` ({}) at {}.", answer.name, answer.role, answer.address);
+    if root.is_system() && std::path::Path::new("/run/systemd/system").exists() {
+        let st = std::process::Command::new("systemctl").args(["enable", "--now", "proton-agent.service"]).status()?;
+        if !st.success() {
+            return Err(failure("systemctl enable --now proton-agent failed", "see `journalctl -u proton-agent`"));
+        }
+        println!("The tunnel runs as proton-agent.service and survives reboots.");
+    } else {
+        println!("Start the tunnel with: proton agent");
+    }
+    Ok(())
+}
+
+fn agent_unit() -> String {
+    format!(
+        "# Written by `proton join`: this worker's WireGuard tunnel to the gateway.
+[Unit]
+Description=Proton agent (WireGuard tunnel to the gateway)
+Wants=network-online.target
+After=network-online.target
+Before=k3s-agent.service
+
+[Service]
+Type=simple
+ExecStart={} agent
+Restart=on-failure
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+",
+        crate::paths::PROTON_BIN
+    )
+}
+
+/// `proton agent`: the worker's tunnel from agent.conf, until SIGTERM.
+pub fn agent(root: &Root, args: &DaemonArgs) -> anyhow::Result<()> {
+    let text = root
+        .read_optional(AGENT_CONF)?
+        .ok_or_else(|| failure(format!("{} is missing", root.path(AGENT_CONF).display()), "run `proton join` first"))?;
+    let conf = WgQuickConfig::parse(&text).with_context(|| format!("reading {AGENT_CONF}"))?;
+    let key = conf.interface.private_key.clone().context("agent.conf has no PrivateKey")?;
+    let address = match conf.interface.addresses.first() {
+        Some(ipnet::IpNet::V4(a)) => *a,
+        _ => anyhow::bail!("agent.conf has no IPv4 Address"),
+    };
+    let gw = conf.peers.first().context("agent.conf has no [Peer]")?.clone();
+    let endpoint = gw.endpoint.clone().context("agent.conf's peer has no Endpoint")?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let mut cfg = InterfaceConfig::new("wg0", key, address);
+        cfg.mtu = conf.interface.mtu.unwrap_or(1420);
+        if let Some(dir) = &args.uapi_dir {
+            cfg.uapi_dir = dir.clone();
+        }
+        let peer_for = |addr: SocketAddr| PeerConfig {
+            endpoint: Some(addr),
+            keepalive: gw.persistent_keepalive,
+            ..PeerConfig::new(gw.public_key, gw.allowed_ips.clone())
+        };
+        let mut current = resolve(&endpoint)?;
+        cfg.peers = vec![peer_for(current)];
+        let device = Device::up(cfg).await?;
+        eprintln!("agent: tunnel up to {endpoint} ({current})");
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        let mut every = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = &mut signal => break,
+                _ = every.tick() => {
+                    // wg-quick resolves the endpoint once; a gateway whose name moves
+                    // to a new address is followed here.
+                    let ep = endpoint.clone();
+                    if let Ok(Ok(addr)) = tokio::task::spawn_blocking(move || resolve(&ep)).await
+                        && addr != current
+                    {
+                        tracing::info!(%endpoint, from = %current, to = %addr, "gateway endpoint moved");
+                        device.reconcile(&[peer_for(addr)]).await?;
+                        current = addr;
+                    }
+                }
+            }
+        }
+        device.down().await;
+        Ok::<_, anyhow::Error>(())
+    })
+}
