@@ -60,7 +60,8 @@ fn now() -> i64 {
 
 impl Gateway {
     fn store(&self) -> Result<Store, DaemonError> {
-        Store::open_existing(&self.root, &self.spec.network.cidr).map_err(|e| DaemonError(e.to_string()))
+        Store::open_existing(&self.root, &self.spec.network.cidr)
+            .map_err(|e| DaemonError(e.to_string()))
     }
 
     fn desired(&self) -> Result<Vec<PeerConfig>, DaemonError> {
@@ -82,7 +83,11 @@ impl Gateway {
         let _guard = self.lock.lock().await;
         let started = std::time::Instant::now();
         let desired = self.desired()?;
-        let applied = self.device.reconcile(&desired).await.map_err(|e| DaemonError(e.to_string()))?;
+        let applied = self
+            .device
+            .reconcile(&desired)
+            .await
+            .map_err(|e| DaemonError(e.to_string()))?;
         if applied != Default::default() {
             tracing::info!(
                 added = applied.added,
@@ -103,7 +108,9 @@ impl Gateway {
             .await
             .into_iter()
             .map(|p| {
-                let known = store.as_ref().and_then(|s| s.peer_by_key(&p.public_key).ok().flatten());
+                let known = store
+                    .as_ref()
+                    .and_then(|s| s.peer_by_key(&p.public_key).ok().flatten());
                 serde_json::json!({
                     "name": known.as_ref().map(|k| k.name.to_string()),
                     "role": known.as_ref().map(|k| k.role.as_str()),
@@ -153,7 +160,13 @@ impl JoinService for Join {
             Err(e) => return Err(JoinRefusal::Internal(e.to_string())),
         }
         let peer = store
-            .redeem_invitation(&hash_secret_text(&req.secret), Some(caller), key, now(), "join-api")
+            .redeem_invitation(
+                &hash_secret_text(&req.secret),
+                Some(caller),
+                key,
+                now(),
+                "join-api",
+            )
             .map_err(|e| match e {
                 RedeemError::Unknown | RedeemError::WrongAddress => JoinRefusal::WrongSecret,
                 RedeemError::AlreadyUsed => JoinRefusal::AlreadyUsed,
@@ -161,7 +174,9 @@ impl JoinService for Join {
                 RedeemError::Store(e) => JoinRefusal::Internal(e.to_string()),
             })?;
         let spec = &self.0.spec;
-        let gateway_key = read_key(&self.0.root).map_err(|e| JoinRefusal::Internal(e.0))?.public_key();
+        let gateway_key = read_key(&self.0.root)
+            .map_err(|e| JoinRefusal::Internal(e.0))?
+            .public_key();
         let gw = self.0.clone();
         Ok(Redeemed {
             response: RedeemResponse {
@@ -184,8 +199,14 @@ fn read_key(root: &Root) -> Result<PrivateKey, DaemonError> {
     let text = root
         .read_optional(GATEWAY_KEY_PATH)
         .map_err(|e| DaemonError(e.to_string()))?
-        .ok_or_else(|| DaemonError(format!("{} is missing: run `proton init` first", root.path(GATEWAY_KEY_PATH).display())))?;
-    PrivateKey::from_base64(text.trim()).map_err(|e| DaemonError(format!("{GATEWAY_KEY_PATH}: {e}")))
+        .ok_or_else(|| {
+            DaemonError(format!(
+                "{} is missing: run `proton init` first",
+                root.path(GATEWAY_KEY_PATH).display()
+            ))
+        })?;
+    PrivateKey::from_base64(text.trim())
+        .map_err(|e| DaemonError(format!("{GATEWAY_KEY_PATH}: {e}")))
 }
 
 /// Turns IPv4 forwarding on in this network namespace (the gateway routes between peers).
@@ -196,7 +217,10 @@ fn enable_forwarding() {
 }
 
 /// Runs the gateway until `shutdown` resolves, then takes the interface down.
-pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<(), DaemonError> {
+pub async fn run(
+    opts: Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
     let spec = Spec::load(&opts.root).map_err(|e| DaemonError(e.to_string()))?;
     let key = read_key(&opts.root)?;
     match opts.backend.unwrap_or(spec.network.backend) {
@@ -218,7 +242,9 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     if let Some(dir) = &opts.uapi_dir {
         cfg.uapi_dir = dir.clone();
     }
-    let device = Device::up(cfg).await.map_err(|e| DaemonError(e.to_string()))?;
+    let device = Device::up(cfg)
+        .await
+        .map_err(|e| DaemonError(e.to_string()))?;
     enable_forwarding();
     let gw = Arc::new(Gateway {
         root: opts.root.clone(),
@@ -236,11 +262,17 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api = {
         let mut stop = stop_rx.clone();
-        tokio::spawn(crate::server::serve(listener, Arc::new(Join(gw.clone())), async move {
-            let _ = stop.changed().await;
-        }))
+        tokio::spawn(crate::server::serve(
+            listener,
+            Arc::new(Join(gw.clone())),
+            async move {
+                let _ = stop.changed().await;
+            },
+        ))
     };
-    let admin_listener = admin::bind(&opts.root).map_err(|e| e.to_string()).map_err(fail("admin socket"))?;
+    let admin_listener = admin::bind(&opts.root)
+        .map_err(|e| e.to_string())
+        .map_err(fail("admin socket"))?;
     let admin_task = {
         let gw = gw.clone();
         tokio::spawn(admin::serve(admin_listener, move |req| {
@@ -248,7 +280,11 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
             async move {
                 match req {
                     AdminRequest::Reconcile => match gw.reconcile().await {
-                        Ok(a) => AdminResponse::Reconciled { added: a.added, updated: a.updated, removed: a.removed },
+                        Ok(a) => AdminResponse::Reconciled {
+                            added: a.added,
+                            updated: a.updated,
+                            removed: a.removed,
+                        },
                         Err(e) => AdminResponse::Error { error: e.0 },
                     },
                     AdminRequest::Status => AdminResponse::Status(gw.status().await),
@@ -261,7 +297,10 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     let worker = {
         let gw = gw.clone();
         tokio::spawn(async move {
-            let mut last = gw.store().and_then(|s| s.generation().map_err(|e| DaemonError(e.to_string()))).ok();
+            let mut last = gw
+                .store()
+                .and_then(|s| s.generation().map_err(|e| DaemonError(e.to_string())))
+                .ok();
             let mut poll = tokio::time::interval(POLL);
             let mut sweep = tokio::time::interval(SWEEP);
             loop {
@@ -296,7 +335,9 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     let _ = std::fs::remove_file(opts.root.path(admin::ADMIN_SOCKET));
     match Arc::try_unwrap(gw) {
         Ok(gw) => gw.device.down().await,
-        Err(_) => tracing::warn!("device still referenced at shutdown; the interface goes with the process"),
+        Err(_) => tracing::warn!(
+            "device still referenced at shutdown; the interface goes with the process"
+        ),
     }
     Ok(())
 }

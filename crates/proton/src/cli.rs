@@ -74,6 +74,11 @@ pub enum Command {
     /// Phones and laptops that use a plain WireGuard app.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// A complete sandbox on this machine (root): a gateway, a NAT router with workers
+    /// behind it and clients, each in its own network namespace, running the real
+    /// daemon, joins and tunnels. The way to try Proton without machines.
+    #[command(subcommand)]
+    Lab(LabCommand),
     /// Print a shell completion script, e.g. `proton completions bash > /etc/bash_completion.d/proton`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -181,5 +186,39 @@ pub enum ClientCommand {
         /// Also write the QR code as a PNG file (0600: it holds the private key).
         #[arg(long, value_name = "FILE")]
         qr_png: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Build the lab: namespaces, NAT, the gateway daemon; each worker joins with only
+    /// an invitation string; each client gets a `proton client add` config run by
+    /// wireguard-go (a phone stand-in).
+    Up {
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        /// Lab name (several labs can coexist).
+        #[arg(long, default_value = "proton")]
+        name: String,
+    },
+    /// What the lab made, which processes are alive, and the gateway's peers.
+    Status {
+        #[arg(long, default_value = "proton")]
+        name: String,
+    },
+    /// Run a command inside a lab node (gw, nat, w1, c1, ...), e.g. `proton lab exec w1 -- ping 10.7.7.1`.
+    Exec {
+        node: String,
+        #[arg(long, default_value = "proton")]
+        name: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Remove everything the lab made, and nothing else.
+    Down {
+        #[arg(long, default_value = "proton")]
+        name: String,
     },
 }

@@ -10,13 +10,21 @@ use proton_core::wgconf::{PeerSection, WgQuickConfig};
 use proton_store::{PeerName, Role};
 
 pub fn run(root: &Root, cmd: ClientCommand) -> anyhow::Result<()> {
-    let ClientCommand::Add { name, full_tunnel, qr_png } = cmd;
-    let name: PeerName = name.parse().map_err(|e: proton_store::StoreError| bad_input(e.to_string(), None))?;
+    let ClientCommand::Add {
+        name,
+        full_tunnel,
+        qr_png,
+    } = cmd;
+    let name: PeerName = name
+        .parse()
+        .map_err(|e: proton_store::StoreError| bad_input(e.to_string(), None))?;
     let mut ctx = GatewayContext::load(root)?;
     let gateway_key = ctx.private_key()?.public_key();
     // Made here because a phone app cannot run `proton join`; shown once, never stored.
     let key = PrivateKey::generate();
-    let peer = ctx.store.add_peer(&name, Role::Client, key.public_key(), "cli")?;
+    let peer = ctx
+        .store
+        .add_peer(&name, Role::Client, key.public_key(), "cli")?;
     let spec = &ctx.spec;
     let mut cfg = WgQuickConfig::default();
     cfg.interface.private_key = Some(key);
@@ -35,7 +43,10 @@ pub fn run(root: &Root, cmd: ClientCommand) -> anyhow::Result<()> {
     cfg.peers.push(gw);
     let text = cfg.render();
     notify_daemon(root);
-    eprintln!("Client `{name}` added at {}. This config holds its private key: it is shown once and not stored.", peer.address);
+    eprintln!(
+        "Client `{name}` added at {}. This config holds its private key: it is shown once and not stored.",
+        peer.address
+    );
     println!("{}", text.as_str());
     println!("{}", crate::qr::terminal(&text)?);
     if let Some(path) = qr_png {

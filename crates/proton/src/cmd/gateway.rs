@@ -12,7 +12,10 @@ pub fn parse_backend(text: &Option<String>) -> anyhow::Result<Option<BackendChoi
         Some("auto") => Ok(Some(BackendChoice::Auto)),
         Some("kernel") => Ok(Some(BackendChoice::Kernel)),
         Some("userspace") => Ok(Some(BackendChoice::Userspace)),
-        Some(other) => Err(bad_input(format!("--backend `{other}`: use auto, kernel or userspace"), None)),
+        Some(other) => Err(bad_input(
+            format!("--backend `{other}`: use auto, kernel or userspace"),
+            None,
+        )),
     }
 }
 
@@ -41,10 +44,16 @@ pub fn run(root: &Root, args: &DaemonArgs) -> anyhow::Result<()> {
 /// Asks a running daemon to apply the DB now; says what happened in one line.
 pub fn notify_daemon(root: &Root) {
     match admin::request(root, &AdminRequest::Reconcile) {
-        Ok(AdminResponse::Reconciled { added, updated, removed }) => {
+        Ok(AdminResponse::Reconciled {
+            added,
+            updated,
+            removed,
+        }) => {
             eprintln!("gateway: applied live ({added} added, {updated} updated, {removed} removed)")
         }
-        Ok(AdminResponse::Error { error }) => eprintln!("gateway: could not apply the change: {error}"),
+        Ok(AdminResponse::Error { error }) => {
+            eprintln!("gateway: could not apply the change: {error}")
+        }
         Ok(_) => {}
         Err(AdminError::NotRunning(_)) => {
             eprintln!("gateway: the daemon is not running; the change applies when it starts")

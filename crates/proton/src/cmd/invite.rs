@@ -13,7 +13,9 @@ use std::net::Ipv4Addr;
 pub fn parse_ttl(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u64 = num.parse().map_err(|_| format!("`{t}` is not a duration: write it like 30m, 1h or 2d"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{t}` is not a duration: write it like 30m, 1h or 2d"))?;
     let secs = match unit {
         "s" => n,
         "m" | "" => n * 60,
@@ -28,15 +30,23 @@ pub fn parse_ttl(text: &str) -> Result<u64, String> {
 }
 
 pub fn run(root: &Root, args: &InviteArgs) -> anyhow::Result<()> {
-    let name: PeerName = args.name.parse().map_err(|e: proton_store::StoreError| bad_input(e.to_string(), None))?;
-    let role: Role = args.role.parse().map_err(|e: proton_store::StoreError| bad_input(e.to_string(), None))?;
+    let name: PeerName = args
+        .name
+        .parse()
+        .map_err(|e: proton_store::StoreError| bad_input(e.to_string(), None))?;
+    let role: Role = args
+        .role
+        .parse()
+        .map_err(|e: proton_store::StoreError| bad_input(e.to_string(), None))?;
     if role == Role::Gateway {
         return Err(bad_input("--role: use worker or client", None));
     }
     let ttl = parse_ttl(&args.ttl).map_err(|e| bad_input(format!("--ttl {e}"), None))?;
     let mut ctx = GatewayContext::load(root)?;
     let gateway_key = ctx.private_key()?.public_key();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
     let inv = Invitation::new(
         ctx.spec.gateway.endpoint.clone(),
         gateway_key,
@@ -55,7 +65,10 @@ pub fn run(root: &Root, args: &InviteArgs) -> anyhow::Result<()> {
     let inv = inv.with_address(peer.address);
     let text = inv.encode();
     notify_daemon(root);
-    println!("Invitation for `{name}` ({role}, {}), single use, valid for {}:", peer.address, args.ttl);
+    println!(
+        "Invitation for `{name}` ({role}, {}), single use, valid for {}:",
+        peer.address, args.ttl
+    );
     println!();
     println!("{}", text.as_str());
     println!();

@@ -50,7 +50,12 @@ fn resolve(endpoint: &Endpoint) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("resolving the gateway endpoint {text}"))?
         .find(|a| a.is_ipv4())
         .or_else(|| text.to_socket_addrs().ok()?.next())
-        .ok_or_else(|| failure(format!("{text} resolves to no address"), "check the gateway's DNS name"))
+        .ok_or_else(|| {
+            failure(
+                format!("{text} resolves to no address"),
+                "check the gateway's DNS name",
+            )
+        })
 }
 
 fn own_key(root: &Root) -> anyhow::Result<PrivateKey> {
@@ -73,7 +78,10 @@ fn gateway_peer(inv: &Invitation, endpoint: SocketAddr, keepalive: u16) -> PeerC
 }
 
 /// Retries `f` until it succeeds, is refused, or `deadline` passes.
-fn until<T>(deadline: Instant, mut f: impl FnMut() -> Result<T, ClientError>) -> Result<T, ClientError> {
+fn until<T>(
+    deadline: Instant,
+    mut f: impl FnMut() -> Result<T, ClientError>,
+) -> Result<T, ClientError> {
     loop {
         match f() {
             Err(ClientError::Unreachable { .. }) if Instant::now() < deadline => {
@@ -87,7 +95,9 @@ fn until<T>(deadline: Instant, mut f: impl FnMut() -> Result<T, ClientError>) ->
 pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
     let text = read_invitation(&args.invitation)?;
     let inv = Invitation::decode(&text).map_err(|e| bad_input(e.to_string(), None))?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
     if inv.is_expired(now) {
         return Err(bad_input(
             "this invitation has expired",
@@ -98,10 +108,17 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
     let mine = own_key(root)?;
     let api = SocketAddrV4::new(inv.network.gateway(), JOIN_API_PORT);
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    eprintln!("joining {} as {} through {endpoint} ...", inv.endpoint, inv.address);
+    eprintln!(
+        "joining {} as {} through {endpoint} ...",
+        inv.endpoint, inv.address
+    );
 
     let rt = tokio::runtime::Runtime::new()?;
-    let mut cfg = InterfaceConfig::new(&args.interface, inv.throwaway.clone(), inv.network.with_host(inv.address));
+    let mut cfg = InterfaceConfig::new(
+        &args.interface,
+        inv.throwaway.clone(),
+        inv.network.with_host(inv.address),
+    );
     cfg.peers = vec![gateway_peer(&inv, endpoint, 25)];
     let device = rt.block_on(Device::up(cfg))?;
     let outcome = (|| -> anyhow::Result<proton_gateway::api::RedeemResponse> {
@@ -109,14 +126,20 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
             secret: inv.secret_text().to_string(),
             public_key: mine.public_key().to_base64(),
         };
-        let redeemed = until(deadline, || client::redeem(api, &req, Duration::from_secs(5)));
+        let redeemed = until(deadline, || {
+            client::redeem(api, &req, Duration::from_secs(5))
+        });
         rt.block_on(device.set_private_key(&mine))?;
         eprintln!("switched to this machine's own key; checking the tunnel ...");
         let me = until(deadline, || client::whoami(api, Duration::from_secs(5)));
         match (redeemed, me) {
             (Ok(answer), Ok(me)) if me.public_key == mine.public_key().to_base64() => Ok(answer),
-            (Err(ClientError::Refused { status: 410, .. }), Ok(me)) if me.public_key == mine.public_key().to_base64() => {
-                eprintln!("(this invitation was already redeemed by this machine: finishing the job)");
+            (Err(ClientError::Refused { status: 410, .. }), Ok(me))
+                if me.public_key == mine.public_key().to_base64() =>
+            {
+                eprintln!(
+                    "(this invitation was already redeemed by this machine: finishing the job)"
+                );
                 Ok(proton_gateway::api::RedeemResponse {
                     name: me.name,
                     role: me.role,
@@ -129,9 +152,18 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
                 })
             }
             (Err(ClientError::Refused { message, .. }), _) => Err(bad_input(message, None)),
-            (Err(e), _) => Err(failure(e.to_string(), "check that the gateway runs and its UDP port is reachable")),
-            (Ok(_), Err(e)) => Err(failure(format!("redeemed, but the tunnel with our own key does not answer: {e}"), "re-run `proton join` with the same invitation to finish")),
-            (Ok(_), Ok(_)) => Err(failure("the gateway does not know our key", "re-run `proton join`")),
+            (Err(e), _) => Err(failure(
+                e.to_string(),
+                "check that the gateway runs and its UDP port is reachable",
+            )),
+            (Ok(_), Err(e)) => Err(failure(
+                format!("redeemed, but the tunnel with our own key does not answer: {e}"),
+                "re-run `proton join` with the same invitation to finish",
+            )),
+            (Ok(_), Ok(_)) => Err(failure(
+                "the gateway does not know our key",
+                "re-run `proton join`",
+            )),
         }
     })();
     rt.block_on(device.down());
@@ -149,11 +181,19 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
     conf.peers.push(gw);
     root.write_secret(AGENT_CONF, conf.render().as_bytes())?;
     root.write(AGENT_UNIT, agent_unit().as_bytes(), PUBLIC_MODE)?;
-    println!("Joined as `{}` ({}) at {}.", answer.name, answer.role, answer.address);
+    println!(
+        "Joined as `{}` ({}) at {}.",
+        answer.name, answer.role, answer.address
+    );
     if root.is_system() && std::path::Path::new("/run/systemd/system").exists() {
-        let st = std::process::Command::new("systemctl").args(["enable", "--now", "proton-agent.service"]).status()?;
+        let st = std::process::Command::new("systemctl")
+            .args(["enable", "--now", "proton-agent.service"])
+            .status()?;
         if !st.success() {
-            return Err(failure("systemctl enable --now proton-agent failed", "see `journalctl -u proton-agent`"));
+            return Err(failure(
+                "systemctl enable --now proton-agent failed",
+                "see `journalctl -u proton-agent`",
+            ));
         }
         println!("The tunnel runs as proton-agent.service and survives reboots.");
     } else {
@@ -186,17 +226,31 @@ WantedBy=multi-user.target
 
 /// `proton agent`: the worker's tunnel from agent.conf, until SIGTERM.
 pub fn agent(root: &Root, args: &DaemonArgs) -> anyhow::Result<()> {
-    let text = root
-        .read_optional(AGENT_CONF)?
-        .ok_or_else(|| failure(format!("{} is missing", root.path(AGENT_CONF).display()), "run `proton join` first"))?;
+    let text = root.read_optional(AGENT_CONF)?.ok_or_else(|| {
+        failure(
+            format!("{} is missing", root.path(AGENT_CONF).display()),
+            "run `proton join` first",
+        )
+    })?;
     let conf = WgQuickConfig::parse(&text).with_context(|| format!("reading {AGENT_CONF}"))?;
-    let key = conf.interface.private_key.clone().context("agent.conf has no PrivateKey")?;
+    let key = conf
+        .interface
+        .private_key
+        .clone()
+        .context("agent.conf has no PrivateKey")?;
     let address = match conf.interface.addresses.first() {
         Some(ipnet::IpNet::V4(a)) => *a,
         _ => anyhow::bail!("agent.conf has no IPv4 Address"),
     };
-    let gw = conf.peers.first().context("agent.conf has no [Peer]")?.clone();
-    let endpoint = gw.endpoint.clone().context("agent.conf's peer has no Endpoint")?;
+    let gw = conf
+        .peers
+        .first()
+        .context("agent.conf has no [Peer]")?
+        .clone();
+    let endpoint = gw
+        .endpoint
+        .clone()
+        .context("agent.conf's peer has no Endpoint")?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let mut cfg = InterfaceConfig::new("wg0", key, address);

@@ -6,6 +6,7 @@ pub mod gateway;
 mod init;
 mod invite;
 mod join;
+mod lab;
 mod peer;
 
 use crate::cli::{Cli, Command, GatewayCommand};
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(args) => join::agent(&root, &args),
         Command::Peer(c) => peer::run(&root, c),
         Command::Client(c) => client::run(&root, c),
+        Command::Lab(c) => lab::run(c),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "proton", &mut std::io::stdout());

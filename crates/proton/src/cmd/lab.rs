@@ -1,0 +1,238 @@
+//! `proton lab`: the real binary, run inside the lab's namespaces.
+
+use crate::cli::LabCommand;
+use crate::output::failure;
+use anyhow::Context;
+use proton_lab::{Lab, LabConfig};
+use std::time::{Duration, Instant};
+
+fn exe() -> anyhow::Result<String> {
+    Ok(std::env::current_exe()?.display().to_string())
+}
+
+fn root_of(lab: &Lab, node: &str) -> String {
+    lab.node_root(node).display().to_string()
+}
+
+/// Runs `proton --root <node root> args…` in a node and returns stdout, or fails with
+/// the command's stderr.
+pub fn proton_in(
+    lab: &Lab,
+    node: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> anyhow::Result<String> {
+    let exe = exe()?;
+    let root = root_of(lab, node);
+    let mut argv = vec![exe.as_str(), "--root", root.as_str()];
+    argv.extend_from_slice(args);
+    let out = lab.exec(node, &argv, stdin)?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "`proton {}` in {node} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(failure(
+        format!("timed out waiting for {what}"),
+        "see the logs under /run/proton-lab/<lab>/",
+    ))
+}
+
+fn step(msg: &str) {
+    eprintln!("lab: {msg}");
+}
+
+/// Starts the gateway daemon in the `gw` node and waits until it answers.
+pub fn start_gateway(lab: &mut Lab) -> anyhow::Result<()> {
+    let exe = exe()?;
+    let root = root_of(lab, "gw");
+    lab.spawn(
+        "gw",
+        "gateway",
+        &[
+            &exe,
+            "--root",
+            &root,
+            "gateway",
+            "run",
+            "--backend",
+            "userspace",
+        ],
+    )?;
+    let sock = lab.node_root("gw").join("run/proton/admin.sock");
+    wait_for("the gateway daemon", Duration::from_secs(20), || {
+        sock.exists()
+    })
+}
+
+/// Invites `worker` on the gateway and joins it with only the invitation string; then
+/// starts its agent.
+pub fn join_worker(lab: &mut Lab, worker: &str) -> anyhow::Result<()> {
+    let out = proton_in(lab, "gw", &["invite", worker, "--no-qr"], None)?;
+    let invitation = out
+        .lines()
+        .find(|l| l.starts_with("proton1-"))
+        .context("`proton invite` printed no invitation")?
+        .to_string();
+    proton_in(lab, worker, &["join"], Some(&invitation))?;
+    let exe = exe()?;
+    let root = root_of(lab, worker);
+    lab.spawn(worker, "agent", &[&exe, "--root", &root, "agent"])?;
+    Ok(())
+}
+
+/// Gives client `name` a `proton client add` config and runs it with wireguard-go.
+pub fn connect_client(lab: &mut Lab, name: &str) -> anyhow::Result<String> {
+    let conf = proton_in(lab, "gw", &["client", "add", name], None)?;
+    let text: String = conf
+        .lines()
+        .take_while(|l| !l.contains('█') && !l.contains('▀') && !l.contains('▄'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let parsed = proton_core::wgconf::WgQuickConfig::parse(&text)
+        .context("parsing the printed client config")?;
+    let dir = Lab::dir(&lab.name).join(name);
+    let path = dir.join("wg0.conf");
+    proton_core::host::write_atomic(&path, parsed.render().as_bytes(), 0o600)?;
+    lab.spawn(
+        name,
+        "wireguard-go",
+        &["env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", "wg0"],
+    )?;
+    let sock = dir.join("wireguard/wg0.sock");
+    wait_for("wireguard-go", Duration::from_secs(10), || sock.exists())?;
+    let strip = dir.join("wg0.setconf");
+    proton_core::host::write_atomic(&strip, parsed.render_wg_setconf().as_bytes(), 0o600)?;
+    let address = parsed.interface.addresses[0].to_string();
+    for argv in [
+        vec!["wg", "setconf", "wg0", strip.to_str().unwrap()],
+        vec!["ip", "addr", "add", &address, "dev", "wg0"],
+        vec!["ip", "link", "set", "wg0", "up"],
+    ] {
+        let out = lab.exec(name, &argv, None)?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "{argv:?} in {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    Ok(address)
+}
+
+pub fn up(name: &str, workers: usize, clients: usize) -> anyhow::Result<Lab> {
+    let cfg = LabConfig {
+        name: name.to_string(),
+        workers,
+        clients,
+    };
+    let mut lab = Lab::up(&cfg, &mut |m| step(m))?;
+    let result = (|| -> anyhow::Result<()> {
+        step("gateway: proton init");
+        let endpoint = format!("{}:51820", lab.gateway_public_ip());
+        proton_in(&lab, "gw", &["init", "--endpoint", &endpoint], None)?;
+        step("gateway: proton gateway run (userspace WireGuard)");
+        start_gateway(&mut lab)?;
+        for i in 1..=workers {
+            let w = format!("w{i}");
+            step(&format!(
+                "{w}: proton invite on the gateway, proton join on the worker"
+            ));
+            join_worker(&mut lab, &w)?;
+        }
+        for i in 1..=clients {
+            let c = format!("c{i}");
+            step(&format!("{c}: proton client add, run by wireguard-go"));
+            connect_client(&mut lab, &c)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = Lab::down(name);
+        return Err(e);
+    }
+    Ok(lab)
+}
+
+pub fn run(cmd: LabCommand) -> anyhow::Result<()> {
+    match cmd {
+        LabCommand::Up {
+            workers,
+            clients,
+            name,
+        } => {
+            let lab = up(&name, workers, clients)?;
+            println!(
+                "Lab `{name}` is up: gateway at {} (public), workers behind NAT {}.",
+                lab.gateway_public_ip(),
+                lab.nat_public_ip()
+            );
+            println!("Try:  proton lab exec w1 -- ping -c 3 10.7.7.1");
+            println!("      proton lab exec gw -- wg show");
+            println!("      proton lab status;  proton lab down");
+            Ok(())
+        }
+        LabCommand::Status { name } => {
+            let lab = Lab::load(&name)?;
+            println!("{:<6} {:<10} {:<18} NETNS", "NODE", "ROLE", "ADDRESS");
+            for n in &lab.nodes {
+                println!(
+                    "{:<6} {:<10} {:<18} {}",
+                    n.name,
+                    format!("{:?}", n.role).to_lowercase(),
+                    n.address.clone().unwrap_or_default(),
+                    n.netns
+                );
+            }
+            println!();
+            for (node, pid, what, alive) in lab.status() {
+                println!(
+                    "{node:<6} {what:<14} pid {pid:<8} {}",
+                    if alive { "running" } else { "DEAD" }
+                );
+            }
+            if lab.node("gw").is_some() {
+                println!();
+                print!(
+                    "{}",
+                    proton_in(&lab, "gw", &["peer", "list"], None).unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        LabCommand::Exec {
+            node,
+            name,
+            command,
+        } => {
+            let lab = Lab::load(&name)?;
+            let argv: Vec<&str> = command.iter().map(String::as_str).collect();
+            let out = lab.exec(&node, &argv, None)?;
+            use std::io::Write;
+            std::io::stdout().write_all(&out.stdout)?;
+            std::io::stderr().write_all(&out.stderr)?;
+            if !out.status.success() {
+                std::process::exit(out.status.code().unwrap_or(1));
+            }
+            Ok(())
+        }
+        LabCommand::Down { name } => {
+            Lab::down(&name)?;
+            println!("Lab `{name}` removed.");
+            Ok(())
+        }
+    }
+}
