@@ -199,6 +199,10 @@ pub enum LabCommand {
         workers: usize,
         #[arg(long, default_value_t = 1)]
         clients: usize,
+        /// Extra worker namespaces behind the NAT that are left un-joined (to try
+        /// `proton join` by hand: `proton lab exec w3 -- proton --root … join`).
+        #[arg(long, default_value_t = 0)]
+        spare_workers: usize,
         /// Lab name (several labs can coexist).
         #[arg(long, default_value = "proton")]
         name: String,
@@ -213,6 +217,9 @@ pub enum LabCommand {
         node: String,
         #[arg(long, default_value = "proton")]
         name: String,
+        /// Pass this command's standard input to the node's command.
+        #[arg(long)]
+        stdin: bool,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },

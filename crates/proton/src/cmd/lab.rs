@@ -133,10 +133,10 @@ pub fn connect_client(lab: &mut Lab, name: &str) -> anyhow::Result<String> {
     Ok(address)
 }
 
-pub fn up(name: &str, workers: usize, clients: usize) -> anyhow::Result<Lab> {
+pub fn up(name: &str, workers: usize, spare: usize, clients: usize) -> anyhow::Result<Lab> {
     let cfg = LabConfig {
         name: name.to_string(),
-        workers,
+        workers: workers + spare,
         clients,
     };
     let mut lab = Lab::up(&cfg, &mut |m| step(m))?;
@@ -172,9 +172,10 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<()> {
         LabCommand::Up {
             workers,
             clients,
+            spare_workers,
             name,
         } => {
-            let lab = up(&name, workers, clients)?;
+            let lab = up(&name, workers, spare_workers, clients)?;
             println!(
                 "Lab `{name}` is up: gateway at {} (public), workers behind NAT {}.",
                 lab.gateway_public_ip(),
@@ -216,11 +217,19 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<()> {
         LabCommand::Exec {
             node,
             name,
+            stdin,
             command,
         } => {
             let lab = Lab::load(&name)?;
             let argv: Vec<&str> = command.iter().map(String::as_str).collect();
-            let out = lab.exec(&node, &argv, None)?;
+            // Pass standard input through only when asked (e.g. an invitation for
+            // `proton join`): an open but silent stdin must not hang the command.
+            let mut input = String::new();
+            if stdin {
+                use std::io::Read;
+                std::io::stdin().read_to_string(&mut input)?;
+            }
+            let out = lab.exec(&node, &argv, Some(&input))?;
             use std::io::Write;
             std::io::stdout().write_all(&out.stdout)?;
             std::io::stderr().write_all(&out.stderr)?;

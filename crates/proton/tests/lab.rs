@@ -1,0 +1,332 @@
+//! The lab, driven through the real binary as a user would: a gateway, workers behind a
+//! real NAT masquerade, a wireguard-go "phone". Needs root; skipped otherwise.
+//! Each test builds its own lab (unique name) and removes it, even on failure.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
+
+fn root_and_tools() -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let tools = ["wg", "wireguard-go", "nft", "iperf3", "python3"]
+        .iter()
+        .all(|t| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        });
+    if !(root && tools) {
+        eprintln!(
+            "skipping: needs root and wireguard-tools, wireguard-go, nftables, iperf3, python3"
+        );
+    }
+    root && tools
+}
+
+struct LabGuard(String);
+
+impl LabGuard {
+    fn up(tag: &str, workers: usize, spare: usize, clients: usize) -> LabGuard {
+        let name = format!("{tag}{}", std::process::id() % 100000);
+        let _ = Command::new(BIN)
+            .args(["lab", "down", "--name", &name])
+            .output();
+        let out = Command::new(BIN)
+            .args([
+                "lab",
+                "up",
+                "--name",
+                &name,
+                "--workers",
+                &workers.to_string(),
+                "--spare-workers",
+                &spare.to_string(),
+                "--clients",
+                &clients.to_string(),
+            ])
+            .output()
+            .unwrap();
+        let guard = LabGuard(name);
+        assert!(
+            out.status.success(),
+            "lab up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        guard
+    }
+
+    fn exec(&self, node: &str, argv: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(["lab", "exec", node, "--name", &self.0, "--"])
+            .args(argv)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, node: &str, argv: &[&str]) -> String {
+        let out = self.exec(node, argv);
+        assert!(
+            out.status.success(),
+            "{node}: {argv:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `proton --root <node root> …` inside a node.
+    fn proton(&self, node: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        let root = format!("/run/proton-lab/{}/{node}/root", self.0);
+        let mut argv = vec![BIN, "--root", &root];
+        argv.extend_from_slice(args);
+        let mut cmd = Command::new(BIN);
+        cmd.args(["lab", "exec", node, "--name", &self.0]);
+        if stdin.is_some() {
+            cmd.arg("--stdin");
+        }
+        cmd.arg("--").args(&argv);
+        match stdin {
+            None => cmd.output().unwrap(),
+            Some(text) => {
+                use std::io::Write;
+                cmd.stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                let mut child = cmd.spawn().unwrap();
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(text.as_bytes())
+                    .unwrap();
+                child.wait_with_output().unwrap()
+            }
+        }
+    }
+
+    fn state(&self) -> serde_json::Value {
+        let text =
+            std::fs::read_to_string(format!("/run/proton-lab/{}/state.json", self.0)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn pids(&self, what: &str) -> Vec<u32> {
+        self.state()["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p[2] == what)
+            .map(|p| p[1].as_u64().unwrap() as u32)
+            .collect()
+    }
+
+    fn public_ip(&self, index: u8) -> String {
+        self.state()["public_net"]
+            .as_str()
+            .unwrap()
+            .replace(".0/24", &format!(".{index}"))
+    }
+
+    fn ping(&self, node: &str, target: &str) -> bool {
+        self.exec(node, &["ping", "-c", "2", "-w", "15", target])
+            .status
+            .success()
+    }
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args(["lab", "down", "--name", &self.0])
+            .output();
+    }
+}
+
+fn wg_dump(lab: &LabGuard) -> Vec<Vec<String>> {
+    lab.ok("gw", &["wg", "show", "wg0", "dump"])
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').map(String::from).collect())
+        .collect()
+}
+
+#[test]
+fn workers_behind_nat_and_a_phone_reach_the_gateway_and_removal_cuts_them_off() {
+    if !root_and_tools() {
+        return;
+    }
+    let lab = LabGuard::up("ta", 2, 0, 1);
+    // Ping both ways over the tunnel; the gateway reaches the NAT'd worker.
+    assert!(lab.ping("w1", "10.7.7.1"), "worker -> gateway");
+    assert!(lab.ping("gw", "10.7.7.2"), "gateway -> worker behind NAT");
+    // A TCP stream over the tunnel (iperf3 for one second).
+    let server = {
+        let name = lab.0.clone();
+        std::thread::spawn(move || {
+            Command::new(BIN)
+                .args([
+                    "lab", "exec", "gw", "--name", &name, "--", "timeout", "20", "iperf3", "-s",
+                    "-1", "-B", "10.7.7.1",
+                ])
+                .output()
+                .unwrap()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    let client = lab.ok("w1", &["iperf3", "-c", "10.7.7.1", "-t", "1", "-J"]);
+    let report: serde_json::Value = serde_json::from_str(&client).unwrap();
+    assert!(
+        report["end"]["sum_received"]["bytes"].as_u64().unwrap() > 0,
+        "TCP bytes crossed the tunnel"
+    );
+    server.join().unwrap();
+
+    // `wg show` (wireguard-tools) lists the peers; the workers' endpoints are the NAT's.
+    let dump = wg_dump(&lab);
+    assert_eq!(dump.len(), 3, "two workers and a phone: {dump:?}");
+    let nat = lab.public_ip(2);
+    let workers: Vec<_> = dump
+        .iter()
+        .filter(|p| p[3] == "10.7.7.2/32" || p[3] == "10.7.7.3/32")
+        .collect();
+    assert_eq!(workers.len(), 2);
+    for w in workers {
+        assert!(
+            w[2].starts_with(&format!("{nat}:")),
+            "gateway sees the NAT'd endpoint: {w:?}"
+        );
+        assert_ne!(w[4], "0", "a handshake happened: {w:?}");
+    }
+
+    // The phone stand-in (wireguard-go with the `client add` text) reaches the gateway.
+    assert!(lab.ping("c1", "10.7.7.1"), "phone -> gateway");
+
+    // The join API answers over the tunnel, never on the public address.
+    let probe = |node: &str, host: &str| {
+        lab.exec(
+            node,
+            &[
+                "python3",
+                "-c",
+                &format!("import socket; socket.create_connection(('{host}', 51821), timeout=3)"),
+            ],
+        )
+        .status
+        .success()
+    };
+    assert!(
+        probe("w1", "10.7.7.1"),
+        "the join API answers through the tunnel"
+    );
+    assert!(
+        !probe("c1", &lab.public_ip(1)),
+        "the join API must not answer on the public address"
+    );
+
+    // Removing a worker cuts it off live.
+    let out = lab.proton("gw", &["peer", "remove", "w2"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !lab.exec("w2", &["ping", "-c", "3", "-W", "1", "10.7.7.1"])
+            .status
+            .success(),
+        "a removed worker still reaches the gateway"
+    );
+    assert!(lab.ping("w1", "10.7.7.1"), "the other worker is unaffected");
+}
+
+#[test]
+fn a_restarted_gateway_comes_back_with_every_peer_and_invitations_survive_a_sigkill() {
+    if !root_and_tools() {
+        return;
+    }
+    let lab = LabGuard::up("tb", 1, 1, 0);
+    let before: Vec<String> = wg_dump(&lab).into_iter().map(|p| p[0].clone()).collect();
+    assert_eq!(before.len(), 1);
+
+    // An invitation reserved, then the gateway killed hard before it is redeemed.
+    let out = lab.proton("gw", &["invite", "w2", "--no-qr"], None);
+    assert!(out.status.success());
+    let invitation = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("proton1-"))
+        .unwrap()
+        .to_string();
+    for pid in lab.pids("gateway") {
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let root = format!("/run/proton-lab/{}/gw/root", lab.0);
+    // Start it again (as systemd would), in the gateway's node.
+    let name = lab.0.clone();
+    let _daemon = std::thread::spawn(move || {
+        Command::new(BIN)
+            .args([
+                "lab",
+                "exec",
+                "gw",
+                "--name",
+                &name,
+                "--",
+                BIN,
+                "--root",
+                &root,
+                "gateway",
+                "run",
+                "--backend",
+                "userspace",
+            ])
+            .output()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let after: Vec<String> = wg_dump(&lab).into_iter().map(|p| p[0].clone()).collect();
+    assert!(
+        before.iter().all(|k| after.contains(k)),
+        "every joined peer is back: {after:?}"
+    );
+    assert!(
+        lab.ping("w1", "10.7.7.1"),
+        "the joined worker reaches the restarted gateway"
+    );
+
+    // The invitation made before the crash still works on the spare worker.
+    let join = lab.proton("w2", &["join", "--timeout", "40"], Some(&invitation));
+    assert!(
+        join.status.success(),
+        "join after a gateway crash: {}",
+        String::from_utf8_lossy(&join.stderr)
+    );
+    let again = lab.proton("w2", &["join", "--timeout", "5"], Some(&invitation));
+    assert!(!again.status.success(), "an invitation works once");
+    let list = lab.proton("gw", &["peer", "list", "--json"], None);
+    let peers: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let w2 = peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "w2")
+        .unwrap();
+    assert_eq!(w2["state"], "active");
+    // SIGTERM stops the daemon cleanly (the lab's recorded pid is gone; stop ours).
+    let _ = Command::new("pkill")
+        .args([
+            "-TERM",
+            "-f",
+            &format!("proton-lab/{}/gw/root gateway run", lab.0),
+        ])
+        .status();
+}
