@@ -203,7 +203,9 @@ impl Device {
         self.apply(&plan(desired, &actual)).await
     }
 
-    /// Replaces the interface's private key (a worker switching from an invitation's
+    /// Replaces the private key. Note: gotatun rebinds its UDP socket on a key change,
+    /// which can fail with EADDRINUSE while the old socket closes; `proton join` makes
+    /// a new device instead. Replaces the interface's private key (a worker switching from an invitation's
     /// throw-away key to its own).
     pub async fn set_private_key(&self, key: &PrivateKey) -> Result<(), WgError> {
         self.inner
@@ -215,7 +217,17 @@ impl Device {
     /// Stops the device: the TUN interface and the UAPI socket go away.
     pub async fn down(mut self) {
         drop(self.uapi.take());
+        let name = self.name.clone();
         self.inner.stop().await;
-        tracing::info!(iface = %self.name, "WireGuard interface down");
+        // gotatun's tasks let go of the TUN a moment after `stop`; wait until the
+        // interface is really gone, so the same name can be created again at once.
+        let sys = std::path::PathBuf::from(format!("/sys/class/net/{name}"));
+        for _ in 0..100 {
+            if !sys.exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        tracing::info!(iface = %name, "WireGuard interface down");
     }
 }

@@ -114,13 +114,16 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
     );
 
     let rt = tokio::runtime::Runtime::new()?;
-    let mut cfg = InterfaceConfig::new(
-        &args.interface,
-        inv.throwaway.clone(),
-        inv.network.with_host(inv.address),
-    );
-    cfg.peers = vec![gateway_peer(&inv, endpoint, 25)];
-    let device = rt.block_on(Device::up(cfg))?;
+    let config = |key: &PrivateKey| {
+        let mut cfg = InterfaceConfig::new(
+            &args.interface,
+            key.clone(),
+            inv.network.with_host(inv.address),
+        );
+        cfg.peers = vec![gateway_peer(&inv, endpoint, 25)];
+        cfg
+    };
+    let mut device = Some(rt.block_on(Device::up(config(&inv.throwaway)))?);
     let outcome = (|| -> anyhow::Result<proton_gateway::api::RedeemResponse> {
         let req = RedeemRequest {
             secret: inv.secret_text().to_string(),
@@ -129,7 +132,12 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
         let redeemed = until(deadline, || {
             client::redeem(api, &req, Duration::from_secs(5))
         });
-        rt.block_on(device.set_private_key(&mine))?;
+        // A fresh interface with our own key: gotatun rebinds its UDP socket on a key
+        // change, which can race with the old socket (EADDRINUSE); a new device cannot.
+        if let Some(d) = device.take() {
+            rt.block_on(d.down());
+        }
+        device = Some(rt.block_on(Device::up(config(&mine)))?);
         eprintln!("switched to this machine's own key; checking the tunnel ...");
         let me = until(deadline, || client::whoami(api, Duration::from_secs(5)));
         match (redeemed, me) {
@@ -166,7 +174,9 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
             )),
         }
     })();
-    rt.block_on(device.down());
+    if let Some(d) = device.take() {
+        rt.block_on(d.down());
+    }
     let answer = outcome?;
 
     let mut conf = WgQuickConfig::default();
