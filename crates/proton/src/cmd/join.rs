@@ -137,6 +137,10 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
         if let Some(d) = device.take() {
             rt.block_on(d.down());
         }
+        // The gateway swaps keys a moment after answering (SWAP_DELAY); a handshake
+        // with our key before that is dropped and retried only after WireGuard's 5 s
+        // rekey timeout, so wait it out first.
+        std::thread::sleep(proton_gateway::server::SWAP_DELAY * 2);
         device = Some(rt.block_on(Device::up(config(&mine)))?);
         eprintln!("switched to this machine's own key; checking the tunnel ...");
         let me = until(deadline, || client::whoami(api, Duration::from_secs(5)));
