@@ -64,25 +64,36 @@ impl Gateway {
             .map_err(|e| DaemonError(e.to_string()))
     }
 
-    fn desired(&self) -> Result<Vec<PeerConfig>, DaemonError> {
+    fn desired(&self) -> Result<(Vec<PeerConfig>, Vec<Ipv4Addr>), DaemonError> {
         let keepalive = Some(self.spec.network.persistent_keepalive).filter(|k| *k != 0);
-        Ok(self
+        let peers = self
             .store()?
             .active_peers()
-            .map_err(|e| DaemonError(e.to_string()))?
+            .map_err(|e| DaemonError(e.to_string()))?;
+        let invitees = peers
+            .iter()
+            .filter(|p| p.state == PeerState::Invited)
+            .map(|p| p.address)
+            .collect();
+        let desired = peers
             .into_iter()
             .map(|p| PeerConfig {
                 keepalive,
                 ..PeerConfig::new(p.public_key, vec![ipnet::Ipv4Net::from(p.address).into()])
             })
-            .collect())
+            .collect();
+        Ok((desired, invitees))
     }
 
     /// Brings the device in line with the DB; serialized, so concurrent triggers queue.
     async fn reconcile(&self) -> Result<proton_wg::Applied, DaemonError> {
         let _guard = self.lock.lock().await;
         let started = std::time::Instant::now();
-        let desired = self.desired()?;
+        let (desired, invitees) = self.desired()?;
+        // Fence invitees before their keys reach the device.
+        if let Err(e) = crate::fence::set_invitees(&invitees) {
+            tracing::error!("could not fence invitees to the join API: {e}");
+        }
         let applied = self
             .device
             .reconcile(&desired)
@@ -333,6 +344,7 @@ pub async fn run(
     admin_task.abort();
     let _ = api.await;
     let _ = std::fs::remove_file(opts.root.path(admin::ADMIN_SOCKET));
+    crate::fence::remove();
     match Arc::try_unwrap(gw) {
         Ok(gw) => gw.device.down().await,
         Err(_) => tracing::warn!(

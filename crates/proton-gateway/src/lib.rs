@@ -7,5 +7,6 @@ pub mod admin;
 pub mod api;
 pub mod client;
 pub mod daemon;
+pub mod fence;
 pub mod listen;
 pub mod server;

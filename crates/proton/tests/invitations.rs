@@ -18,7 +18,12 @@ fn proton(root: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .unwrap();
     let input = stdin.unwrap_or("").to_string();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -31,8 +36,16 @@ fn gateway() -> tempfile::TempDir {
 
 fn invite(root: &Path, name: &str, ttl: &str) -> String {
     let out = proton(root, &["invite", name, "--ttl", ttl, "--no-qr"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().find(|l| l.starts_with("proton1-")).unwrap().to_string()
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("proton1-"))
+        .unwrap()
+        .to_string()
 }
 
 fn peers(root: &Path) -> String {
@@ -63,10 +76,20 @@ fn bad_invitations_are_refused_with_one_line_and_change_nothing() {
         let out = proton(worker.path(), &["join"], Some(text));
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{needle}: {err}");
-        assert!(err.lines().next().unwrap().starts_with("error: ") && err.contains(needle), "{needle}: {err}");
-        assert!(std::fs::read_dir(worker.path()).unwrap().next().is_none(), "{needle}: the worker wrote files");
+        assert!(
+            err.lines().next().unwrap().starts_with("error: ") && err.contains(needle),
+            "{needle}: {err}"
+        );
+        assert!(
+            std::fs::read_dir(worker.path()).unwrap().next().is_none(),
+            "{needle}: the worker wrote files"
+        );
     }
-    assert_eq!(peers(gw.path()), state_before, "the gateway's state did not change");
+    assert_eq!(
+        peers(gw.path()),
+        state_before,
+        "the gateway's state did not change"
+    );
 }
 
 #[test]
@@ -89,5 +112,11 @@ fn fifty_invitations_at_once_get_fifty_distinct_addresses() {
         .map(|p| p["address"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(addrs.len(), 50);
-    assert_eq!(invitations.iter().collect::<std::collections::HashSet<_>>().len(), 50);
+    assert_eq!(
+        invitations
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        50
+    );
 }

@@ -330,3 +330,64 @@ fn a_restarted_gateway_comes_back_with_every_peer_and_invitations_survive_a_sigk
         ])
         .status();
 }
+
+/// Brings up wireguard-go in the spare worker `w2` with an invitation's throw-away key and
+/// checks what it can reach: the join API yes; a ping to the gateway or to a joined worker
+/// no. Then removes that tunnel again.
+fn fence_probe(lab: &LabGuard, invitation: &str) {
+    let inv = proton_core::invite::Invitation::decode(invitation).unwrap();
+    let dir = format!("/run/proton-lab/{}/w2", lab.0);
+    let mut conf = proton_core::wgconf::WgQuickConfig::default();
+    conf.interface.private_key = Some(inv.throwaway.clone());
+    let mut gw = proton_core::wgconf::PeerSection::new(inv.gateway_key);
+    gw.allowed_ips = vec![inv.network.net().into()];
+    gw.endpoint = Some(inv.endpoint.clone());
+    gw.persistent_keepalive = Some(1);
+    conf.peers.push(gw);
+    let path = format!("{dir}/probe.conf");
+    proton_core::host::write_atomic(
+        std::path::Path::new(&path),
+        conf.render_wg_setconf().as_bytes(),
+        0o600,
+    )
+    .unwrap();
+    let name = lab.0.clone();
+    let wgo = std::thread::spawn(move || {
+        Command::new(BIN).args(["lab", "exec", "w2", "--name", &name, "--", "sh", "-c",
+            &format!("wireguard-go wgt0 && sleep 1 && wg setconf wgt0 {path} && ip addr add {}/24 dev wgt0 && ip link set wgt0 up && sleep 25", inv.address)]).output()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let connect = |host: &str, port: u16| {
+        lab.exec(
+            "w2",
+            &[
+                "python3",
+                "-c",
+                &format!("import socket; socket.create_connection(('{host}', {port}), timeout=8)"),
+            ],
+        )
+        .status
+        .success()
+    };
+    assert!(
+        connect("10.7.7.1", 51821),
+        "an invitee reaches the join API"
+    );
+    assert!(
+        !lab.exec("w2", &["ping", "-c", "2", "-W", "2", "10.7.7.1"])
+            .status
+            .success(),
+        "an invitee must not ping the gateway"
+    );
+    assert!(
+        !lab.exec("w2", &["ping", "-c", "2", "-W", "2", "10.7.7.2"])
+            .status
+            .success(),
+        "an invitee must not reach a joined worker"
+    );
+    let _ = Command::new("pkill")
+        .args(["-f", "wireguard-go wgt0"])
+        .status();
+    let _ = lab.exec("w2", &["ip", "link", "del", "wgt0"]);
+    let _ = wgo.join();
+}
