@@ -253,6 +253,8 @@ pub async fn run(
     if let Some(dir) = &opts.uapi_dir {
         cfg.uapi_dir = dir.clone();
     }
+    crate::fence::install(&spec.network.interface, JOIN_API_PORT)
+        .map_err(|e| DaemonError(format!("installing the invitee fence (nftables): {e}")))?;
     let device = Device::up(cfg)
         .await
         .map_err(|e| DaemonError(e.to_string()))?;

@@ -263,6 +263,9 @@ fn a_restarted_gateway_comes_back_with_every_peer_and_invitations_survive_a_sigk
         .find(|l| l.starts_with("proton1-"))
         .unwrap()
         .to_string();
+    // Before redeeming, the throw-away key reaches the join API and nothing else.
+    fence_probe(&lab, &invitation);
+
     for pid in lab.pids("gateway") {
         Command::new("kill")
             .args(["-9", &pid.to_string()])
