@@ -156,6 +156,11 @@ pub struct JoinArgs {
     /// Give up on reaching the gateway after this many seconds.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// How the permanent tunnel runs: `kernel` writes /etc/wireguard/<iface>.conf for
+    /// wg-quick@<iface>; `userspace` runs `proton agent`; `auto` picks kernel when the
+    /// wireguard module is loaded.
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -307,12 +307,39 @@ fn a_restarted_gateway_comes_back_with_every_peer_and_invitations_survive_a_sigk
     );
 
     // The invitation made before the crash still works on the spare worker.
-    let join = lab.proton("w2", &["join", "--timeout", "40"], Some(&invitation));
+    let join = lab.proton(
+        "w2",
+        &["join", "--timeout", "40", "--backend", "kernel"],
+        Some(&invitation),
+    );
     assert!(
         join.status.success(),
         "join after a gateway crash: {}",
         String::from_utf8_lossy(&join.stderr)
     );
+    // With the kernel data plane, the permanent tunnel is a wg-quick file (0600) that
+    // the real wg-quick reads.
+    let conf = format!("/run/proton-lab/{}/w2/root/etc/wireguard/wg0.conf", lab.0);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&conf).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let strip = Command::new("wg-quick")
+        .args(["strip", &conf])
+        .output()
+        .unwrap();
+    assert!(
+        strip.status.success(),
+        "{}",
+        String::from_utf8_lossy(&strip.stderr)
+    );
+    let stripped = String::from_utf8_lossy(&strip.stdout);
+    assert!(
+        stripped.contains(&format!("Endpoint = {}:51820", lab.public_ip(1))),
+        "{stripped}"
+    );
+    assert!(stripped.contains("AllowedIPs = 10.7.7.0/24"), "{stripped}");
     let again = lab.proton("w2", &["join", "--timeout", "5"], Some(&invitation));
     assert!(!again.status.success(), "an invitation works once");
     let list = lab.proton("gw", &["peer", "list", "--json"], None);

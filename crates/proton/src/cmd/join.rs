@@ -93,6 +93,17 @@ fn until<T>(
 }
 
 pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
+    let kernel = match args.backend.as_str() {
+        "kernel" => true,
+        "userspace" => false,
+        "auto" => std::path::Path::new("/sys/module/wireguard").exists(),
+        other => {
+            return Err(bad_input(
+                format!("--backend `{other}`: use auto, kernel or userspace"),
+                None,
+            ));
+        }
+    };
     let text = read_invitation(&args.invitation)?;
     let inv = Invitation::decode(&text).map_err(|e| bad_input(e.to_string(), None))?;
     let now = std::time::SystemTime::now()
@@ -193,23 +204,40 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
     gw.allowed_ips = vec![inv.network.net().into()];
     gw.persistent_keepalive = Some(answer.persistent_keepalive).filter(|k| *k != 0);
     conf.peers.push(gw);
-    root.write_secret(AGENT_CONF, conf.render().as_bytes())?;
-    root.write(AGENT_UNIT, agent_unit().as_bytes(), PUBLIC_MODE)?;
     println!(
         "Joined as `{}` ({}) at {}.",
         answer.name, answer.role, answer.address
     );
+    // The permanent tunnel: the kernel's WireGuard through wg-quick where the module
+    // exists, else Proton's userspace data plane as a service.
+    let (unit, how) = if kernel {
+        let path = format!("/etc/wireguard/{}.conf", args.interface);
+        root.write_secret(&path, conf.render().as_bytes())?;
+        (
+            format!("wg-quick@{}.service", args.interface),
+            format!("wg-quick@{} ({path})", args.interface),
+        )
+    } else {
+        root.write_secret(AGENT_CONF, conf.render().as_bytes())?;
+        root.write(AGENT_UNIT, agent_unit().as_bytes(), PUBLIC_MODE)?;
+        (
+            "proton-agent.service".to_string(),
+            "proton-agent.service".to_string(),
+        )
+    };
     if root.is_system() && std::path::Path::new("/run/systemd/system").exists() {
         let st = std::process::Command::new("systemctl")
-            .args(["enable", "--now", "proton-agent.service"])
+            .args(["enable", "--now", &unit])
             .status()?;
         if !st.success() {
             return Err(failure(
-                "systemctl enable --now proton-agent failed",
-                "see `journalctl -u proton-agent`",
+                format!("systemctl enable --now {unit} failed"),
+                format!("see `journalctl -u {unit}`"),
             ));
         }
-        println!("The tunnel runs as proton-agent.service and survives reboots.");
+        println!("The tunnel runs as {how} and survives reboots.");
+    } else if kernel {
+        println!("Start the tunnel with: wg-quick up {}", args.interface);
     } else {
         println!("Start the tunnel with: proton agent");
     }
