@@ -1,7 +1,7 @@
 //! The audit log: one row per change, written in the change's own transaction, and the
 //! change counter that lets the daemon notice a change cheaply.
 
-use crate::{Store, StoreError, now};
+use crate::{Store, StoreError};
 use rusqlite::{Transaction, params};
 use serde::Serialize;
 
@@ -19,6 +19,7 @@ pub struct AuditEvent {
 /// Appends an audit row and bumps the generation counter.
 pub(crate) fn record(
     tx: &Transaction<'_>,
+    at: i64,
     actor: &str,
     action: &str,
     subject: &str,
@@ -26,7 +27,7 @@ pub(crate) fn record(
 ) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![now(), actor, action, subject, detail],
+        params![at, actor, action, subject, detail],
     )?;
     tx.execute(
         "UPDATE meta SET value = value + 1 WHERE key = 'generation'",

@@ -1,5 +1,6 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Every way a state operation can fail, each one line a person can act on.
 #[derive(Debug, thiserror::Error)]
@@ -15,7 +16,13 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error("state database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(rusqlite::Error),
+    #[error(
+        "{path} stayed locked by another proton process for {waited:?}: retry, or find the stuck process with `fuser {path}`"
+    )]
+    Locked { path: PathBuf, waited: Duration },
+    #[error("{path} has mode {mode:04o}, readable by others: run `chmod 600 {path}`")]
+    NotPrivate { path: PathBuf, mode: u32 },
     #[error(
         "{path} has schema version {found}, newer than this proton knows ({known}): upgrade proton"
     )]
@@ -46,7 +53,34 @@ pub enum StoreError {
     Invalid(String),
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(e)
+    }
+}
+
+/// Whether SQLite gave up waiting for another connection's lock.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 impl StoreError {
+    /// Turns "database is locked" into [`StoreError::Locked`] naming the file.
+    pub(crate) fn locked_at(self, path: &std::path::Path, waited: Duration) -> StoreError {
+        match self {
+            StoreError::Db(e) | StoreError::Sqlite { source: e, .. } if is_busy(&e) => {
+                StoreError::Locked {
+                    path: path.to_path_buf(),
+                    waited,
+                }
+            }
+            other => other,
+        }
+    }
+
     pub(crate) fn at(path: &std::path::Path, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: path.to_path_buf(),

@@ -6,17 +6,31 @@ use crate::audit::record;
 use crate::peer::{
     PEER_COLUMNS, PeerName, PeerState, Role, insert_peer, live_by, peer_detail, peer_from_row,
 };
-use crate::{Peer, Store, StoreError, now};
+use crate::{Peer, PeerId, Store, StoreError};
 use proton_core::keys::PublicKey;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
+use std::fmt;
 use std::net::Ipv4Addr;
 
-/// One row of `invitations`.
+/// An invitation's row id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct InvitationId(pub i64);
+
+impl fmt::Display for InvitationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// One row of `invitations` (the secret's hash is the lookup key, not a field).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Invitation {
-    pub id: i64,
-    pub peer_id: i64,
+    pub id: InvitationId,
+    /// The peer (in [`crate::PeerState::Invited`] until redeemed) it reserves.
+    pub peer_id: PeerId,
+    pub role: Role,
     pub created_at: i64,
     pub expires_at: i64,
     pub redeemed_at: Option<i64>,
@@ -43,15 +57,23 @@ impl From<rusqlite::Error> for RedeemError {
     }
 }
 
-const INVITATION_COLUMNS: &str = "id, peer_id, created_at, expires_at, redeemed_at";
+const INVITATION_COLUMNS: &str = "id, peer_id, role, created_at, expires_at, redeemed_at";
 
 fn invitation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Invitation> {
+    let role: String = r.get(2)?;
     Ok(Invitation {
-        id: r.get(0)?,
-        peer_id: r.get(1)?,
-        created_at: r.get(2)?,
-        expires_at: r.get(3)?,
-        redeemed_at: r.get(4)?,
+        id: InvitationId(r.get(0)?),
+        peer_id: PeerId(r.get(1)?),
+        role: role.parse().map_err(|e: StoreError| {
+            rusqlite::Error::FromSqlConversionFailure(
+                2,
+                rusqlite::types::Type::Text,
+                e.to_string().into(),
+            )
+        })?,
+        created_at: r.get(3)?,
+        expires_at: r.get(4)?,
+        redeemed_at: r.get(5)?,
     })
 }
 
@@ -70,16 +92,38 @@ impl Store {
         if role == Role::Gateway {
             return Err(StoreError::Invalid("a gateway cannot be invited".into()));
         }
-        self.write(|tx, cidr| {
-            let peer = insert_peer(tx, cidr, name, role, throwaway, PeerState::Invited, None)?;
-            let created_at = now();
-            tx.execute(
-                "INSERT INTO invitations (secret_hash, peer_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![secret_hash, peer.id, created_at, expires_at],
+        self.write(|tx, cidr, now| {
+            let peer = insert_peer(
+                tx,
+                cidr,
+                name,
+                role,
+                throwaway,
+                PeerState::Invited,
+                None,
+                now,
             )?;
+            let created_at = now;
+            let inserted = tx.execute(
+                "INSERT INTO invitations (secret_hash, peer_id, role, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (secret_hash) DO NOTHING",
+                params![
+                    secret_hash,
+                    peer.id.0,
+                    role.as_str(),
+                    created_at,
+                    expires_at
+                ],
+            )?;
+            if inserted != 1 {
+                return Err(StoreError::Invalid(
+                    "an invitation with this secret already exists: generate a new secret".into(),
+                ));
+            }
             let inv = Invitation {
-                id: tx.last_insert_rowid(),
+                id: InvitationId(tx.last_insert_rowid()),
                 peer_id: peer.id,
+                role,
                 created_at,
                 expires_at,
                 redeemed_at: None,
@@ -90,7 +134,7 @@ impl Store {
                 "expires_at": expires_at,
             })
             .to_string();
-            record(tx, actor, "invitation.create", name.as_str(), &detail)?;
+            record(tx, now, actor, "invitation.create", name.as_str(), &detail)?;
             Ok((peer, inv))
         })
     }
@@ -106,7 +150,7 @@ impl Store {
         at: i64,
         actor: &str,
     ) -> Result<Peer, RedeemError> {
-        self.write(|tx, _| {
+        self.write(|tx, _, now| {
             let inv = tx
                 .query_row(
                     &format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE secret_hash = ?1"),
@@ -118,7 +162,7 @@ impl Store {
             let peer = tx
                 .query_row(
                     &format!("SELECT {PEER_COLUMNS} FROM peers WHERE id = ?1"),
-                    [inv.peer_id],
+                    [inv.peer_id.0],
                     peer_from_row,
                 )
                 .optional()?
@@ -140,21 +184,28 @@ impl Store {
             // The conditional update is what makes a redeem work once under races.
             let changed = tx.execute(
                 "UPDATE invitations SET redeemed_at = ?1 WHERE id = ?2 AND redeemed_at IS NULL AND expires_at > ?1",
-                params![at, inv.id],
+                params![at, inv.id.0],
             )?;
             if changed != 1 {
                 return Err(RedeemError::AlreadyUsed);
             }
             tx.execute(
                 "UPDATE peers SET public_key = ?1, state = 'active' WHERE id = ?2",
-                params![new_key.to_base64(), peer.id],
+                params![new_key.to_base64(), peer.id.0],
             )?;
             let peer = Peer {
                 public_key: new_key,
                 state: PeerState::Active,
                 ..peer
             };
-            record(tx, actor, "invitation.redeem", peer.name.as_str(), &peer_detail(&peer))?;
+            record(
+                tx,
+                now,
+                actor,
+                "invitation.redeem",
+                peer.name.as_str(),
+                &peer_detail(&peer),
+            )?;
             Ok(peer)
         })
     }
@@ -171,12 +222,15 @@ impl Store {
     }
 
     /// The pending (unredeemed) invitation reserving `peer_id`, if any.
-    pub fn pending_invitation_for(&self, peer_id: i64) -> Result<Option<Invitation>, StoreError> {
+    pub fn pending_invitation_for(
+        &self,
+        peer_id: PeerId,
+    ) -> Result<Option<Invitation>, StoreError> {
         Ok(self
             .conn()
             .query_row(
                 &format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE peer_id = ?1 AND redeemed_at IS NULL"),
-                [peer_id],
+                [peer_id.0],
                 invitation_from_row,
             )
             .optional()?)
@@ -185,7 +239,7 @@ impl Store {
     /// Revokes the peers of invitations that expired unredeemed, freeing their addresses;
     /// returns them so the caller removes their throw-away keys from the live device.
     pub fn sweep_expired(&mut self, at: i64, actor: &str) -> Result<Vec<Peer>, StoreError> {
-        self.write(|tx, _| {
+        self.write(|tx, _, now| {
             let sql = format!(
                 "SELECT {} FROM peers p JOIN invitations i ON i.peer_id = p.id \
                  WHERE i.redeemed_at IS NULL AND i.expires_at <= ?1 AND p.revoked_at IS NULL",
@@ -203,10 +257,11 @@ impl Store {
             for p in &expired {
                 tx.execute(
                     "UPDATE peers SET revoked_at = ?1 WHERE id = ?2",
-                    params![at, p.id],
+                    params![at, p.id.0],
                 )?;
                 record(
                     tx,
+                    now,
                     actor,
                     "invitation.expire",
                     p.name.as_str(),

@@ -28,29 +28,41 @@ mod schema;
 
 pub use audit::AuditEvent;
 pub use error::StoreError;
+pub use invitation::InvitationId;
 pub use invitation::{Invitation, RedeemError};
-pub use peer::{Peer, PeerName, PeerState, Role};
+pub use peer::{Peer, PeerId, PeerName, PeerState, Role};
 
 use proton_core::host::Root;
 use proton_core::net::Cidr;
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Host path of the state database.
 pub const DB_PATH: &str = "/var/lib/proton/proton.db";
 
-/// How long a writer waits for another writer before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a writer waits for another writer before giving up with
+/// [`StoreError::Locked`]. Transactions here take milliseconds; 30 s means something
+/// is stuck, not busy.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A handle on the state database. One per thread; open as many as you like.
+/// The source of "now" (unix seconds) for `created_at`, `revoked_at` and audit times.
+/// Times that decide an outcome (an invitation's expiry) are passed in explicitly.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// A handle on the state database. One per thread; open as many as you like (each is
+/// its own SQLite connection; WAL + `busy_timeout` let them share the file).
 pub struct Store {
     conn: Connection,
     cidr: Cidr,
     path: PathBuf,
+    clock: Clock,
+    busy_timeout: Duration,
 }
 
-pub(crate) fn now() -> i64 {
+/// The system clock in unix seconds.
+pub fn system_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -77,7 +89,11 @@ impl Store {
     }
 
     fn open_path(path: &Path, cidr: &Cidr) -> Result<Store, StoreError> {
-        let conn = Connection::open(path).map_err(|e| StoreError::at(path, e))?;
+        check_private(path)?;
+        // No SQLITE_OPEN_CREATE: the file was made 0600 above. Should it vanish in
+        // between, SQLite must fail rather than create a world-readable one.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::at(path, e))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| StoreError::at(path, e))?;
         conn.pragma_update(None, "foreign_keys", true)
@@ -88,8 +104,11 @@ impl Store {
             conn,
             cidr: *cidr,
             path: path.to_path_buf(),
+            clock: Arc::new(system_now),
+            busy_timeout: BUSY_TIMEOUT,
         };
-        schema::migrate(&mut store.conn).map_err(|e| e.with_path(path))?;
+        schema::migrate(&mut store.conn)
+            .map_err(|e| e.with_path(path).locked_at(path, BUSY_TIMEOUT))?;
         Ok(store)
     }
 
@@ -101,18 +120,37 @@ impl Store {
         &self.cidr
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction; commits only if it succeeds.
+    /// Replaces the clock used for `created_at`, `revoked_at` and audit times (tests).
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Store {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How long to wait for another process's write before failing with
+    /// [`StoreError::Locked`] (default [`BUSY_TIMEOUT`]).
+    pub fn set_busy_timeout(&mut self, timeout: Duration) -> Result<(), StoreError> {
+        self.conn.busy_timeout(timeout)?;
+        self.busy_timeout = timeout;
+        Ok(())
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction (so concurrent writers queue on
+    /// the busy handler instead of failing on lock upgrade); commits only if `f`
+    /// succeeds. `f` gets the network and "now" read once the lock is held.
     pub(crate) fn write<T, E: From<StoreError>>(
         &mut self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>, &Cidr) -> Result<T, E>,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &Cidr, i64) -> Result<T, E>,
     ) -> Result<T, E> {
         let cidr = self.cidr;
+        let (path, waited) = (self.path.clone(), self.busy_timeout);
+        let locked = |e: rusqlite::Error| StoreError::from(e).locked_at(&path, waited);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        let out = f(&tx, &cidr)?;
-        tx.commit().map_err(StoreError::from)?;
+            .map_err(locked)?;
+        let now = (self.clock)();
+        let out = f(&tx, &cidr, now)?;
+        tx.commit().map_err(locked)?;
         Ok(out)
     }
 
@@ -150,7 +188,25 @@ impl Store {
     }
 }
 
+/// Refuses a DB file others can read: it holds who may join the network and how.
+fn check_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| StoreError::Io(path.to_path_buf(), e))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(StoreError::NotPrivate {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
 /// Creates an empty file `0600` (directory `0700`) so SQLite never makes it readable.
+/// `create_new` is `O_EXCL`: if another process won the race, its file is used as is.
 fn create_private_file(path: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if let Some(dir) = path.parent() {

@@ -1,7 +1,7 @@
 //! The `peers` table: who is in the network, with which key and address.
 
 use crate::audit::record;
-use crate::{Store, StoreError, now};
+use crate::{Store, StoreError};
 use proton_core::keys::PublicKey;
 use proton_core::net::Cidr;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
@@ -32,6 +32,23 @@ impl FromStr for PeerName {
 impl fmt::Display for PeerName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(&self.0)
+    }
+}
+
+/// A peer's row id. Stable for the peer's life, never reused after it is revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct PeerId(pub i64);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl rusqlite::ToSql for PeerId {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        self.0.to_sql()
     }
 }
 
@@ -87,7 +104,7 @@ pub enum PeerState {
 /// One row of `peers`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Peer {
-    pub id: i64,
+    pub id: PeerId,
     pub name: PeerName,
     pub role: Role,
     pub public_key: PublicKey,
@@ -109,7 +126,7 @@ pub(crate) fn peer_from_row(r: &Row<'_>) -> rusqlite::Result<Peer> {
     let address: String = r.get(4)?;
     let state: String = r.get(5)?;
     Ok(Peer {
-        id: r.get(0)?,
+        id: PeerId(r.get(0)?),
         name: PeerName(r.get(1)?),
         role: role
             .parse()
@@ -118,7 +135,8 @@ pub(crate) fn peer_from_row(r: &Row<'_>) -> rusqlite::Result<Peer> {
         address: address.parse().map_err(|_| bad(4, address.clone()))?,
         state: match state.as_str() {
             "invited" => PeerState::Invited,
-            _ => PeerState::Active,
+            "active" => PeerState::Active,
+            other => return Err(bad(5, format!("unknown peer state `{other}`"))),
         },
         created_at: r.get(6)?,
         revoked_at: r.get(7)?,
@@ -136,6 +154,9 @@ pub(crate) fn live_by(
 }
 
 /// Picks the lowest free address and inserts the peer; inside the caller's transaction.
+/// The checks before the INSERT are race-free because every writer holds the
+/// `BEGIN IMMEDIATE` lock; the partial unique indexes are the backstop.
+#[allow(clippy::too_many_arguments)] // one call per column; a struct would only rename them
 pub(crate) fn insert_peer(
     tx: &Transaction<'_>,
     cidr: &Cidr,
@@ -144,6 +165,7 @@ pub(crate) fn insert_peer(
     key: PublicKey,
     state: PeerState,
     address: Option<Ipv4Addr>,
+    created_at: i64,
 ) -> Result<Peer, StoreError> {
     if live_by(tx, "name", name.as_str())?.is_some() {
         return Err(StoreError::NameTaken(name.to_string()));
@@ -175,13 +197,12 @@ pub(crate) fn insert_peer(
         PeerState::Invited => "invited",
         PeerState::Active => "active",
     };
-    let created_at = now();
     tx.execute(
         "INSERT INTO peers (name, role, public_key, address, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![name.as_str(), role.as_str(), key.to_base64(), address.to_string(), state_text, created_at],
     )?;
     Ok(Peer {
-        id: tx.last_insert_rowid(),
+        id: PeerId(tx.last_insert_rowid()),
         name: name.clone(),
         role,
         public_key: key,
@@ -196,7 +217,7 @@ impl Store {
     /// Registers the gateway itself at the network's first host address.
     pub fn add_gateway(&mut self, name: &str, key: PublicKey) -> Result<Peer, StoreError> {
         let name: PeerName = name.parse()?;
-        self.write(|tx, cidr| {
+        self.write(|tx, cidr, now| {
             let exists: i64 = tx.query_row(
                 "SELECT count(*) FROM peers WHERE role = 'gateway' AND revoked_at IS NULL",
                 [],
@@ -213,9 +234,11 @@ impl Store {
                 key,
                 PeerState::Active,
                 Some(cidr.gateway()),
+                now,
             )?;
             record(
                 tx,
+                now,
                 "init",
                 "gateway.create",
                 name.as_str(),
@@ -233,9 +256,16 @@ impl Store {
         key: PublicKey,
         actor: &str,
     ) -> Result<Peer, StoreError> {
-        self.write(|tx, cidr| {
-            let peer = insert_peer(tx, cidr, name, role, key, PeerState::Active, None)?;
-            record(tx, actor, "peer.add", name.as_str(), &peer_detail(&peer))?;
+        self.write(|tx, cidr, now| {
+            let peer = insert_peer(tx, cidr, name, role, key, PeerState::Active, None, now)?;
+            record(
+                tx,
+                now,
+                actor,
+                "peer.add",
+                name.as_str(),
+                &peer_detail(&peer),
+            )?;
             Ok(peer)
         })
     }
@@ -243,20 +273,20 @@ impl Store {
     /// Revokes a peer: it leaves the device at the next reconcile; its name and address
     /// become free. Pending invitations for it are cancelled.
     pub fn remove_peer(&mut self, name: &str, actor: &str) -> Result<Peer, StoreError> {
-        self.write(|tx, _| {
+        self.write(|tx, _, now| {
             let mut peer =
                 live_by(tx, "name", name)?.ok_or_else(|| StoreError::NotFound(name.into()))?;
             if peer.role == Role::Gateway {
                 return Err(StoreError::IsGateway(name.into()));
             }
-            let at = now();
+            let at = now;
             tx.execute("UPDATE peers SET revoked_at = ?1 WHERE id = ?2", params![at, peer.id])?;
             tx.execute(
                 "UPDATE invitations SET expires_at = min(expires_at, ?1) WHERE peer_id = ?2 AND redeemed_at IS NULL",
                 params![at, peer.id],
             )?;
             peer.revoked_at = Some(at);
-            record(tx, actor, "peer.remove", name, &peer_detail(&peer))?;
+            record(tx, now, actor, "peer.remove", name, &peer_detail(&peer))?;
             Ok(peer)
         })
     }
@@ -268,7 +298,7 @@ impl Store {
         new: &PeerName,
         actor: &str,
     ) -> Result<Peer, StoreError> {
-        self.write(|tx, _| {
+        self.write(|tx, _, now| {
             let mut peer =
                 live_by(tx, "name", old)?.ok_or_else(|| StoreError::NotFound(old.into()))?;
             if peer.role == Role::Gateway {
@@ -283,7 +313,7 @@ impl Store {
             )?;
             peer.name = new.clone();
             let detail = serde_json::json!({ "from": old, "to": new.as_str() }).to_string();
-            record(tx, actor, "peer.rename", new.as_str(), &detail)?;
+            record(tx, now, actor, "peer.rename", new.as_str(), &detail)?;
             Ok(peer)
         })
     }

@@ -46,8 +46,18 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO meta (key, value) VALUES ('generation', 0);
 ";
 
+/// Version 2: an invitation records the role it was issued for (so it stays readable
+/// after its peer row is revoked), and lookups by peer are indexed.
+const V2_INVITATION_ROLE: &str = "
+ALTER TABLE invitations ADD COLUMN role TEXT NOT NULL DEFAULT 'worker'
+    CHECK (role IN ('worker', 'client'));
+UPDATE invitations SET role = (SELECT role FROM peers WHERE peers.id = invitations.peer_id)
+    WHERE (SELECT role FROM peers WHERE peers.id = invitations.peer_id) IN ('worker', 'client');
+CREATE INDEX invitations_peer ON invitations(peer_id);
+";
+
 /// Every migration in order; the DB's `user_version` is how many have run.
-const MIGRATIONS: &[&str] = &[V1_INITIAL];
+pub(crate) const MIGRATIONS: &[&str] = &[V1_INITIAL, V2_INVITATION_ROLE];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let known = MIGRATIONS.len() as i64;

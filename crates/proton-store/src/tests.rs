@@ -2,6 +2,7 @@ use super::*;
 use proton_core::keys::PrivateKey;
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 fn key() -> proton_core::keys::PublicKey {
     PrivateKey::generate().public_key()
@@ -55,9 +56,18 @@ fn files_are_private_and_data_survives_reopen() {
     let db = root.path(DB_PATH);
     assert_eq!(mode(&db), 0o600);
     assert_eq!(mode(db.parent().unwrap()), 0o700);
-    let wal = PathBuf::from(format!("{}-wal", db.display()));
-    assert!(wal.exists(), "WAL mode is on");
-    assert_eq!(mode(&wal), 0o600, "SQLite gives the WAL the DB's mode");
+    // SQLite creates the WAL and SHM files with the DB file's mode; check they exist
+    // (WAL mode is on, a reader is open) and are no wider than it.
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", db.display()));
+        assert!(side.exists(), "{suffix} exists in WAL mode");
+        assert_eq!(mode(&side), 0o600, "{suffix} gets the DB's mode");
+    }
+    let journal: String = s
+        .conn()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
     drop(s);
     let s = Store::open_existing(&root, &cidr).unwrap();
     let names: Vec<_> = s
@@ -109,6 +119,12 @@ fn fifty_concurrent_adds_get_fifty_distinct_addresses() {
     let s = Store::open(&root, &cidr).unwrap();
     assert_eq!(s.active_peers().unwrap().len(), 50);
     assert_eq!(s.generation().unwrap(), 51, "gateway + 50 changes");
+    assert_eq!(
+        s.audit_log(100).unwrap().len(),
+        51,
+        "one audit row per change"
+    );
+    s.check().unwrap();
 }
 
 #[test]
@@ -164,7 +180,7 @@ fn names_and_keys_are_unique_and_validated() {
 fn redeem_works_once_and_refusals_change_nothing() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");
     let mut s = Store::open(&root, &cidr).unwrap();
-    let t = now();
+    let t = system_now();
     let (peer, _) = s
         .reserve_invitation(&name("home-1"), Role::Worker, key(), "h1", t + 3600, "t")
         .unwrap();
@@ -209,14 +225,22 @@ fn redeem_works_once_and_refusals_change_nothing() {
 fn twenty_concurrent_redeemers_exactly_one_wins() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");
     let mut s = Store::open(&root, &cidr).unwrap();
-    s.reserve_invitation(&name("w"), Role::Worker, key(), "race", now() + 60, "t")
-        .unwrap();
+    s.reserve_invitation(
+        &name("w"),
+        Role::Worker,
+        key(),
+        "race",
+        system_now() + 60,
+        "t",
+    )
+    .unwrap();
     let wins: usize = (0..20)
         .map(|_| {
             let (root, cidr) = (root.clone(), cidr);
             std::thread::spawn(move || {
                 let mut s = Store::open(&root, &cidr).unwrap();
-                s.redeem_invitation("race", None, key(), now(), "t").is_ok() as usize
+                s.redeem_invitation("race", None, key(), system_now(), "t")
+                    .is_ok() as usize
             })
         })
         .collect::<Vec<_>>()
@@ -230,7 +254,7 @@ fn twenty_concurrent_redeemers_exactly_one_wins() {
 fn sweep_revokes_expired_invitees_and_frees_their_addresses() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");
     let mut s = Store::open(&root, &cidr).unwrap();
-    let t = now();
+    let t = system_now();
     let (old, _) = s
         .reserve_invitation(&name("old"), Role::Worker, key(), "o", t + 10, "t")
         .unwrap();
@@ -278,12 +302,164 @@ fn every_change_is_audited() {
 fn a_crash_between_reserve_and_redeem_leaves_a_usable_db() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");
     let mut s = Store::open(&root, &cidr).unwrap();
-    s.reserve_invitation(&name("w"), Role::Worker, key(), "crash", now() + 60, "t")
-        .unwrap();
+    s.reserve_invitation(
+        &name("w"),
+        Role::Worker,
+        key(),
+        "crash",
+        system_now() + 60,
+        "t",
+    )
+    .unwrap();
     // Simulate a crash: the process goes away without closing the connection cleanly.
     std::mem::forget(s);
     let mut s = Store::open(&root, &cidr).unwrap();
     s.check().unwrap();
-    s.redeem_invitation("crash", None, key(), now(), "t")
+    s.redeem_invitation("crash", None, key(), system_now(), "t")
         .unwrap();
+}
+
+#[test]
+fn migrations_run_from_empty_and_from_version_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    let cidr: Cidr = "10.7.7.0/24".parse().unwrap();
+    let s = Store::open(&root, &cidr).unwrap();
+    let version: i64 = s
+        .conn()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, schema::MIGRATIONS.len() as i64);
+    drop(s);
+
+    // A DB left at version 1 (by an older proton) with a pending invitation.
+    let old = tempfile::tempdir().unwrap();
+    let old_root = Root::new(old.path());
+    let path = old_root.path(DB_PATH);
+    create_private_file(&path).unwrap();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(schema::MIGRATIONS[0]).unwrap();
+    c.execute_batch(&format!(
+        "INSERT INTO peers (name, role, public_key, address, state, created_at) \
+         VALUES ('phone', 'client', '{}', '10.7.7.2', 'invited', 1); \
+         INSERT INTO invitations (secret_hash, peer_id, created_at, expires_at) \
+         VALUES ('h', 1, 1, 99); PRAGMA user_version = 1;",
+        key().to_base64()
+    ))
+    .unwrap();
+    drop(c);
+    let s = Store::open(&old_root, &cidr).unwrap();
+    let inv = s.invitation_by_hash("h").unwrap().unwrap();
+    assert_eq!((inv.role, inv.peer_id), (Role::Client, PeerId(1)));
+    let pending = s.pending_invitation_for(PeerId(1)).unwrap().unwrap();
+    assert_eq!(pending.id, inv.id);
+    s.check().unwrap();
+}
+
+#[test]
+fn a_db_readable_by_others_is_refused() {
+    let (_d, root, cidr) = fresh("10.7.7.0/24");
+    let db = root.path(DB_PATH);
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = Store::open(&root, &cidr).err().unwrap();
+    assert!(
+        matches!(e, StoreError::NotPrivate { mode: 0o644, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("chmod 600"), "{e}");
+}
+
+#[test]
+fn a_writer_held_too_long_is_a_locked_error() {
+    let (_d, root, cidr) = fresh("10.7.7.0/24");
+    let holder = rusqlite::Connection::open(root.path(DB_PATH)).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut s = Store::open(&root, &cidr).unwrap();
+    s.set_busy_timeout(Duration::from_millis(20)).unwrap();
+    let e = s
+        .add_peer(&name("late"), Role::Client, key(), "t")
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Locked { .. }), "{e}");
+    assert!(e.to_string().contains("fuser"), "{e}");
+    holder.execute_batch("ROLLBACK").unwrap();
+    s.add_peer(&name("late"), Role::Client, key(), "t").unwrap();
+}
+
+#[test]
+fn times_come_from_the_injected_clock() {
+    let (_d, root, cidr) = fresh("10.7.7.0/24");
+    let mut s = Store::open(&root, &cidr).unwrap().with_clock(|| 1_000);
+    let p = s.add_peer(&name("a"), Role::Client, key(), "t").unwrap();
+    assert_eq!(p.created_at, 1_000);
+    assert_eq!(s.remove_peer("a", "t").unwrap().revoked_at, Some(1_000));
+    let stored = s.list_peers(true).unwrap();
+    assert_eq!(stored.last().unwrap().revoked_at, Some(1_000));
+    assert!(s.audit_log(2).unwrap().iter().all(|e| e.at == 1_000));
+}
+
+#[test]
+fn invitation_changes_are_audited_and_bump_the_generation() {
+    let (_d, root, cidr) = fresh("10.7.7.0/24");
+    let mut s = Store::open(&root, &cidr).unwrap();
+    let g0 = s.generation().unwrap();
+    let t = system_now();
+    s.reserve_invitation(&name("a"), Role::Worker, key(), "ha", t + 60, "cli")
+        .unwrap();
+    s.reserve_invitation(&name("b"), Role::Client, key(), "hb", t + 1, "cli")
+        .unwrap();
+    s.redeem_invitation("ha", None, key(), t, "join-api")
+        .unwrap();
+    s.sweep_expired(t + 5, "daemon").unwrap();
+    let log = s.audit_log(4).unwrap();
+    let got: Vec<_> = log
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.as_str(), e.subject.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("invitation.expire", "daemon", "b"),
+            ("invitation.redeem", "join-api", "a"),
+            ("invitation.create", "cli", "b"),
+            ("invitation.create", "cli", "a"),
+        ]
+    );
+    assert_eq!(s.generation().unwrap(), g0 + 4);
+    // A refused change writes no audit row and leaves the generation alone.
+    assert!(s.add_peer(&name("a"), Role::Worker, key(), "t").is_err());
+    assert_eq!(s.generation().unwrap(), g0 + 4);
+    // The same secret hash twice is refused, and the failed reserve leaves nothing.
+    let before = dump(&s);
+    assert!(
+        s.reserve_invitation(&name("c"), Role::Worker, key(), "ha", t + 60, "cli")
+            .is_err()
+    );
+    assert_eq!(dump(&s), before);
+}
+
+#[test]
+fn rename_checks_the_new_name_and_frees_the_old_one() {
+    let (_d, root, cidr) = fresh("10.7.7.0/24");
+    let mut s = Store::open(&root, &cidr).unwrap();
+    let a = s.add_peer(&name("a"), Role::Worker, key(), "t").unwrap();
+    s.add_peer(&name("b"), Role::Worker, key(), "t").unwrap();
+    assert!(matches!(
+        s.rename_peer("a", &name("b"), "t"),
+        Err(StoreError::NameTaken(n)) if n == "b"
+    ));
+    assert!(matches!(
+        s.rename_peer("proton", &name("gw"), "t"),
+        Err(StoreError::IsGateway(_))
+    ));
+    let renamed = s.rename_peer("a", &name("c"), "t").unwrap();
+    assert_eq!((renamed.id, renamed.address), (a.id, a.address));
+    // The old name is free again, and a revoked peer's name can be reused.
+    s.add_peer(&name("a"), Role::Client, key(), "t").unwrap();
+    s.remove_peer("b", "t").unwrap();
+    s.rename_peer("c", &name("b"), "t").unwrap();
+    assert_eq!(
+        s.peer_by_address(a.address).unwrap().unwrap().name.as_str(),
+        "b"
+    );
+    s.check().unwrap();
 }
