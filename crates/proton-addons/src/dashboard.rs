@@ -64,7 +64,14 @@ fn flavour(kind: DashboardKind) -> Flavour {
 /// The chart (no values: the defaults are what Proton wants).
 pub fn helm_chart(p: &DashboardParams) -> Object {
     let f = flavour(p.kind);
-    objects::helm_chart(f.release, f.chart, f.repo, &p.chart_version, f.namespace, None)
+    objects::helm_chart(
+        f.release,
+        f.chart,
+        f.repo,
+        &p.chart_version,
+        f.namespace,
+        None,
+    )
 }
 
 /// ServiceAccount, its cluster-admin binding and a long-lived token Secret. The Secret has
@@ -132,7 +139,20 @@ pub fn exposure(p: &DashboardParams, host: &str) -> Vec<Object> {
         scheme: f.https.then_some("https"),
         servers_transport: transport,
     };
-    out.push(traefik::route(f.namespace, name, host, service, true, &secret));
+    out.push(traefik::route(
+        f.namespace,
+        name,
+        host,
+        service,
+        true,
+        &secret,
+    ));
     out.push(objects::certificate(f.namespace, name, host, &secret));
     out
+}
+
+/// Where `proton dashboard token` reads the login token: `(namespace, secret name)`; the
+/// token is the Secret's `data.token`.
+pub fn dashboard_token_secret_ref() -> (&'static str, &'static str) {
+    (ADMIN_NAMESPACE, ADMIN_TOKEN_SECRET)
 }

@@ -278,7 +278,8 @@ fn check_extra_port(
     // at least one letter, no leading/trailing/double '-').
     let valid = !n.is_empty()
         && n.len() <= 15
-        && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && n.bytes().any(|b| b.is_ascii_lowercase())
         && !n.starts_with('-')
         && !n.ends_with('-')
@@ -289,7 +290,9 @@ fn check_extra_port(
         ));
     }
     if RESERVED_PORT_NAMES.contains(&n.as_str()) || taken.contains_key(n) {
-        return Err(bad("the name is already an entry point; pick another".into()));
+        return Err(bad(
+            "the name is already an entry point; pick another".into()
+        ));
     }
     if extra.port <= 1024 || RESERVED_CONTAINER_PORTS.contains(&extra.port) {
         return Err(bad(format!(
@@ -304,11 +307,13 @@ fn check_extra_port(
             extra.exposed_port
         )));
     }
-    let clash = taken.iter().find(|(_, v)| {
-        v.port == Some(extra.port) || v.exposed_port == Some(extra.exposed_port)
-    });
+    let clash = taken
+        .iter()
+        .find(|(_, v)| v.port == Some(extra.port) || v.exposed_port == Some(extra.exposed_port));
     if let Some((other, _)) = clash {
-        return Err(bad(format!("its port or exposed_port is already used by `{other}`")));
+        return Err(bad(format!(
+            "its port or exposed_port is already used by `{other}`"
+        )));
     }
     Ok(())
 }
@@ -365,7 +370,11 @@ pub(crate) fn route(
             routes: vec![Route {
                 kind: "Rule",
                 match_: format!("Host(`{host}`)"),
-                middlewares: if vpn_only { vec![allowlist_ref()] } else { vec![] },
+                middlewares: if vpn_only {
+                    vec![allowlist_ref()]
+                } else {
+                    vec![]
+                },
                 services: vec![service],
             }],
             tls: RouteTls {

@@ -1,0 +1,113 @@
+//! Manifest files for K3s's auto-deploy directory, and what changing them removes.
+
+use crate::AddonsError;
+use crate::objects::{Object, ObjectRef};
+use serde::Deserialize;
+use std::collections::BTreeSet;
+
+/// The files Proton owns in `/var/lib/rancher/k3s/server/manifests/`, in apply order.
+/// Never drop a name from this list: K3s keeps the objects of a deleted file forever, so a
+/// file must stay (empty) for its objects to be pruned.
+pub const FILE_NAMES: [&str; 6] = [
+    "proton-traefik.yaml",
+    "proton-traefik-routes.yaml",
+    "proton-cert-manager.yaml",
+    "proton-cert-issuers.yaml",
+    "proton-dashboard.yaml",
+    "proton-dashboard-routes.yaml",
+];
+
+/// K3s's packaged components' files. K3s rewrites (or, when disabled, deletes) these, so
+/// Proton must never write one of these names.
+pub const PACKAGED_COMPONENT_FILES: [&str; 7] = [
+    "traefik.yaml",
+    "coredns.yaml",
+    "local-storage.yaml",
+    "metrics-server.yaml",
+    "ccm.yaml",
+    "rolebindings.yaml",
+    "runtimes.yaml",
+];
+
+const HEADER: &str = "# Written by `proton apply`; edits are overwritten.\n";
+
+/// One file for the auto-deploy directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestFile {
+    /// A file name (RFC 1123, `proton-` prefix), not a path.
+    pub name: String,
+    pub yaml: String,
+}
+
+/// Objects as one multi-document YAML file. No objects: the header only, which K3s reads
+/// as an empty object set (and prunes whatever the file held before).
+pub fn to_yaml(objects: &[Object]) -> Result<String, AddonsError> {
+    let mut out = String::from(HEADER);
+    for o in objects {
+        out.push_str("---\n");
+        out.push_str(&serde_norway::to_string(o).map_err(AddonsError::Yaml)?);
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Head {
+    api_version: String,
+    kind: String,
+    metadata: HeadMeta,
+}
+
+#[derive(Deserialize)]
+struct HeadMeta {
+    name: String,
+    namespace: Option<String>,
+}
+
+/// The identities of the objects in a manifest file's YAML.
+pub fn object_refs(file: &ManifestFile) -> Result<BTreeSet<ObjectRef>, AddonsError> {
+    let mut refs = BTreeSet::new();
+    for doc in serde_norway::Deserializer::from_str(&file.yaml) {
+        let value = serde_norway::Value::deserialize(doc).map_err(|source| AddonsError::Parse {
+            file: file.name.clone(),
+            source,
+        })?;
+        if value.is_null() {
+            continue; // an empty document (the header alone)
+        }
+        let head: Head = serde_norway::from_value(value).map_err(|source| AddonsError::Parse {
+            file: file.name.clone(),
+            source,
+        })?;
+        refs.insert(ObjectRef {
+            api_version: head.api_version,
+            kind: head.kind,
+            namespace: head.metadata.namespace,
+            name: head.metadata.name,
+        });
+    }
+    Ok(refs)
+}
+
+/// What replacing `previous` (the files now on disk) by `next` removes: the objects in a
+/// previous file that its successor no longer has, plus everything in a previous file
+/// that `next` does not write at all (K3s would keep those; delete them through the API).
+/// Routes come before charts (reverse file order), so nothing points at a removed backend.
+pub fn plan_removal(
+    previous: &[ManifestFile],
+    next: &[ManifestFile],
+) -> Result<Vec<ObjectRef>, AddonsError> {
+    let mut keep = BTreeSet::new();
+    for f in next {
+        keep.extend(object_refs(f)?);
+    }
+    let mut gone = Vec::new();
+    for f in previous.iter().rev() {
+        for r in object_refs(f)? {
+            if !keep.contains(&r) && !gone.contains(&r) {
+                gone.push(r);
+            }
+        }
+    }
+    Ok(gone)
+}
