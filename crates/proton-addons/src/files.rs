@@ -64,9 +64,9 @@ struct HeadMeta {
     namespace: Option<String>,
 }
 
-/// The identities of the objects in a manifest file's YAML.
-pub fn object_refs(file: &ManifestFile) -> Result<BTreeSet<ObjectRef>, AddonsError> {
-    let mut refs = BTreeSet::new();
+/// The identities of the objects in a manifest file's YAML, in document order.
+pub fn object_refs(file: &ManifestFile) -> Result<Vec<ObjectRef>, AddonsError> {
+    let mut refs = Vec::new();
     for doc in serde_norway::Deserializer::from_str(&file.yaml) {
         let value = serde_norway::Value::deserialize(doc).map_err(|source| AddonsError::Parse {
             file: file.name.clone(),
@@ -79,7 +79,7 @@ pub fn object_refs(file: &ManifestFile) -> Result<BTreeSet<ObjectRef>, AddonsErr
             file: file.name.clone(),
             source,
         })?;
-        refs.insert(ObjectRef {
+        refs.push(ObjectRef {
             api_version: head.api_version,
             kind: head.kind,
             namespace: head.metadata.namespace,
@@ -92,7 +92,8 @@ pub fn object_refs(file: &ManifestFile) -> Result<BTreeSet<ObjectRef>, AddonsErr
 /// What replacing `previous` (the files now on disk) by `next` removes: the objects in a
 /// previous file that its successor no longer has, plus everything in a previous file
 /// that `next` does not write at all (K3s would keep those; delete them through the API).
-/// Routes come before charts (reverse file order), so nothing points at a removed backend.
+/// The order is the reverse of creation (last file first, last object first): routes go
+/// before charts, the token Secret before its ServiceAccount.
 pub fn plan_removal(
     previous: &[ManifestFile],
     next: &[ManifestFile],
@@ -103,7 +104,7 @@ pub fn plan_removal(
     }
     let mut gone = Vec::new();
     for f in previous.iter().rev() {
-        for r in object_refs(f)? {
+        for r in object_refs(f)?.into_iter().rev() {
             if !keep.contains(&r) && !gone.contains(&r) {
                 gone.push(r);
             }

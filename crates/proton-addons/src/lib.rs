@@ -8,7 +8,8 @@
 //! let params = AddonsParams::defaults("gw", "10.7.7.0/24".parse().unwrap(), "me@example.org");
 //! let files = render_manifests(&params).unwrap();
 //! assert!(files.iter().all(|f| f.name.starts_with("proton-")));
-//! assert!(files.iter().any(|f| f.yaml.contains("sourceRange:\n      - 10.7.7.0/24")));
+//! let routes = files.iter().find(|f| f.name == "proton-traefik-routes.yaml").unwrap();
+//! assert!(routes.yaml.contains("- 10.7.7.0/24"));
 //! ```
 //!
 //! **Removal.** K3s ignores a deleted auto-deploy file (its objects stay), but prunes the
@@ -30,7 +31,9 @@ pub use dashboard::{
     HEADLAMP_DEFAULT_VERSION, KUBERNETES_DASHBOARD_DEFAULT_VERSION, dashboard_token_secret_ref,
 };
 pub use expose::{ServiceTarget, expose};
-pub use files::{FILE_NAMES, ManifestFile, PACKAGED_COMPONENT_FILES, plan_removal, to_yaml};
+pub use files::{
+    FILE_NAMES, ManifestFile, PACKAGED_COMPONENT_FILES, object_refs, plan_removal, to_yaml,
+};
 pub use objects::{Object, ObjectRef};
 pub use traefik::{ALLOWLIST_NAME, GATEWAY_NODE_LABELS, LB_POOL, TRAEFIK_NAMESPACE, TraefikValues};
 
@@ -324,3 +327,6 @@ pub fn render_manifests(p: &AddonsParams) -> Result<Vec<ManifestFile>, AddonsErr
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;
