@@ -68,6 +68,11 @@ fn files_are_private_and_data_survives_reopen() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(journal, "wal");
+    let fk: i64 = s
+        .conn()
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(fk, 1, "foreign keys are enforced");
     drop(s);
     let s = Store::open_existing(&root, &cidr).unwrap();
     let names: Vec<_> = s
@@ -234,20 +239,37 @@ fn twenty_concurrent_redeemers_exactly_one_wins() {
         "t",
     )
     .unwrap();
-    let wins: usize = (0..20)
+    let results: Vec<_> = (0..20)
         .map(|_| {
             let (root, cidr) = (root.clone(), cidr);
             std::thread::spawn(move || {
                 let mut s = Store::open(&root, &cidr).unwrap();
-                s.redeem_invitation("race", None, key(), system_now(), "t")
-                    .is_ok() as usize
+                let mine = key();
+                (
+                    mine,
+                    s.redeem_invitation("race", None, mine, system_now(), "t"),
+                )
             })
         })
         .collect::<Vec<_>>()
         .into_iter()
         .map(|h| h.join().unwrap())
-        .sum();
-    assert_eq!(wins, 1);
+        .collect();
+    let winners: Vec<_> = results.iter().filter(|(_, r)| r.is_ok()).collect();
+    assert_eq!(winners.len(), 1);
+    assert!(
+        results
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().err())
+            .all(|e| matches!(e, RedeemError::AlreadyUsed)),
+        "every loser is told the invitation was used"
+    );
+    let stored = s.peer_by_name("w").unwrap().unwrap();
+    assert_eq!(
+        stored.public_key, winners[0].0,
+        "the winner's key is the one kept"
+    );
+    assert_eq!(stored.state, PeerState::Active);
 }
 
 #[test]
@@ -298,9 +320,20 @@ fn every_change_is_audited() {
     );
 }
 
+/// Env var telling [`crash_child`] which root to crash in.
+const CRASH_ROOT: &str = "PROTON_STORE_TEST_CRASH_ROOT";
+
+/// Not a test on its own: re-run by [`a_crash_between_reserve_and_redeem_leaves_a_usable_db`]
+/// in a child process, which reserves an invitation (committed), then dies with
+/// `abort()` in the middle of another write transaction.
 #[test]
-fn a_crash_between_reserve_and_redeem_leaves_a_usable_db() {
-    let (_d, root, cidr) = fresh("10.7.7.0/24");
+#[ignore = "helper run in a child process by a_crash_between_reserve_and_redeem_..."]
+fn crash_child() {
+    let Some(dir) = std::env::var_os(CRASH_ROOT) else {
+        return;
+    };
+    let root = Root::new(dir);
+    let cidr: Cidr = "10.7.7.0/24".parse().unwrap();
     let mut s = Store::open(&root, &cidr).unwrap();
     s.reserve_invitation(
         &name("w"),
@@ -311,12 +344,54 @@ fn a_crash_between_reserve_and_redeem_leaves_a_usable_db() {
         "t",
     )
     .unwrap();
-    // Simulate a crash: the process goes away without closing the connection cleanly.
-    std::mem::forget(s);
+    let _: Result<(), StoreError> = s.write(|tx, cidr, now| {
+        let k = key();
+        peer::insert_peer(
+            tx,
+            cidr,
+            &name("half"),
+            Role::Worker,
+            k,
+            PeerState::Active,
+            None,
+            now,
+        )?;
+        std::process::abort()
+    });
+}
+
+#[test]
+fn a_crash_between_reserve_and_redeem_leaves_a_usable_db() {
+    let (_d, root, cidr) = fresh("10.7.7.0/24");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "tests::crash_child",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env(CRASH_ROOT, root.prefix())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the child should have crashed: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
     let mut s = Store::open(&root, &cidr).unwrap();
     s.check().unwrap();
-    s.redeem_invitation("crash", None, key(), system_now(), "t")
+    assert!(
+        s.peer_by_name("half").unwrap().is_none(),
+        "the torn write is gone"
+    );
+    let reserved = s.peer_by_name("w").unwrap().unwrap();
+    assert_eq!(reserved.state, PeerState::Invited);
+    let joined = s
+        .redeem_invitation("crash", None, key(), system_now(), "t")
         .unwrap();
+    assert_eq!(joined.address, reserved.address);
+    s.check().unwrap();
 }
 
 #[test]
