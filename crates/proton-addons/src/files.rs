@@ -17,8 +17,9 @@ pub const FILE_NAMES: [&str; 6] = [
     "proton-dashboard-routes.yaml",
 ];
 
-/// K3s's packaged components' files. K3s rewrites (or, when disabled, deletes) these, so
-/// Proton must never write one of these names.
+/// K3s's packaged components' files. K3s rewrites these at start, and for a component in
+/// `--disable` it deletes any file whose base name matches *and the objects in it*, so
+/// Proton must never write one of these names (its files' base names all start `proton-`).
 pub const PACKAGED_COMPONENT_FILES: [&str; 7] = [
     "traefik.yaml",
     "coredns.yaml",
@@ -39,8 +40,10 @@ pub struct ManifestFile {
     pub yaml: String,
 }
 
-/// Objects as one multi-document YAML file. No objects: the header only, which K3s reads
-/// as an empty object set (and prunes whatever the file held before).
+/// Objects as one multi-document YAML file. No objects: the header only. K3s's deploy
+/// controller (`pkg/deploy/controller.go`) treats comment-only documents as empty, and
+/// applies the (empty) set with the GVKs recorded on the file's `Addon` object, so it
+/// prunes everything the file held before; for a HelmChart that is a `helm uninstall`.
 pub fn to_yaml(objects: &[Object]) -> Result<String, AddonsError> {
     let mut out = String::from(HEADER);
     for o in objects {
