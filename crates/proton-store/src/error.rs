@@ -47,6 +47,8 @@ pub enum StoreError {
     AddressTaken(Ipv4Addr),
     #[error("the gateway is already registered")]
     GatewayExists,
+    #[error("an invitation with this secret already exists: issue it with a fresh secret")]
+    SecretReused,
     #[error("state database is damaged: {0}")]
     Corrupt(String),
     #[error("{0}")]

@@ -116,9 +116,7 @@ impl Store {
                 ],
             )?;
             if inserted != 1 {
-                return Err(StoreError::Invalid(
-                    "an invitation with this secret already exists: generate a new secret".into(),
-                ));
+                return Err(StoreError::SecretReused);
             }
             let inv = Invitation {
                 id: InvitationId(tx.last_insert_rowid()),

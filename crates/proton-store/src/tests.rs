@@ -505,10 +505,10 @@ fn invitation_changes_are_audited_and_bump_the_generation() {
     assert_eq!(s.generation().unwrap(), g0 + 4);
     // The same secret hash twice is refused, and the failed reserve leaves nothing.
     let before = dump(&s);
-    assert!(
-        s.reserve_invitation(&name("c"), Role::Worker, key(), "ha", t + 60, "cli")
-            .is_err()
-    );
+    assert!(matches!(
+        s.reserve_invitation(&name("c"), Role::Worker, key(), "ha", t + 60, "cli"),
+        Err(StoreError::SecretReused)
+    ));
     assert_eq!(dump(&s), before);
 }
 
@@ -537,4 +537,48 @@ fn rename_checks_the_new_name_and_frees_the_old_one() {
         "b"
     );
     s.check().unwrap();
+}
+
+#[test]
+fn concurrent_first_opens_create_and_migrate_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    let cidr: Cidr = "10.7.7.0/24".parse().unwrap();
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut s = Store::open(&root, &cidr).unwrap();
+                s.add_peer(&name(&format!("p{i}")), Role::Client, key(), "t")
+                    .unwrap();
+            })
+        })
+        .collect();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    let s = Store::open_existing(&root, &cidr).unwrap();
+    assert_eq!(s.list_peers(false).unwrap().len(), 8);
+    assert_eq!(mode(&root.path(DB_PATH)), 0o600);
+    s.check().unwrap();
+}
+
+#[test]
+fn peer_names_are_dns_labels() {
+    let long = "a".repeat(63);
+    for good in ["a", "w-1", "0", long.as_str()] {
+        assert_eq!(good.parse::<PeerName>().unwrap().as_str(), good);
+    }
+    let too_long = "a".repeat(64);
+    for bad in [
+        "",
+        "-a",
+        "a-",
+        "Laptop",
+        "a.b",
+        "a_b",
+        "é",
+        too_long.as_str(),
+    ] {
+        let e = bad.parse::<PeerName>().unwrap_err().to_string();
+        assert!(e.contains("Kubernetes node name"), "{bad:?}: {e}");
+    }
 }
