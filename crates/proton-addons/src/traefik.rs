@@ -174,8 +174,11 @@ pub fn values(gateway_node: &str, p: &IngressParams) -> Result<TraefikValues, Ad
     // HTTP -> HTTPS for everything except ACME HTTP-01 challenges. The entry-point redirect
     // is a router with near-maximal priority, so without the bypass it would also redirect
     // cert-manager's solver (traefik/traefik#6766, #7825). `allowACMEByPass` (Traefik
-    // >= 3.1.3; since traefik/traefik#12740 it also carves `/.well-known/acme-challenge/`
-    // out of the redirect rule) lets the solver Ingress answer on port 80.
+    // >= 3.1.3; since traefik/traefik#12740, in the v3.7 changelog, it also carves
+    // `/.well-known/acme-challenge/` out of the redirect rule) lets the solver Ingress
+    // answer on port 80. Chart 41.3.0 ships Traefik v3.7.11. A low redirect `priority`
+    // would also let the solver through, but would leave every other plain Ingress
+    // reachable over HTTP, which is what the redirect is for.
     ports.insert(
         "web".to_owned(),
         PortValues {
