@@ -1,9 +1,10 @@
 //! Proton's WireGuard data plane.
 //!
-//! One interface, driven by a [`Device`]: today the embedded userspace implementation
-//! (`gotatun` on `/dev/net/tun`), which runs anywhere a TUN device exists — LXC/OpenVZ
-//! VPSes and containers included — and serves the standard UAPI socket so `wg show`
-//! and `wg set` work against it. Peers change while traffic flows: [`reconcile::plan`]
+//! One interface, driven by a [`Device`], on one of two backends ([`BackendKind`]):
+//! kernel WireGuard over netlink where the module exists, or the embedded userspace
+//! implementation (`gotatun` on `/dev/net/tun`), which runs anywhere a TUN device
+//! exists — LXC/OpenVZ VPSes and containers included — and serves the standard UAPI
+//! socket so `wg show` and `wg set` work against it. [`detect`] resolves `Auto`. Peers change while traffic flows: [`reconcile::plan`]
 //! computes the minimal changes between the peers the DB wants and those the device
 //! has, and an unchanged peer is never touched (its session and counters survive).
 //!
@@ -20,12 +21,17 @@
 //! ```
 #![deny(unsafe_code)]
 
+mod backend;
+mod device;
+mod kernel;
+mod link;
 pub mod reconcile;
 mod uapi;
 mod userspace;
 
+pub use backend::{BackendKind, Detection, UnknownBackend, detect};
+pub use device::{Applied, Device};
 pub use reconcile::{PeerChange, plan};
-pub use userspace::{Applied, Device};
 
 use ipnet::{IpNet, Ipv4Net};
 use proton_core::keys::{PresharedKey, PrivateKey, PublicKey};
@@ -43,6 +49,8 @@ pub enum WgError {
     Tun { name: String, reason: String },
     #[error("WireGuard device `{name}`: {reason}")]
     Device { name: String, reason: String },
+    #[error("network link `{name}`: {reason}")]
+    Link { name: String, reason: String },
     #[error("UAPI socket {path}: {source}")]
     Uapi {
         path: PathBuf,
@@ -63,8 +71,10 @@ pub struct InterfaceConfig {
     pub address: Ipv4Net,
     pub mtu: u16,
     pub peers: Vec<PeerConfig>,
-    /// Where the UAPI socket `<name>.sock` goes.
+    /// Where the UAPI socket `<name>.sock` goes (userspace backend).
     pub uapi_dir: PathBuf,
+    /// Which data plane; `new` picks `Userspace` (the one tested end to end here).
+    pub backend: BackendKind,
 }
 
 impl InterfaceConfig {
@@ -78,6 +88,7 @@ impl InterfaceConfig {
             mtu: 1420,
             peers: Vec::new(),
             uapi_dir: PathBuf::from(UAPI_DIR),
+            backend: BackendKind::Userspace,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The embedded userspace WireGuard device: gotatun on a TUN interface.
+//! The embedded userspace WireGuard backend: gotatun on a TUN interface.
 //!
 //! Two gotatun traps are handled here (see DESIGN.md): a device built with zero peers
 //! does not bind its UDP socket when the first peer arrives, so the first peers are
@@ -6,7 +6,8 @@
 //! resets its session, so updates go through the Rust API (`modify_peer`), which
 //! changes only the given fields.
 
-use crate::reconcile::{PeerChange, plan};
+use crate::Applied;
+use crate::reconcile::PeerChange;
 use crate::uapi::UapiSocket;
 use crate::{InterfaceConfig, PeerConfig, PeerStatus, WgError};
 use gotatun::device::{DefaultDeviceTransports, DeviceBuilder, Peer};
@@ -19,20 +20,12 @@ use x25519_dalek::{PublicKey as XPublic, StaticSecret};
 
 /// A running userspace WireGuard interface. Dropping it (or [`Device::down`]) removes
 /// the interface and its UAPI socket.
-pub struct Device {
+pub(crate) struct Userspace {
     name: String,
     inner: gotatun::device::Device<DefaultDeviceTransports>,
     uapi: Option<UapiSocket>,
     /// Whether gotatun has brought its connection (UDP socket, tasks) up.
     connected: AtomicBool,
-}
-
-/// What one reconcile did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Applied {
-    pub added: usize,
-    pub updated: usize,
-    pub removed: usize,
 }
 
 fn secret(key: &PrivateKey) -> StaticSecret {
@@ -56,10 +49,10 @@ fn to_peer(c: &PeerConfig) -> Peer {
     p
 }
 
-impl Device {
+impl Userspace {
     /// Creates the TUN interface (address, MTU, up), the WireGuard device with its key,
     /// port, fwmark and initial peers, and the UAPI socket.
-    pub async fn up(cfg: InterfaceConfig) -> Result<Device, WgError> {
+    pub(crate) async fn up(cfg: &InterfaceConfig) -> Result<Userspace, WgError> {
         let name = cfg.name.clone();
         let tun_err = |reason: String| WgError::Tun {
             name: name.clone(),
@@ -70,13 +63,11 @@ impl Device {
             reason,
         };
         let mut tc = gotatun::tun::tun::Configuration::default();
-        tc.tun_name(&cfg.name)
-            .address(cfg.address.addr())
-            .netmask(cfg.address.netmask())
-            .mtu(cfg.mtu)
-            .up();
+        // Address and up go through the netlink code shared with the kernel backend.
+        tc.tun_name(&cfg.name).mtu(cfg.mtu);
         let tun = gotatun::tun::tun::create_as_async(&tc).map_err(|e| tun_err(e.to_string()))?;
         let tun = TunDevice::from_tun_device(tun).map_err(|e| tun_err(e.to_string()))?;
+        crate::link::configure(&cfg.name, cfg.address, cfg.mtu).await?;
 
         let (client, server) = gotatun::device::uapi::UapiServer::new();
         let has_peers = !cfg.peers.is_empty();
@@ -92,8 +83,8 @@ impl Device {
         }
         let inner = builder.build().await.map_err(|e| dev_err(e.to_string()))?;
         let uapi = UapiSocket::bind(&cfg.uapi_dir, &cfg.name, client)?;
-        let device = Device {
-            name: cfg.name,
+        let device = Userspace {
+            name: cfg.name.clone(),
             inner,
             uapi: Some(uapi),
             connected: AtomicBool::new(has_peers),
@@ -109,17 +100,17 @@ impl Device {
         }
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// The UDP port WireGuard listens on.
-    pub async fn listen_port(&self) -> u16 {
+    pub(crate) async fn listen_port(&self) -> u16 {
         self.inner.read(async |d| d.listen_port()).await
     }
 
     /// The peers on the device, with handshake age and counters.
-    pub async fn peers(&self) -> Vec<PeerStatus> {
+    pub(crate) async fn peers(&self) -> Vec<PeerStatus> {
         self.inner
             .peers()
             .await
@@ -138,7 +129,7 @@ impl Device {
     }
 
     /// Applies changes in one write; existing peers are modified in place.
-    pub async fn apply(&self, changes: &[PeerChange]) -> Result<Applied, WgError> {
+    pub(crate) async fn apply(&self, changes: &[PeerChange]) -> Result<Applied, WgError> {
         if changes.is_empty() {
             return Ok(Applied::default());
         }
@@ -197,17 +188,11 @@ impl Device {
         Ok(applied)
     }
 
-    /// Brings the device's peers in line with `desired`, touching only what differs.
-    pub async fn reconcile(&self, desired: &[PeerConfig]) -> Result<Applied, WgError> {
-        let actual = self.peers().await;
-        self.apply(&plan(desired, &actual)).await
-    }
-
     /// Replaces the private key. Note: gotatun rebinds its UDP socket on a key change,
     /// which can fail with EADDRINUSE while the old socket closes; `proton join` makes
     /// a new device instead. Replaces the interface's private key (a worker switching from an invitation's
     /// throw-away key to its own).
-    pub async fn set_private_key(&self, key: &PrivateKey) -> Result<(), WgError> {
+    pub(crate) async fn set_private_key(&self, key: &PrivateKey) -> Result<(), WgError> {
         self.inner
             .set_private_key(secret(key))
             .await
@@ -215,7 +200,7 @@ impl Device {
     }
 
     /// Stops the device: the TUN interface and the UAPI socket go away.
-    pub async fn down(mut self) {
+    pub(crate) async fn down(mut self) {
         drop(self.uapi.take());
         let name = self.name.clone();
         self.inner.stop().await;

@@ -1,0 +1,147 @@
+//! Which data plane to use: kernel WireGuard where the module exists, else the embedded
+//! userspace one. [`detect`] says which and why, for `proton doctor`.
+
+use std::path::Path;
+use std::str::FromStr;
+
+/// The data plane asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendKind {
+    /// Kernel when the WireGuard module is available, else userspace.
+    #[default]
+    Auto,
+    /// Kernel WireGuard over netlink.
+    Kernel,
+    /// gotatun on a TUN device, with a UAPI socket.
+    Userspace,
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendKind::Auto => "auto",
+            BackendKind::Kernel => "kernel",
+            BackendKind::Userspace => "userspace",
+        })
+    }
+}
+
+/// A backend name that is none of `auto`, `kernel`, `userspace`.
+#[derive(Debug, thiserror::Error)]
+#[error("WireGuard backend `{0}`: use auto, kernel or userspace")]
+pub struct UnknownBackend(pub String);
+
+impl FromStr for BackendKind {
+    type Err = UnknownBackend;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(BackendKind::Auto),
+            "kernel" => Ok(BackendKind::Kernel),
+            "userspace" => Ok(BackendKind::Userspace),
+            other => Err(UnknownBackend(other.to_string())),
+        }
+    }
+}
+
+/// What [`detect`] decided: `kind` is never `Auto`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detection {
+    pub kind: BackendKind,
+    pub reason: String,
+}
+
+const MODULE: &str = "/sys/module/wireguard";
+
+/// Resolves `Auto` (an explicit choice is kept as is): the kernel backend when
+/// `/sys/module/wireguard` exists, or appears after `modprobe wireguard`, or when a
+/// probe link of kind wireguard can be created (a module built into the kernel);
+/// otherwise userspace.
+pub async fn detect(asked: BackendKind) -> Detection {
+    match asked {
+        BackendKind::Kernel | BackendKind::Userspace => Detection {
+            kind: asked,
+            reason: format!("{asked} backend chosen explicitly"),
+        },
+        BackendKind::Auto => detect_auto(Path::new(MODULE)).await,
+    }
+}
+
+async fn detect_auto(module: &Path) -> Detection {
+    let kernel = |reason: &str| Detection {
+        kind: BackendKind::Kernel,
+        reason: reason.to_string(),
+    };
+    if module.exists() {
+        return kernel("the wireguard kernel module is loaded");
+    }
+    // modprobe is best effort: absent in containers, refused without CAP_SYS_MODULE.
+    let probed = tokio::process::Command::new("modprobe")
+        .args(["-q", "wireguard"])
+        .status()
+        .await
+        .is_ok_and(|s| s.success());
+    if probed && module.exists() {
+        return kernel("the wireguard kernel module was loaded with modprobe");
+    }
+    // A built-in module has no /sys/module entry on some kernels: try a link.
+    let probe = format!("wgprobe{}", std::process::id() % 100_000);
+    if crate::link::create_wireguard(&probe).await.is_ok() {
+        let _ = crate::link::delete(&probe).await;
+        return kernel("the kernel creates links of kind wireguard");
+    }
+    Detection {
+        kind: BackendKind::Userspace,
+        reason: "no wireguard kernel module (not loaded, modprobe failed, no built-in \
+                 support): using the embedded userspace implementation on /dev/net/tun"
+            .to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for k in [
+            BackendKind::Auto,
+            BackendKind::Kernel,
+            BackendKind::Userspace,
+        ] {
+            assert_eq!(k.to_string().parse::<BackendKind>().unwrap(), k);
+        }
+        let e = "wg".parse::<BackendKind>().unwrap_err().to_string();
+        assert!(
+            e.contains("`wg`") && e.contains("auto, kernel or userspace"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn explicit_choices_are_kept() {
+        assert_eq!(
+            detect(BackendKind::Userspace).await.kind,
+            BackendKind::Userspace
+        );
+        assert_eq!(detect(BackendKind::Kernel).await.kind, BackendKind::Kernel);
+    }
+
+    #[tokio::test]
+    async fn a_loaded_module_means_kernel() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = detect_auto(dir.path()).await;
+        assert_eq!(d.kind, BackendKind::Kernel);
+        assert!(d.reason.contains("loaded"), "{}", d.reason);
+    }
+
+    #[tokio::test]
+    async fn auto_resolves_to_what_this_machine_has() {
+        let d = detect(BackendKind::Auto).await;
+        assert_ne!(d.kind, BackendKind::Auto);
+        // This machine's kernel has no WireGuard; elsewhere either answer is right.
+        if !Path::new(MODULE).exists() && crate::link::create_wireguard("wgprobet").await.is_err() {
+            assert_eq!(d.kind, BackendKind::Userspace, "{}", d.reason);
+        }
+        let _ = crate::link::delete("wgprobet").await;
+    }
+}
