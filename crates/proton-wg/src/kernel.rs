@@ -96,20 +96,23 @@ impl OwnedPeer {
     }
 }
 
-/// The message that applies `peers` to interface `name`; with `base`, the whole
-/// interface is set (key, port, fwmark) and its peer list replaced.
+/// Key, listen port, fwmark of a whole interface.
+pub(crate) type Base = ([u8; 32], u16, u32);
+
+/// The message that applies `peers` to interface `name`; with `base`, the interface's
+/// key, port and fwmark are set too, and with `replace` its peer list is replaced.
 pub(crate) fn set_message<'a>(
     name: &'a str,
-    base: Option<&'a ([u8; 32], u16, u32)>,
+    base: Option<&'a Base>,
+    replace: bool,
     peers: &'a [OwnedPeer],
 ) -> Device<'a> {
     let mut d = Device::from_ifname(name).peers(peers.iter().map(OwnedPeer::as_set).collect());
+    if replace {
+        d = d.flags(vec![WgDeviceF::ReplacePeers]);
+    }
     if let Some((key, port, mark)) = base {
-        d = d
-            .flags(vec![WgDeviceF::ReplacePeers])
-            .private_key(key)
-            .listen_port(*port)
-            .fwmark(*mark);
+        d = d.private_key(key).listen_port(*port).fwmark(*mark);
     }
     d
 }
@@ -145,7 +148,11 @@ impl Kernel {
 
     pub(crate) async fn up(cfg: &InterfaceConfig) -> Result<Kernel, WgError> {
         let name = cfg.name.clone();
-        if !crate::link::exists(&name).await? {
+        // A link left by a previous run (a restarted daemon) is adopted, not replaced:
+        // the kernel ignores a key and port equal to the current ones, and the initial
+        // peers are reconciled below, so live sessions survive the restart.
+        let existed = crate::link::exists(&name).await?;
+        if !existed {
             crate::link::create_wireguard(&name).await?;
         }
         let base = (
@@ -153,20 +160,33 @@ impl Kernel {
             cfg.listen_port.unwrap_or(0),
             cfg.fwmark.unwrap_or(0),
         );
-        let peers: Vec<OwnedPeer> = cfg.peers.iter().map(OwnedPeer::set).collect();
+        let peers: Vec<OwnedPeer> = if existed {
+            Vec::new()
+        } else {
+            cfg.peers.iter().map(OwnedPeer::set).collect()
+        };
         let n = name.clone();
         let result = Kernel::with_socket(&name, move |s| {
-            s.set_device(set_message(&n, Some(&base), &peers))
+            s.set_device(set_message(&n, Some(&base), !existed, &peers))
                 .map_err(|e| format!("setting key, port, fwmark and peers: {e}"))
         })
         .await;
         if let Err(e) = result {
-            let _ = crate::link::delete(&name).await;
+            if !existed {
+                let _ = crate::link::delete(&name).await;
+            }
             return Err(e);
         }
-        crate::link::configure(&name, cfg.address, cfg.mtu).await?;
-        tracing::info!(iface = %name, "WireGuard interface up (kernel)");
-        Ok(Kernel { name })
+        let kernel = Kernel { name };
+        if existed {
+            let actual = kernel.peers().await?;
+            kernel
+                .apply(&crate::reconcile::plan(&cfg.peers, &actual))
+                .await?;
+        }
+        crate::link::configure(&kernel.name, cfg.address, cfg.mtu).await?;
+        tracing::info!(iface = %kernel.name, adopted = existed, "WireGuard interface up (kernel)");
+        Ok(kernel)
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -204,7 +224,7 @@ impl Kernel {
         let peers: Vec<OwnedPeer> = changes.iter().map(OwnedPeer::from_change).collect();
         let n = self.name.clone();
         Kernel::with_socket(&self.name, move |s| {
-            s.set_device(set_message(&n, None, &peers))
+            s.set_device(set_message(&n, None, false, &peers))
                 .map_err(|e| format!("changing peers: {e}"))
         })
         .await

@@ -12,7 +12,7 @@ fn a_new_interface_replaces_peers_and_sets_key_port_mark() {
     c.keepalive = Some(25);
     let peers = vec![OwnedPeer::set(&c)];
     let base = ([9; 32], 51820, 0x4000);
-    let d = set_message("wg0", Some(&base), &peers);
+    let d = set_message("wg0", Some(&base), true, &peers);
     assert_eq!(d.flags, vec![WgDeviceF::ReplacePeers]);
     assert_eq!(d.private_key, Some(&[9; 32]));
     assert_eq!((d.listen_port, d.fwmark), (Some(51820), Some(0x4000)));
@@ -32,6 +32,11 @@ fn a_new_interface_replaces_peers_and_sets_key_port_mark() {
         "no endpoint: the kernel keeps the learned one"
     );
     assert_eq!(p.preshared_key, Some(&[0; 32]), "no psk: cleared");
+
+    // An adopted interface (daemon restart): key, port, mark, but peers kept.
+    let d = set_message("wg0", Some(&base), false, &[]);
+    assert!(d.flags.is_empty() && d.peers.is_empty());
+    assert_eq!(d.private_key, Some(&[9; 32]));
 }
 
 #[test]
@@ -41,7 +46,7 @@ fn changes_touch_peers_only_and_removal_carries_only_the_key() {
     upd.preshared_key = Some(PresharedKey::from_bytes([5; 32]));
     let changes = [PeerChange::Remove(key(3)), PeerChange::Update(upd)];
     let peers: Vec<_> = changes.iter().map(OwnedPeer::from_change).collect();
-    let d = set_message("wg0", None, &peers);
+    let d = set_message("wg0", None, false, &peers);
     assert!(d.flags.is_empty(), "a change never replaces the peer list");
     assert_eq!((d.private_key, d.listen_port, d.fwmark), (None, None, None));
     let rm = &d.peers[0];

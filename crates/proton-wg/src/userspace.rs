@@ -206,12 +206,19 @@ impl Userspace {
         self.inner.stop().await;
         // gotatun's tasks let go of the TUN a moment after `stop`; wait until the
         // interface is really gone, so the same name can be created again at once.
-        let sys = std::path::PathBuf::from(format!("/sys/class/net/{name}"));
+        // Asked over netlink, not /sys/class/net: sysfs shows the namespace it was
+        // mounted in, which need not be ours (the lab, the tests). If the TUN outlives
+        // the wait, it is deleted outright.
+        let mut gone = false;
         for _ in 0..100 {
-            if !sys.exists() {
+            if !crate::link::exists(&name).await.unwrap_or(true) {
+                gone = true;
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        if !gone && let Err(e) = crate::link::delete(&name).await {
+            tracing::warn!("{e}");
         }
         tracing::info!(iface = %name, "WireGuard interface down");
     }

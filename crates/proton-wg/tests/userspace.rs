@@ -272,3 +272,100 @@ fn a_hundred_peers_come_and_go_without_disturbing_a_live_one() {
         })
     });
 }
+
+#[test]
+fn an_allowed_ips_update_keeps_the_session_and_takes_effect() {
+    if skip() {
+        return;
+    }
+    let id = std::process::id();
+    let (a, b) = pair("u");
+    let uapi = tempfile::tempdir().unwrap();
+    let uapi_dir = uapi.path().to_path_buf();
+    let b_name = b.0.clone();
+    in_netns(&a, move |rt| {
+        rt.block_on(async move {
+            let b = Netns(b_name);
+            let gw = PrivateKey::generate();
+            // This time the first peer is there from the start (the other way up).
+            let peer = PrivateKey::generate();
+            let live = peer_of(&peer, 2);
+            let mut cfg = gateway_config(&format!("wgu{id}"), &gw, &uapi_dir);
+            cfg.peers = vec![live.clone()];
+            let dev = Device::up(cfg).await.unwrap();
+            let wgo_if = format!("wgq{id}");
+            let _wgo = wireguard_go_peer(&b, &wgo_if, &peer, &gw, "10.99.0.2/24");
+            let ns = b.0.clone();
+            let warm = blocking(move || {
+                std::process::Command::new("ip")
+                    .args([
+                        "netns",
+                        "exec",
+                        &ns,
+                        "ping",
+                        "-c",
+                        "2",
+                        "-w",
+                        "20",
+                        "10.99.0.1",
+                    ])
+                    .output()
+                    .unwrap()
+            })
+            .await;
+            assert!(
+                warm.status.success(),
+                "peer -> gateway with an initial peer"
+            );
+            let before = find(&dev.peers().await, &peer);
+            let handshake_at = Instant::now() - before.last_handshake.unwrap();
+
+            // The peer gains a second address; the gateway routes it only after the
+            // update reaches the device's allowed IPs.
+            b.exec(&["ip", "addr", "add", "10.99.0.3/32", "dev", &wgo_if]);
+            let mut wider = live.clone();
+            wider.allowed_ips.push("10.99.0.3/32".parse().unwrap());
+            let applied = dev.reconcile(&[wider]).await.unwrap();
+            assert_eq!((applied.added, applied.updated, applied.removed), (0, 1, 0));
+            let out = blocking(|| {
+                std::process::Command::new("ping")
+                    .args(["-c", "2", "-w", "20", "10.99.0.3"])
+                    .output()
+                    .unwrap()
+            })
+            .await;
+            assert!(
+                out.status.success(),
+                "the new allowed IP is routed: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+
+            let after = find(&dev.peers().await, &peer);
+            let mut ips = after.allowed_ips.clone();
+            ips.sort();
+            assert_eq!(
+                ips,
+                vec![
+                    "10.99.0.2/32".parse().unwrap(),
+                    "10.99.0.3/32".parse().unwrap()
+                ]
+            );
+            let handshake_after = Instant::now() - after.last_handshake.unwrap();
+            let drift = handshake_after.max(handshake_at) - handshake_after.min(handshake_at);
+            assert!(
+                drift < Duration::from_secs(1),
+                "the session was reset (handshake moved by {drift:?})"
+            );
+            assert!(
+                after.rx_bytes > before.rx_bytes && after.tx_bytes > before.tx_bytes,
+                "counters kept counting"
+            );
+            assert!(
+                after.endpoint.is_some(),
+                "the learned endpoint survived an update with no endpoint"
+            );
+            dev.down().await;
+            std::mem::forget(b);
+        })
+    });
+}
