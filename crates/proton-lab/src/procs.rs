@@ -85,3 +85,64 @@ pub(crate) fn wait_gone(id: ProcId, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The inode that names a network namespace (`/run/netns/<name>` is a bind mount of it).
+pub(crate) fn netns_inode(netns: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(std::path::Path::new("/run/netns").join(netns))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// Every process living in one of these network namespaces, whoever started it: a
+/// command run with `exec` may have left a daemon behind (`wireguard-go` forks itself
+/// into the background), which no record names.
+pub(crate) fn in_namespaces(inodes: &[u64]) -> Vec<ProcId> {
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/net"))
+                .ok()
+                .and_then(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    l.strip_prefix("net:[")?
+                        .strip_suffix(']')?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .is_some_and(|ino| inodes.contains(&ino))
+        })
+        .filter_map(identify)
+        .filter(|id| alive(*id))
+        .collect()
+}
+
+/// SIGTERM to each, up to `grace` for all to exit, then SIGKILL the rest.
+pub(crate) fn terminate_all(ids: &[ProcId], grace: Duration) {
+    for id in ids {
+        if alive(*id)
+            && let Some(pid) = Pid::from_raw(id.pid as i32)
+        {
+            let _ = rustix::process::kill_process(pid, Signal::Term.raw());
+        }
+    }
+    let deadline = Instant::now() + grace;
+    while ids.iter().any(|id| alive(*id)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for id in ids {
+        if alive(*id)
+            && let Some(pid) = Pid::from_raw(id.pid as i32)
+        {
+            let _ = rustix::process::kill_process(pid, Signal::Kill.raw());
+        }
+    }
+    for id in ids {
+        wait_gone(*id, Duration::from_secs(5));
+    }
+}
