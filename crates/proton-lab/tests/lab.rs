@@ -466,3 +466,61 @@ fn bad_configs_are_refused_before_touching_anything() {
         "{e}"
     );
 }
+
+#[test]
+fn two_nodes_each_run_their_own_wg0() {
+    if !can_run() {
+        return;
+    }
+    let have = |t: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !(have("wg") && have("wireguard-go") && Path::new("/dev/net/tun").exists()) {
+        eprintln!("skipping: needs wireguard-tools, wireguard-go and /dev/net/tun");
+        return;
+    }
+    let (_g, mut lab) = up(&unique("wg"), 2, 0);
+    let host_sock = Path::new("/run/wireguard/wg0.sock");
+    let host_had_one = host_sock.exists();
+    for node in ["w1", "w2"] {
+        // The same interface and socket name in both nodes: the collision the anchors
+        // exist to prevent.
+        let cmd = NodeCommand::new(["wireguard-go", "wg0"]).env("WG_PROCESS_FOREGROUND", "1");
+        lab.spawn(node, "wireguard-go", &cmd).unwrap();
+    }
+    for node in ["w1", "w2"] {
+        let sock = lab.node_path(node, "/run/wireguard/wg0.sock").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !sock.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(sock.exists(), "{node}: no UAPI socket");
+        let port = if node == "w1" { "51001" } else { "51002" };
+        lab.exec_ok(
+            node,
+            &NodeCommand::new(["wg", "set", "wg0", "listen-port", port]),
+        )
+        .unwrap();
+    }
+    for (node, port) in [("w1", "51001"), ("w2", "51002")] {
+        let shown = lab
+            .exec_ok(
+                node,
+                &NodeCommand::new(["wg", "show", "all", "listen-port"]),
+            )
+            .unwrap();
+        assert_eq!(shown.trim(), format!("wg0\t{port}"), "{node}");
+    }
+    let gw = lab
+        .exec_ok("gw", &NodeCommand::new(["wg", "show", "interfaces"]))
+        .unwrap();
+    assert_eq!(gw.trim(), "", "gw sees another node's WireGuard");
+    assert_eq!(
+        host_sock.exists(),
+        host_had_one,
+        "a node's socket leaked to the host"
+    );
+}
