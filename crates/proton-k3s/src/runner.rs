@@ -1,0 +1,156 @@
+//! Running host commands through one trait, so tests record instead of executing.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+/// What a finished command produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+}
+
+/// One command invocation. `env` values may be secrets: [`Invocation`]'s `Debug`
+/// redacts them, and no implementation logs them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub stdin: Option<String>,
+}
+
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<_> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Invocation")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env_keys", &env)
+            .field("stdin", &self.stdin.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Invocation {
+    /// The command line as a person would type it (no env, no stdin).
+    pub fn display(&self) -> String {
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Runs a program. `Err` only when it could not be started at all.
+pub trait Runner {
+    fn run(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<&str>,
+    ) -> std::io::Result<Output>;
+}
+
+/// Runs commands for real with `std::process::Command`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemRunner;
+
+impl Runner for SystemRunner {
+    fn run(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<&str>,
+    ) -> std::io::Result<Output> {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn()?;
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(input.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        Ok(Output {
+            status: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+/// A fake that records every invocation and answers from a script of canned outputs
+/// (matched by the first canned entry whose program and leading args fit; default:
+/// success with empty output).
+#[derive(Debug, Default)]
+pub struct RecordingRunner {
+    calls: Mutex<Vec<Invocation>>,
+    answers: Mutex<Vec<(Vec<String>, Output)>>,
+}
+
+impl RecordingRunner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Answers `output` to commands whose program + args start with `prefix`.
+    pub fn answer(&self, prefix: &[&str], output: Output) {
+        self.answers
+            .lock()
+            .expect("poisoned")
+            .push((prefix.iter().map(|s| s.to_string()).collect(), output));
+    }
+
+    /// Every invocation so far, in order.
+    pub fn calls(&self) -> Vec<Invocation> {
+        self.calls.lock().expect("poisoned").clone()
+    }
+}
+
+impl Runner for RecordingRunner {
+    fn run(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<&str>,
+    ) -> std::io::Result<Output> {
+        self.calls.lock().expect("poisoned").push(Invocation {
+            program: program.to_string(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            stdin: stdin.map(str::to_string),
+        });
+        let line: Vec<&str> = std::iter::once(program)
+            .chain(args.iter().copied())
+            .collect();
+        let answers = self.answers.lock().expect("poisoned");
+        let found = answers.iter().find(|(prefix, _)| {
+            prefix.len() <= line.len() && prefix.iter().zip(&line).all(|(a, b)| a == b)
+        });
+        Ok(found.map(|(_, o)| o.clone()).unwrap_or(Output {
+            status: Some(0),
+            ..Output::default()
+        }))
+    }
+}
