@@ -10,13 +10,19 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), proton_wg::WgError> {
-//! use proton_wg::{Device, InterfaceConfig};
-//! let cfg = InterfaceConfig::new("wg0", proton_core::keys::PrivateKey::generate(),
+//! use proton_wg::{BackendKind, Device, InterfaceConfig, PeerConfig};
+//! let mut cfg = InterfaceConfig::new("wg0", proton_core::keys::PrivateKey::generate(),
 //!     "10.7.7.1/24".parse().unwrap());
+//! cfg.listen_port = Some(51820);
+//! cfg.backend = BackendKind::Auto; // kernel if the module is there, else userspace
+//! // Keep `device` (and the tokio runtime) alive as long as the interface should be.
 //! let device = Device::up(cfg).await?;
+//! let worker = proton_core::keys::PrivateKey::generate().public_key();
+//! device.reconcile(&[PeerConfig::host(worker, "10.7.7.2".parse().unwrap())]).await?;
 //! for peer in device.peers().await {
 //!     println!("{} rx={} tx={}", peer.public_key, peer.rx_bytes, peer.tx_bytes);
 //! }
+//! device.down().await;
 //! # Ok(()) }
 //! ```
 #![deny(unsafe_code)]
@@ -105,6 +111,11 @@ pub struct PeerConfig {
 }
 
 impl PeerConfig {
+    /// A peer whose tunnel allowed IPs are exactly its address, as a /32.
+    pub fn host(public_key: PublicKey, address: std::net::Ipv4Addr) -> Self {
+        PeerConfig::new(public_key, vec![IpNet::V4(Ipv4Net::from(address))])
+    }
+
     pub fn new(public_key: PublicKey, allowed_ips: Vec<IpNet>) -> Self {
         PeerConfig {
             public_key,
