@@ -89,6 +89,14 @@ fn wireguard_go_handshakes_with_a_gateway_that_started_empty_and_wg_reads_it() {
             // The gateway starts with zero peers, as a fresh gateway does.
             let dev = Device::up(gateway_config(&iface, &gw, &uapi_dir)).await.unwrap();
             assert_eq!(dev.listen_port().await, 51820);
+            assert_eq!(dev.backend(), proton_wg::BackendKind::Userspace);
+            // Address, MTU and up came from the netlink code shared with the kernel backend.
+            let link = std::process::Command::new("ip").args(["-o", "addr", "show", "dev", &iface]).output().unwrap();
+            let link = String::from_utf8_lossy(&link.stdout).to_string();
+            assert!(link.contains("inet 10.99.0.1/24"), "address set: {link}");
+            let mtu = std::process::Command::new("ip").args(["-o", "link", "show", &iface]).output().unwrap();
+            let mtu = String::from_utf8_lossy(&mtu.stdout).to_string();
+            assert!(mtu.contains("mtu 1420") && mtu.contains(",UP"), "MTU and up: {mtu}");
             let peer = PrivateKey::generate();
             let wgo = wireguard_go_peer(&b, &format!("wgo{id}"), &peer, &gw, "10.99.0.2/24");
             // The first peer arrives later (the gotatun zero-peer trap).
