@@ -225,7 +225,7 @@ mod tests {
         let chars: Vec<char> = text.chars().collect();
         let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         for i in 0..chars.len() {
-            for c in alphabet.chars().filter(|c| *c != chars[i]).step_by(7) {
+            for c in alphabet.chars().filter(|c| *c != chars[i]) {
                 let mut t = chars.clone();
                 t[i] = c;
                 let t: String = t.into_iter().collect();
@@ -234,6 +234,12 @@ mod tests {
                     "change at {i} to {c} accepted"
                 );
             }
+        }
+        for i in 0..chars.len() {
+            let mut t = chars.clone();
+            t.remove(i);
+            let t: String = t.into_iter().collect();
+            assert!(Invitation::decode(&t).is_err(), "deletion at {i} accepted");
         }
         for n in 0..text.len() {
             assert!(

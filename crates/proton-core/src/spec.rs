@@ -7,9 +7,7 @@
 use crate::host::Root;
 use crate::net::Cidr;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
-use std::str::FromStr;
 
 /// Host path of the spec.
 pub const SPEC_PATH: &str = "/etc/proton/proton.toml";
@@ -29,166 +27,13 @@ pub enum SpecError {
     Missing { path: String },
 }
 
+mod endpoint;
+pub use endpoint::{Endpoint, EndpointHost, validate_dns_name, validate_label};
+
 fn field(field: &str, message: impl Into<String>) -> SpecError {
     SpecError::Field {
         field: field.to_string(),
         message: message.into(),
-    }
-}
-
-/// Host part of an endpoint: a DNS name or an IP address.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum EndpointHost {
-    Name(String),
-    Ip(IpAddr),
-}
-
-/// A WireGuard endpoint, `host:port`; IPv6 hosts are written `[addr]:port`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Endpoint {
-    pub host: EndpointHost,
-    pub port: u16,
-}
-
-impl Endpoint {
-    /// Parses `host[:port]`, with `default_port` when no port is given.
-    pub fn parse_with_default(text: &str, default_port: u16) -> Result<Endpoint, String> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(
-                "is empty: give a DNS name or IP address, e.g. vps.example.com:51820".into(),
-            );
-        }
-        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-            let (addr, after) = rest
-                .split_once(']')
-                .ok_or("has `[` without `]` (write IPv6 as [2001:db8::1]:51820)")?;
-            let port = match after {
-                "" => None,
-                p => Some(
-                    p.strip_prefix(':')
-                        .ok_or("has text after `]` that is not `:PORT`")?,
-                ),
-            };
-            let ip: std::net::Ipv6Addr = addr
-                .parse()
-                .map_err(|_| format!("`{addr}` is not an IPv6 address"))?;
-            (EndpointHost::Ip(IpAddr::V6(ip)), port)
-        } else if text.matches(':').count() > 1 {
-            let ip: std::net::Ipv6Addr = text
-                .parse()
-                .map_err(|_| format!("`{text}` is not a host (write IPv6 as [addr]:port)"))?;
-            (EndpointHost::Ip(IpAddr::V6(ip)), None)
-        } else {
-            let (host, port) = match text.split_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (text, None),
-            };
-            let host = match host.parse::<Ipv4Addr>() {
-                Ok(ip) => EndpointHost::Ip(IpAddr::V4(ip)),
-                Err(_) => {
-                    validate_dns_name(host)?;
-                    EndpointHost::Name(host.to_ascii_lowercase())
-                }
-            };
-            (host, port)
-        };
-        let port = match port {
-            None => default_port,
-            Some(p) => parse_port(p)?,
-        };
-        Ok(Endpoint { host, port })
-    }
-
-    pub fn ip(&self) -> Option<IpAddr> {
-        match self.host {
-            EndpointHost::Ip(ip) => Some(ip),
-            EndpointHost::Name(_) => None,
-        }
-    }
-
-    pub fn host_string(&self) -> String {
-        match &self.host {
-            EndpointHost::Name(n) => n.clone(),
-            EndpointHost::Ip(ip) => ip.to_string(),
-        }
-    }
-}
-
-fn parse_port(p: &str) -> Result<u16, String> {
-    match p.parse::<u32>() {
-        Ok(0) => Err("port 0 is not a port: use 1-65535 (WireGuard's usual is 51820)".into()),
-        Ok(n) if n <= 65535 => Ok(n as u16),
-        Ok(n) => Err(format!("port {n} is out of range: use 1-65535")),
-        Err(_) => Err(format!("port `{p}` is not a number: use 1-65535")),
-    }
-}
-
-/// Checks a DNS host name (labels of letters, digits and `-`, dot-separated).
-pub fn validate_dns_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name.trim_end_matches('.').split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{name}` is not a valid host name (letters, digits, `-` and dots, e.g. vps.example.com)"
-        ))
-    }
-}
-
-/// Checks an RFC 1123 label: what Kubernetes accepts as a node name segment.
-pub fn validate_label(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{name}` is not a valid name: use 1-63 lowercase letters, digits and `-`, not starting or ending with `-` (it becomes a Kubernetes node name)"
-        ))
-    }
-}
-
-impl FromStr for Endpoint {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Endpoint::parse_with_default(s, DEFAULT_PORT)
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.host {
-            EndpointHost::Name(n) => write!(f, "{n}:{}", self.port),
-            EndpointHost::Ip(IpAddr::V4(ip)) => write!(f, "{ip}:{}", self.port),
-            EndpointHost::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]:{}", self.port),
-        }
-    }
-}
-
-impl Serialize for Endpoint {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Endpoint {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -398,7 +243,7 @@ pub enum DashboardKind {
     KubernetesDashboard,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DashboardSpec {
     pub enabled: bool,
@@ -407,6 +252,62 @@ pub struct DashboardSpec {
     pub chart_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+}
+
+impl Default for DashboardSpec {
+    fn default() -> Self {
+        DashboardSpec {
+            enabled: true,
+            kind: DashboardKind::Headlamp,
+            chart_version: None,
+            host: None,
+        }
+    }
+}
+
+/// Pinned Headlamp chart (kubernetes-sigs/headlamp), the default dashboard.
+pub const HEADLAMP_CHART_VERSION: &str = "0.39.0";
+/// Pinned Kubernetes Dashboard chart (archived upstream; kept as an option).
+pub const KUBERNETES_DASHBOARD_CHART_VERSION: &str = "7.14.0";
+
+impl DashboardSpec {
+    /// The chart version to install: the explicit one, else the pin for `kind`.
+    pub fn chart_version(&self) -> &str {
+        self.chart_version.as_deref().unwrap_or(match self.kind {
+            DashboardKind::Headlamp => HEADLAMP_CHART_VERSION,
+            DashboardKind::KubernetesDashboard => KUBERNETES_DASHBOARD_CHART_VERSION,
+        })
+    }
+}
+
+/// Names the TOML key at byte `at` as `section.key` (toml's own messages for a bad
+/// value do not say which key held it). Array-of-table headers count as sections.
+fn key_path_at(text: &str, at: usize) -> Option<String> {
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string());
+    let section = text[..line_start]
+        .lines()
+        .chain(std::iter::once(line))
+        .rfind(|l| l.trim_start().starts_with('['))
+        .map(|l| {
+            l.trim()
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        });
+    match (section, key) {
+        (Some(s), Some(k)) => Some(format!("{s}.{k}")),
+        (None, Some(k)) => Some(k),
+        (Some(s), None) => Some(s),
+        (None, None) => None,
+    }
 }
 
 impl Spec {
@@ -422,26 +323,28 @@ impl Spec {
             k3s: K3sSpec::default(),
             ingress: IngressSpec::default(),
             tls: TlsSpec::default(),
-            dashboard: DashboardSpec {
-                enabled: true,
-                ..DashboardSpec::default()
-            },
+            dashboard: DashboardSpec::default(),
         }
     }
 
     /// Parses and validates the TOML text of a spec.
     pub fn from_toml_str(text: &str) -> Result<Spec, SpecError> {
         let spec: Spec = toml::from_str(text).map_err(|e| {
-            let msg = e.message().to_string();
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            // toml's messages may span lines; the spec's errors are one line each.
+            let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            let message = match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    match key_path_at(text, span.start) {
+                        Some(key) => format!("line {line}: {key}: {msg}"),
+                        None => format!("line {line}: {msg}"),
+                    }
+                }
+                None => msg,
+            };
             SpecError::File {
                 path: "proton.toml".into(),
-                message: match line {
-                    Some(l) => format!("line {l}: {msg}"),
-                    None => msg,
-                },
+                message,
             }
         })?;
         spec.validate()?;
@@ -529,11 +432,43 @@ impl Spec {
             ));
         }
         validate_label(&self.ingress.class).map_err(|m| field("ingress.class", m))?;
-        for host in [&self.ingress.dashboard_host, &self.dashboard.host]
-            .into_iter()
-            .flatten()
+        for (name, host) in [
+            ("ingress.dashboard_host", &self.ingress.dashboard_host),
+            ("dashboard.host", &self.dashboard.host),
+        ] {
+            if let Some(host) = host {
+                validate_dns_name(host).map_err(|m| field(name, m))?;
+            }
+        }
+        if let Some(v) = &self.dashboard.chart_version
+            && (v.is_empty() || v.contains(char::is_whitespace))
         {
-            validate_dns_name(host).map_err(|m| field("dashboard.host", m))?;
+            return Err(field(
+                "dashboard.chart_version",
+                format!(
+                    "`{v}` is not a chart version: write it like 0.39.0, or remove it for the pinned default"
+                ),
+            ));
+        }
+        let script = &self.k3s.install_script;
+        let script_ok = script.starts_with("https://")
+            || script.starts_with("http://")
+            || (script.starts_with('/') && !script.contains(char::is_whitespace));
+        if !script_ok || script.contains(char::is_whitespace) {
+            return Err(field(
+                "k3s.install_script",
+                format!(
+                    "`{script}` is not a URL or an absolute path: use https://get.k3s.io or e.g. /opt/k3s/install.sh"
+                ),
+            ));
+        }
+        for (i, arg) in self.k3s.extra_args.iter().enumerate() {
+            if arg.is_empty() || arg.contains('\n') {
+                return Err(field(
+                    &format!("k3s.extra_args[{i}]"),
+                    "is empty or spans lines: give one flag per string, e.g. \"--disable=servicelb\"",
+                ));
+            }
         }
         let reserved = ["web", "websecure", "traefik", "metrics"];
         let mut seen = std::collections::HashSet::new();
@@ -574,13 +509,18 @@ impl Spec {
         Ok(())
     }
 
-    /// `apply` needs an ACME e-mail when certificates are on.
-    pub fn require_acme_email(&self) -> Result<&str, SpecError> {
+    /// The ACME e-mail `apply` needs: `Ok(None)` when certificates are not wanted (TLS
+    /// or ingress off), an error when they are and no address is set. Kept out of
+    /// [`Spec::validate`] because `proton init` may not know the address yet.
+    pub fn require_acme_email(&self) -> Result<Option<&str>, SpecError> {
+        if !(self.tls.enabled && self.ingress.enabled) {
+            return Ok(self.tls.acme_email.as_deref());
+        }
         match &self.tls.acme_email {
-            Some(e) => Ok(e),
+            Some(e) => Ok(Some(e)),
             None => Err(field(
                 "tls.acme_email",
-                "is required while tls.enabled = true: Let's Encrypt needs a contact address (or set tls.enabled = false)",
+                "is required while tls.enabled and ingress.enabled are true: Let's Encrypt needs a contact address (or set tls.enabled = false)",
             )),
         }
     }

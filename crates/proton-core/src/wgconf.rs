@@ -29,6 +29,8 @@ pub struct InterfaceSection {
     /// DNS servers and search domains, in order, as written.
     pub dns: Vec<String>,
     pub table: Option<String>,
+    /// Hook commands, in order. wg-quick cuts lines at `#`, so a command must not
+    /// contain one (use `$'\x23'` in bash if you need the character).
     pub pre_up: Vec<String>,
     pub post_up: Vec<String>,
     pub pre_down: Vec<String>,
@@ -242,8 +244,10 @@ impl WgQuickConfig {
                 .ok_or_else(|| err(format!("`{content}` is not `Key = Value`")))?;
             let key = key.trim().to_ascii_lowercase();
             let value = value.trim();
-            // Hooks keep the whole raw value, `#` included (wg-quick passes it to bash).
-            let hook_value = raw.split_once('=').map(|x| x.1.trim()).unwrap_or("");
+            // wg-quick cuts every line at the first `#` before reading it, hooks included
+            // (`${line%%\#*}`), so a hook never contains `#`; reading it the same way keeps
+            // what we parse equal to what wg-quick would run. Values keep any later `=`.
+            let hook_value = value;
             let list = || value.split(',').map(str::trim).filter(|s| !s.is_empty());
             let key_err = |e: KeyError| err(format!("{key}: {e}"));
             match &mut section {

@@ -126,3 +126,75 @@ fn fwmark_accepts_hex_decimal_and_off() {
         Spec::from_toml_str("[gateway]\nendpoint = \"h\"\n[network]\nfwmark = 16384\n").unwrap();
     assert_eq!(s.network.fwmark, 0x4000);
 }
+
+#[test]
+fn serde_errors_name_the_key_path_and_line() {
+    let e = err("[gateway]\nendpoint = \"h\"\n[network]\ncidr = \"10.7.7.0/31\"\n");
+    assert!(e.contains("line 4: network.cidr:"), "{e}");
+    let e = err("[gateway]\nendpoint = \"h\"\n[network]\ninterfce = \"wg0\"\n");
+    assert!(e.contains("network.interfce"), "{e}");
+    let e = err("[gateway]\nname = \"x\"\n");
+    assert!(e.contains("gateway") && e.contains("endpoint"), "{e}");
+    assert!(!e.contains('\n'), "one line: {e}");
+    let e = err("[gateway]\nendpoint = \"h\"\n[network]\nbackend = \"fast\"\n");
+    assert!(e.contains("network.backend"), "{e}");
+    let e = err(
+        "[gateway]\nendpoint = \"h\"\n[[ingress.extra_ports]]\nname = \"rtmp\"\nport = 0x1ffff\nexposed_port = 2\n",
+    );
+    assert!(e.contains("ingress.extra_ports.port"), "{e}");
+}
+
+#[test]
+fn more_fields_are_checked() {
+    let e = err("[gateway]\nendpoint = \"h\"\n[k3s]\ninstall_script = \"get.k3s.io\"\n");
+    assert!(e.starts_with("k3s.install_script:"), "{e}");
+    let ok = "[gateway]\nendpoint = \"h\"\n[k3s]\ninstall_script = \"/opt/k3s/install.sh\"\n";
+    assert!(Spec::from_toml_str(ok).is_ok());
+    let e = err("[gateway]\nendpoint = \"h\"\n[ingress]\ndashboard_host = \"bad host\"\n");
+    assert!(e.starts_with("ingress.dashboard_host:"), "{e}");
+    let e = err("[gateway]\nendpoint = \"h\"\n[tls]\ndefault_issuer = \"zerossl\"\n");
+    assert!(e.starts_with("tls.default_issuer:"), "{e}");
+    let e = err(
+        "[gateway]\nendpoint = \"h\"\n[[ingress.extra_ports]]\nname = \"a\"\nport = 1\nexposed_port = 2\n[[ingress.extra_ports]]\nname = \"a\"\nport = 3\nexposed_port = 4\n",
+    );
+    assert!(e.contains("appears twice"), "{e}");
+    let e = err("[gateway]\nendpoint = \"h\"\n[network]\ninterface = \"wg:0\"\n");
+    assert!(e.starts_with("network.interface:"), "{e}");
+}
+
+#[test]
+fn dashboard_defaults_to_headlamp_with_a_pinned_chart() {
+    let s = Spec::from_toml_str(minimal()).unwrap();
+    assert!(s.dashboard.enabled);
+    assert_eq!(s.dashboard.kind, DashboardKind::Headlamp);
+    assert_eq!(s.dashboard.chart_version(), HEADLAMP_CHART_VERSION);
+    let s = Spec::from_toml_str(
+        "[gateway]\nendpoint = \"h\"\n[dashboard]\nkind = \"kubernetes-dashboard\"\n",
+    )
+    .unwrap();
+    assert!(
+        s.dashboard.enabled,
+        "a [dashboard] section keeps enabled = true"
+    );
+    assert_eq!(
+        s.dashboard.chart_version(),
+        KUBERNETES_DASHBOARD_CHART_VERSION
+    );
+    assert_eq!(
+        Spec::new("vps.example.com".parse().unwrap()),
+        Spec::from_toml_str(minimal()).unwrap()
+    );
+}
+
+#[test]
+fn acme_email_is_not_needed_without_tls_or_ingress() {
+    let mut s = Spec::from_toml_str(minimal()).unwrap();
+    s.tls.enabled = false;
+    assert_eq!(s.require_acme_email(), Ok(None));
+    s.tls.enabled = true;
+    s.ingress.enabled = false;
+    assert_eq!(s.require_acme_email(), Ok(None));
+    s.ingress.enabled = true;
+    s.tls.acme_email = Some("ops@example.com".into());
+    assert_eq!(s.require_acme_email(), Ok(Some("ops@example.com")));
+}

@@ -134,9 +134,10 @@ PersistentKeepalive = 25
     let c = WgQuickConfig::parse(text).unwrap();
     assert_eq!(c.interface.addresses.len(), 3);
     assert_eq!(c.interface.dns, vec!["10.7.7.1", "home.lan"]);
+    // wg-quick runs `${line%%\#*}`: the comment is not part of the command.
     assert_eq!(
         c.interface.post_up,
-        vec!["iptables -A FORWARD -i %i -j ACCEPT # keep me"]
+        vec!["iptables -A FORWARD -i %i -j ACCEPT"]
     );
     assert_eq!(c.interface.fwmark, Some(0x4000));
     assert_eq!(c.peers[0].name.as_deref(), Some("gateway"));
@@ -173,4 +174,17 @@ fn setconf_form_drops_wg_quick_only_keys() {
     let s = c.render_wg_setconf();
     assert!(!s.contains("Address") && !s.contains("MTU") && !s.contains("PostUp"));
     assert!(s.contains("ListenPort = 51820"));
+}
+
+#[test]
+fn hooks_are_cut_at_hash_like_wg_quick_and_keep_equals_signs() {
+    let c = WgQuickConfig::parse(
+        "[Interface]\nPostUp = iptables -A FORWARD -i %i -j ACCEPT # allow forwarding\nPreDown = sysctl net.ipv4.ip_forward=0\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.interface.post_up,
+        vec!["iptables -A FORWARD -i %i -j ACCEPT"]
+    );
+    assert_eq!(c.interface.pre_down, vec!["sysctl net.ipv4.ip_forward=0"]);
 }
