@@ -1,0 +1,87 @@
+//! Tokens, node removal and restart, recorded through the fake runner.
+
+use proton_k3s::tokens::{create_token, delete_token, remove_node, restart};
+use proton_k3s::{Error, Output, RecordingRunner};
+
+fn ok(stdout: &str) -> Output {
+    Output {
+        status: Some(0),
+        stdout: stdout.into(),
+        stderr: String::new(),
+    }
+}
+
+#[test]
+fn create_token_runs_k3s_and_returns_a_redacted_secret() {
+    let runner = RecordingRunner::new();
+    runner.answer(&["k3s", "token", "create"], ok("k10abc.0123456789abcdef\n"));
+    let token = create_token(&runner, "k3s", "homelab-1", "15m").unwrap();
+    assert_eq!(token.expose(), "k10abc.0123456789abcdef");
+    assert_eq!(token.id(), "k10abc");
+    assert!(!format!("{token:?}").contains("0123456789abcdef"));
+    let calls = runner.calls();
+    assert_eq!(
+        calls[0].display(),
+        "k3s token create --ttl 15m --description proton:homelab-1"
+    );
+    delete_token(&runner, "k3s", token.id()).unwrap();
+    assert_eq!(runner.calls()[1].display(), "k3s token delete k10abc");
+}
+
+#[test]
+fn create_token_rejects_garbage_and_failures() {
+    let runner = RecordingRunner::new();
+    runner.answer(&["k3s", "token", "create"], ok("Usage: k3s token ...\n"));
+    assert!(matches!(
+        create_token(&runner, "k3s", "n", "15m"),
+        Err(Error::Command { .. })
+    ));
+    let runner = RecordingRunner::new();
+    runner.answer(
+        &["k3s"],
+        Output {
+            status: Some(1),
+            stdout: String::new(),
+            stderr: "level=fatal msg=\"token: server is not running\"\n".into(),
+        },
+    );
+    let err = create_token(&runner, "k3s", "n", "15m")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("server is not running"), "{err}");
+}
+
+#[test]
+fn remove_node_deletes_node_and_node_password_secret() {
+    let runner = RecordingRunner::new();
+    remove_node(&runner, "/usr/local/bin/k3s", "homelab-1").unwrap();
+    let lines: Vec<String> = runner.calls().iter().map(|c| c.display()).collect();
+    assert_eq!(
+        lines,
+        [
+            "/usr/local/bin/k3s kubectl delete node homelab-1 --ignore-not-found",
+            "/usr/local/bin/k3s kubectl -n kube-system delete secret homelab-1.node-password.k3s --ignore-not-found",
+        ]
+    );
+}
+
+#[test]
+fn restart_uses_systemctl() {
+    let runner = RecordingRunner::new();
+    restart(&runner, "k3s-agent").unwrap();
+    assert_eq!(runner.calls()[0].display(), "systemctl restart k3s-agent");
+    let failing = RecordingRunner::new();
+    failing.answer(
+        &["systemctl"],
+        Output {
+            status: Some(5),
+            stdout: String::new(),
+            stderr: "Unit k3s.service not found.\n".into(),
+        },
+    );
+    let err = restart(&failing, "k3s").unwrap_err().to_string();
+    assert!(
+        err.contains("systemctl restart k3s") && err.contains("not found"),
+        "{err}"
+    );
+}
