@@ -92,8 +92,22 @@ impl WgQuickConfig {
     }
 
     fn render_inner(&self, quick: bool) -> Zeroizing<String> {
-        let mut o = Zeroizing::new(String::new());
         let i = &self.interface;
+        // Reserve enough up front that the buffer holding the private key is not
+        // reallocated (a reallocation would leave an unzeroized copy behind).
+        let hooks: usize = [&i.pre_up, &i.post_up, &i.pre_down, &i.post_down]
+            .iter()
+            .flat_map(|v| v.iter())
+            .map(|c| c.len() + 16)
+            .sum();
+        let dns: usize = i.dns.iter().map(|d| d.len() + 2).sum();
+        let peers: usize = self
+            .peers
+            .iter()
+            .map(|p| 512 + p.name.as_ref().map_or(0, String::len) + 48 * p.allowed_ips.len())
+            .sum();
+        let capacity = 512 + 48 * i.addresses.len() + dns + hooks + peers;
+        let mut o = Zeroizing::new(String::with_capacity(capacity));
         o.push_str("[Interface]\n");
         if let Some(k) = &i.private_key {
             let _ = writeln!(o, "PrivateKey = {}", k.expose_base64().as_str());

@@ -26,7 +26,7 @@ fn arb_key() -> impl Strategy<Value = [u8; 32]> {
 }
 
 fn arb_cmd() -> impl Strategy<Value = String> {
-    "[a-z][a-z0-9 %/._-]{0,30}[a-z0-9]".prop_map(|s| s)
+    "[a-z][a-z0-9 %/._=-]{0,30}[a-z0-9]".prop_map(|s| s)
 }
 
 fn arb_peer() -> impl Strategy<Value = PeerSection> {
