@@ -326,3 +326,22 @@ pub fn needs_restart(changed: &[&str]) -> bool {
             || *p == AGENT_DROPIN_PATH
     })
 }
+
+/// The commands to run after Proton's files changed: `daemon-reload` when a unit
+/// drop-in changed, `sysctl --system` when the sysctl file changed, and a restart of
+/// `unit` (`k3s` or `k3s-agent`) when [`needs_restart`] says so. Empty when nothing
+/// relevant changed.
+pub fn after_write_commands(unit: &str, changed: &[&str]) -> Vec<crate::PlannedCommand> {
+    use crate::PlannedCommand as C;
+    let mut cmds = Vec::new();
+    if changed.contains(&SYSCTL_PATH) {
+        cmds.push(C::new("sysctl", &["--system"]));
+    }
+    if changed.contains(&SERVER_DROPIN_PATH) || changed.contains(&AGENT_DROPIN_PATH) {
+        cmds.push(C::new("systemctl", &["daemon-reload"]));
+    }
+    if needs_restart(changed) {
+        cmds.push(C::new("systemctl", &["restart", unit]));
+    }
+    cmds
+}

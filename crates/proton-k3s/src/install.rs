@@ -102,26 +102,29 @@ impl Installer {
     }
 
     /// The environment the script gets (values may be secret: never log them).
-    pub fn env(&self) -> Vec<(&'static str, String)> {
+    /// Values are zeroized when dropped. The token travels only here: never in argv,
+    /// where any local user could read it in `/proc/<pid>/cmdline`.
+    pub fn env(&self) -> Vec<(&'static str, Zeroizing<String>)> {
+        let z = |s: &str| Zeroizing::new(s.to_string());
         let mut env = vec![
-            ("INSTALL_K3S_VERSION", self.version.clone()),
+            ("INSTALL_K3S_VERSION", z(&self.version)),
             (
                 "INSTALL_K3S_EXEC",
-                match self.role {
-                    Role::Server => "server".to_string(),
-                    Role::Agent { .. } => "agent".to_string(),
-                },
+                z(match self.role {
+                    Role::Server => "server",
+                    Role::Agent { .. } => "agent",
+                }),
             ),
         ];
         if self.skip_download {
-            env.push(("INSTALL_K3S_SKIP_DOWNLOAD", "true".into()));
+            env.push(("INSTALL_K3S_SKIP_DOWNLOAD", z("true")));
         }
         if self.skip_start {
-            env.push(("INSTALL_K3S_SKIP_START", "true".into()));
+            env.push(("INSTALL_K3S_SKIP_START", z("true")));
         }
         if let Role::Agent { server_url, token } = &self.role {
-            env.push(("K3S_URL", server_url.clone()));
-            env.push(("K3S_TOKEN", token.to_string()));
+            env.push(("K3S_URL", z(server_url)));
+            env.push(("K3S_TOKEN", token.clone()));
         }
         env
     }
@@ -162,7 +165,7 @@ impl Installer {
             .stdout(writer.try_clone().map_err(Error::Spawn)?)
             .stderr(writer);
         for (k, v) in self.env() {
-            cmd.env(k, v);
+            cmd.env(k, v.as_str());
         }
         let mut child = cmd.spawn().map_err(Error::Spawn)?;
         // Drop our copies of the write end (held by `cmd`) so reading ends at exit.
@@ -212,4 +215,33 @@ fn download(url: &str) -> Result<String, Error> {
     resp.body_mut()
         .read_to_string()
         .map_err(|e| err(e.to_string()))
+}
+
+/// A host tool K3s needs that is missing, with the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingTool {
+    pub tool: &'static str,
+    pub fix: &'static str,
+}
+
+/// Tools K3s (kube-proxy) needs on the host and does not ship. Looked up in the usual
+/// `sbin`/`bin` directories under the root.
+pub fn missing_host_tools(root: &Root) -> Vec<MissingTool> {
+    const NEEDED: &[(&str, &str)] = &[(
+        "conntrack",
+        "apt-get install -y conntrack (dnf install conntrack-tools on Fedora/RHEL)",
+    )];
+    const DIRS: &[&str] = &[
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+    ];
+    NEEDED
+        .iter()
+        .filter(|(tool, _)| !DIRS.iter().any(|d| root.path(d).join(tool).is_file()))
+        .map(|&(tool, fix)| MissingTool { tool, fix })
+        .collect()
 }

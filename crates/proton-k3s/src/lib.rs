@@ -43,8 +43,8 @@ pub mod runner;
 pub mod tokens;
 
 pub use config::{
-    AgentParams, PlannedFile, ServerParams, TunnelUnit, agent_files, needs_restart, pod_mtu,
-    server_files,
+    AgentParams, PlannedFile, ServerParams, TunnelUnit, after_write_commands, agent_files,
+    needs_restart, pod_mtu, server_files,
 };
 pub use firewall::FirewallParams;
 pub use install::{InstallOutcome, Installer, Role, ScriptSource};

@@ -171,3 +171,34 @@ fn pod_mtu_is_wg_minus_vxlan() {
     assert_eq!(pod_mtu(1420), 1370);
     assert_eq!(pod_mtu(1280), 1230);
 }
+
+#[test]
+fn commands_after_a_write_follow_what_changed() {
+    let show = |changed: &[&str]| -> Vec<String> {
+        after_write_commands("k3s", changed)
+            .iter()
+            .map(|c| c.to_string())
+            .collect()
+    };
+    assert!(show(&[config::PROFILE_PATH]).is_empty());
+    assert_eq!(show(&[config::CONFIG_PATH]), ["systemctl restart k3s"]);
+    assert_eq!(
+        show(&[config::SYSCTL_PATH, config::SERVER_DROPIN_PATH]),
+        [
+            "sysctl --system",
+            "systemctl daemon-reload",
+            "systemctl restart k3s"
+        ]
+    );
+}
+
+#[test]
+fn conntrack_is_looked_up_under_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    let missing = install::missing_host_tools(&root);
+    assert_eq!(missing.len(), 1);
+    assert!(missing[0].fix.contains("apt-get install -y conntrack"));
+    root.write("/usr/sbin/conntrack", b"", 0o755).unwrap();
+    assert!(install::missing_host_tools(&root).is_empty());
+}
