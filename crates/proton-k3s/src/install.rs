@@ -211,7 +211,12 @@ fn download(url: &str) -> Result<String, Error> {
         url: url.to_string(),
         reason,
     };
-    let mut resp = ureq::get(url).call().map_err(|e| err(e.to_string()))?;
+    // A stuck mirror must not hang `proton apply` forever; the script is ~40 KB.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(120)))
+        .build()
+        .into();
+    let mut resp = agent.get(url).call().map_err(|e| err(e.to_string()))?;
     resp.body_mut()
         .read_to_string()
         .map_err(|e| err(e.to_string()))
