@@ -54,47 +54,44 @@ pub(crate) fn masquerade(netns: &str, wan: &str, lan: &str) -> Result<(), LabErr
         Ok(()) => return Ok(()),
         Err(e) => e,
     };
-    masquerade_iptables(netns, wan, lan).map_err(|e| LabError::Command {
-        cmd: "masquerade on the NAT router (nftables, then iptables)".into(),
-        stderr: format!("{nft_error}; {e}"),
-    })
-}
-
-/// The same NAT with iptables, for hosts without nftables.
-fn masquerade_iptables(netns: &str, wan: &str, lan: &str) -> Result<(), LabError> {
     let ipt = |args: &[&str]| {
         let mut argv = vec!["ip", "netns", "exec", netns, "iptables"];
         argv.extend_from_slice(args);
         run(&argv)
     };
-    ipt(&[
-        "-t",
-        "nat",
-        "-A",
-        "POSTROUTING",
-        "-o",
-        wan,
-        "-j",
-        "MASQUERADE",
-    ])?;
-    ipt(&["-P", "FORWARD", "DROP"])?;
-    ipt(&["-A", "FORWARD", "-i", lan, "-o", wan, "-j", "ACCEPT"])?;
-    let established = "ESTABLISHED,RELATED";
-    ipt(&[
-        "-A",
-        "FORWARD",
-        "-i",
-        wan,
-        "-o",
-        lan,
-        "-m",
-        "conntrack",
-        "--ctstate",
-        established,
-        "-j",
-        "ACCEPT",
-    ])?;
-    Ok(())
+    let fallback = (|| {
+        ipt(&[
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-o",
+            wan,
+            "-j",
+            "MASQUERADE",
+        ])?;
+        ipt(&["-P", "FORWARD", "DROP"])?;
+        ipt(&["-A", "FORWARD", "-i", lan, "-o", wan, "-j", "ACCEPT"])?;
+        ipt(&[
+            "-A",
+            "FORWARD",
+            "-i",
+            wan,
+            "-o",
+            lan,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "ESTABLISHED,RELATED",
+            "-j",
+            "ACCEPT",
+        ])?;
+        Ok::<(), LabError>(())
+    })();
+    fallback.map_err(|e| LabError::Command {
+        cmd: "masquerade on the NAT router (nftables, then iptables)".into(),
+        stderr: format!("{nft_error}; {e}"),
+    })
 }
 
 impl Lab {
@@ -175,42 +172,5 @@ impl Lab {
             &netns,
             "table inet proton_lab_block {}\ndelete table inet proton_lab_block\n",
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The iptables fallback, in a namespace of its own (root only; skipped otherwise).
-    #[test]
-    fn iptables_fallback_installs_the_same_nat() {
-        let root = rustix::process::geteuid().is_root();
-        let tools = Command::new("iptables").arg("--version").output().is_ok();
-        if !(root && tools) {
-            eprintln!("skipping: needs root and iptables");
-            return;
-        }
-        let ns = format!("plab-ipt-{}", std::process::id());
-        run(&["ip", "netns", "add", &ns]).unwrap();
-        let result = masquerade_iptables(&ns, "wan0", "lan0");
-        let rules = |table: &str| {
-            run(&["ip", "netns", "exec", &ns, "iptables", "-t", table, "-S"])
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        };
-        let (nat, filter) = (rules("nat"), rules("filter"));
-        let _ = run(&["ip", "netns", "del", &ns]);
-        result.unwrap();
-        let (nat, filter) = (nat.unwrap(), filter.unwrap());
-        assert!(
-            nat.contains("-A POSTROUTING -o wan0 -j MASQUERADE"),
-            "{nat}"
-        );
-        assert!(filter.contains("-P FORWARD DROP"), "{filter}");
-        assert!(
-            filter.contains("-A FORWARD -i lan0 -o wan0 -j ACCEPT"),
-            "{filter}"
-        );
-        assert!(filter.contains("ESTABLISHED"), "{filter}");
     }
 }
