@@ -225,21 +225,11 @@ impl Lab {
         for p in &self.processes {
             procs::terminate(p.id, Duration::from_secs(5));
         }
-        // Then whatever else still lives in the lab's namespaces (daemons left by
-        // `exec`), and last the anchors. Only processes inside namespaces this lab
-        // created are touched.
-        let inodes: Vec<u64> = self
-            .nodes
-            .iter()
-            .filter_map(|n| procs::netns_inode(&n.netns))
-            .collect();
-        let anchors: Vec<_> = self.nodes.iter().filter_map(|n| n.anchor).collect();
-        let strays: Vec<_> = procs::in_namespaces(&inodes)
-            .into_iter()
-            .filter(|p| !anchors.contains(p))
-            .collect();
-        procs::terminate_all(&strays, Duration::from_secs(3));
-        procs::terminate_all(&anchors, Duration::from_secs(2));
+        for n in &self.nodes {
+            if let Some(a) = n.anchor {
+                procs::terminate(a, Duration::from_secs(2));
+            }
+        }
         let mut left = Vec::new();
         for n in self.nodes.iter().rev() {
             if netns_exists(&n.netns)
