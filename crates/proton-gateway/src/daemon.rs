@@ -136,7 +136,7 @@ impl Gateway {
             .collect();
         serde_json::json!({
             "interface": self.device.name(),
-            "backend": "userspace",
+            "backend": self.device.backend().to_string(),
             "listen_port": self.device.listen_port().await,
             "address": self.spec.network.cidr.with_host(self.spec.gateway_address()).to_string(),
             "peers": peers,
@@ -234,14 +234,11 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let spec = Spec::load(&opts.root).map_err(|e| DaemonError(e.to_string()))?;
     let key = read_key(&opts.root)?;
-    match opts.backend.unwrap_or(spec.network.backend) {
-        BackendChoice::Kernel => {
-            return Err(DaemonError(
-                "the kernel backend is not built yet: set network.backend = \"userspace\" (or auto)".into(),
-            ));
-        }
-        BackendChoice::Auto | BackendChoice::Userspace => {}
-    }
+    let backend = match opts.backend.unwrap_or(spec.network.backend) {
+        BackendChoice::Kernel => proton_wg::BackendKind::Kernel,
+        BackendChoice::Auto => proton_wg::BackendKind::Auto,
+        BackendChoice::Userspace => proton_wg::BackendKind::Userspace,
+    };
     let mut cfg = InterfaceConfig::new(
         &spec.network.interface,
         key,
@@ -250,6 +247,7 @@ pub async fn run(
     cfg.listen_port = Some(spec.listen_port());
     cfg.fwmark = Some(spec.network.fwmark).filter(|m| *m != 0);
     cfg.mtu = spec.network.mtu;
+    cfg.backend = backend;
     if let Some(dir) = &opts.uapi_dir {
         cfg.uapi_dir = dir.clone();
     }
