@@ -308,22 +308,33 @@ pub async fn run(
     let worker = {
         let gw = gw.clone();
         tokio::spawn(async move {
-            let mut last = gw
-                .store()
-                .and_then(|s| s.generation().map_err(|e| DaemonError(e.to_string())))
-                .ok();
+            // One connection for the whole loop: polling is a single-row read each
+            // second, not a reopen of the database file.
+            let mut watcher = gw.store().ok();
+            let generation = |w: &Option<Store>| w.as_ref().and_then(|s| s.generation().ok());
+            let mut last = generation(&watcher);
             let mut poll = tokio::time::interval(POLL);
             let mut sweep = tokio::time::interval(SWEEP);
             loop {
                 tokio::select! {
                     _ = poll.tick() => {
-                        let generation = gw.store().and_then(|s| s.generation().map_err(|e| DaemonError(e.to_string()))).ok();
-                        if generation == last { continue; }
-                        last = generation;
+                        if watcher.is_none() {
+                            watcher = gw.store().ok();
+                        }
+                        let now_gen = generation(&watcher);
+                        if now_gen.is_none() {
+                            watcher = None;
+                        }
+                        if now_gen == last { continue; }
+                        last = now_gen;
                     }
                     _ = gw.wake.notified() => {}
                     _ = sweep.tick() => {
-                        match gw.store().and_then(|mut s| s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string()))) {
+                        let swept = match watcher.as_mut() {
+                            Some(s) => s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string())),
+                            None => gw.store().and_then(|mut s| s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string()))),
+                        };
+                        match swept {
                             Ok(swept) if !swept.is_empty() => tracing::info!(count = swept.len(), "expired invitations swept"),
                             Ok(_) => continue,
                             Err(e) => { tracing::warn!("sweep failed: {e}"); continue; }
