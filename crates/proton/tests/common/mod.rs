@@ -1,0 +1,158 @@
+//! Shared set-up for the lab tests: a `LabGuard` that builds a lab through the real
+//! binary (unique name per test process), runs commands in its nodes, and removes it on
+//! drop, even when the test fails. Not every test file uses every helper.
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_proton");
+
+pub fn root_and_tools() -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let tools = ["wg", "wireguard-go", "nft", "iperf3", "python3"]
+        .iter()
+        .all(|t| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        });
+    if !(root && tools) {
+        eprintln!(
+            "skipping: needs root and wireguard-tools, wireguard-go, nftables, iperf3, python3"
+        );
+    }
+    root && tools
+}
+
+pub struct LabGuard(pub String);
+
+impl LabGuard {
+    pub fn up(tag: &str, workers: usize, spare: usize, clients: usize) -> LabGuard {
+        let name = format!("{tag}{}", std::process::id() % 100000);
+        let _ = Command::new(BIN)
+            .args(["lab", "down", "--name", &name])
+            .output();
+        let out = Command::new(BIN)
+            .args([
+                "lab",
+                "up",
+                "--name",
+                &name,
+                "--workers",
+                &workers.to_string(),
+                "--spare-workers",
+                &spare.to_string(),
+                "--clients",
+                &clients.to_string(),
+            ])
+            .output()
+            .unwrap();
+        let guard = LabGuard(name);
+        assert!(
+            out.status.success(),
+            "lab up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        guard
+    }
+
+    pub fn exec(&self, node: &str, argv: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(["lab", "exec", node, "--name", &self.0, "--"])
+            .args(argv)
+            .output()
+            .unwrap()
+    }
+
+    pub fn ok(&self, node: &str, argv: &[&str]) -> String {
+        let out = self.exec(node, argv);
+        assert!(
+            out.status.success(),
+            "{node}: {argv:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `proton --root <node root> …` inside a node.
+    pub fn proton(&self, node: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        let root = format!("/run/proton-lab/{}/{node}/root", self.0);
+        let mut argv = vec![BIN, "--root", &root];
+        argv.extend_from_slice(args);
+        let mut cmd = Command::new(BIN);
+        cmd.args(["lab", "exec", node, "--name", &self.0]);
+        if stdin.is_some() {
+            cmd.arg("--stdin");
+        }
+        cmd.arg("--").args(&argv);
+        match stdin {
+            None => cmd.output().unwrap(),
+            Some(text) => {
+                use std::io::Write;
+                cmd.stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                let mut child = cmd.spawn().unwrap();
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(text.as_bytes())
+                    .unwrap();
+                child.wait_with_output().unwrap()
+            }
+        }
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        let text =
+            std::fs::read_to_string(format!("/run/proton-lab/{}/state.json", self.0)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub fn pids(&self, what: &str) -> Vec<u32> {
+        self.state()["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p[2] == what)
+            .map(|p| p[1].as_u64().unwrap() as u32)
+            .collect()
+    }
+
+    pub fn public_ip(&self, index: u8) -> String {
+        self.state()["public_net"]
+            .as_str()
+            .unwrap()
+            .replace(".0/24", &format!(".{index}"))
+    }
+
+    pub fn ping(&self, node: &str, target: &str) -> bool {
+        self.exec(node, &["ping", "-c", "2", "-w", "15", target])
+            .status
+            .success()
+    }
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args(["lab", "down", "--name", &self.0])
+            .output();
+    }
+}
+
+pub fn wg_dump(lab: &LabGuard) -> Vec<Vec<String>> {
+    lab.ok("gw", &["wg", "show", "wg0", "dump"])
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').map(String::from).collect())
+        .collect()
+}
