@@ -12,7 +12,7 @@ use proton_core::host::Root;
 use proton_core::invite::hash_secret_text;
 use proton_core::keys::{PrivateKey, PublicKey};
 use proton_core::spec::{BackendChoice, GATEWAY_KEY_PATH, Spec};
-use proton_store::{PeerState, RedeemError, Store};
+use proton_store::{Peer, PeerState, RedeemError, Store};
 use proton_wg::{Device, InterfaceConfig, PeerConfig};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -165,43 +165,61 @@ impl JoinService for Join {
         let key = PublicKey::from_base64(&req.public_key)
             .map_err(|e| JoinRefusal::BadRequest(format!("public_key: {e}")))?;
         let mut store = self.0.store().map_err(|e| JoinRefusal::Internal(e.0))?;
+        let secret_hash = hash_secret_text(&req.secret);
         match store.peer_by_address(caller) {
             Ok(Some(p)) if p.state == PeerState::Invited => {}
+            // The answer to a redeem can be lost: the key swap (ours, or a reconcile woken
+            // by another peer) may overtake it. The invitee then asks again through the
+            // key it registered and gets the same answer; nothing changes. Only the holder
+            // of that key can send from this address, and only the invitee knows the secret.
+            Ok(Some(p)) if p.state == PeerState::Active && p.public_key == key => {
+                let inv = store
+                    .invitation_by_hash(&secret_hash)
+                    .map_err(|e| JoinRefusal::Internal(e.to_string()))?;
+                return match inv {
+                    Some(inv) if inv.peer_id == p.id && inv.redeemed_at.is_some() => Ok(Redeemed {
+                        response: self.answer(&p)?,
+                        swap: Box::new(|| {}),
+                    }),
+                    _ => Err(JoinRefusal::WrongSecret),
+                };
+            }
             Ok(_) => return Err(JoinRefusal::UnknownCaller(caller)),
             Err(e) => return Err(JoinRefusal::Internal(e.to_string())),
         }
         let peer = store
-            .redeem_invitation(
-                &hash_secret_text(&req.secret),
-                Some(caller),
-                key,
-                now(),
-                "join-api",
-            )
+            .redeem_invitation(&secret_hash, Some(caller), key, now(), "join-api")
             .map_err(|e| match e {
                 RedeemError::Unknown | RedeemError::WrongAddress => JoinRefusal::WrongSecret,
                 RedeemError::AlreadyUsed => JoinRefusal::AlreadyUsed,
                 RedeemError::Expired => JoinRefusal::Expired,
                 RedeemError::Store(e) => JoinRefusal::Internal(e.to_string()),
             })?;
+        let gw = self.0.clone();
+        Ok(Redeemed {
+            response: self.answer(&peer)?,
+            // The DB already holds the new key; the device follows after the answer left.
+            swap: Box::new(move || gw.wake.notify_one()),
+        })
+    }
+}
+
+impl Join {
+    /// What a redeemed peer is told: its address, the network and the gateway's key.
+    fn answer(&self, peer: &Peer) -> Result<RedeemResponse, JoinRefusal> {
         let spec = &self.0.spec;
         let gateway_key = read_key(&self.0.root)
             .map_err(|e| JoinRefusal::Internal(e.0))?
             .public_key();
-        let gw = self.0.clone();
-        Ok(Redeemed {
-            response: RedeemResponse {
-                name: peer.name.to_string(),
-                role: peer.role.to_string(),
-                address: spec.network.cidr.with_host(peer.address).to_string(),
-                network: spec.network.cidr.to_string(),
-                gateway_public_key: gateway_key.to_base64(),
-                persistent_keepalive: spec.network.persistent_keepalive,
-                mtu: spec.network.mtu,
-                k3s: None,
-            },
-            // The DB already holds the new key; the device follows after the answer left.
-            swap: Box::new(move || gw.wake.notify_one()),
+        Ok(RedeemResponse {
+            name: peer.name.to_string(),
+            role: peer.role.to_string(),
+            address: spec.network.cidr.with_host(peer.address).to_string(),
+            network: spec.network.cidr.to_string(),
+            gateway_public_key: gateway_key.to_base64(),
+            persistent_keepalive: spec.network.persistent_keepalive,
+            mtu: spec.network.mtu,
+            k3s: None,
         })
     }
 }

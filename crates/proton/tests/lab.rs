@@ -191,8 +191,6 @@ fn a_restarted_gateway_comes_back_with_every_peer_and_invitations_survive_a_sigk
         "{stripped}"
     );
     assert!(stripped.contains("AllowedIPs = 10.7.7.0/24"), "{stripped}");
-    let again = lab.proton("w2", &["join", "--timeout", "5"], Some(&invitation));
-    assert!(!again.status.success(), "an invitation works once");
     let list = lab.proton("gw", &["peer", "list", "--json"], None);
     let peers: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     let w2 = peers

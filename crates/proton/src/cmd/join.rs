@@ -20,7 +20,7 @@ use proton_core::invite::Invitation;
 use proton_core::keys::PrivateKey;
 use proton_core::spec::Endpoint;
 use proton_core::wgconf::{PeerSection, WgQuickConfig};
-use proton_gateway::api::{JOIN_API_PORT, RedeemRequest};
+use proton_gateway::api::{JOIN_API_PORT, RedeemRequest, RedeemResponse};
 use proton_gateway::client::{self, ClientError};
 use proton_wg::{Device, InterfaceConfig, PeerConfig};
 use std::io::Read;
@@ -58,10 +58,17 @@ fn resolve(endpoint: &Endpoint) -> anyhow::Result<SocketAddr> {
         })
 }
 
-fn own_key(root: &Root) -> anyhow::Result<PrivateKey> {
+/// This machine's key from an earlier run of `proton join`, if there was one.
+fn existing_key(root: &Root) -> anyhow::Result<Option<PrivateKey>> {
     if root.exists(NODE_KEY) {
-        return read_private_key(root, NODE_KEY);
+        read_private_key(root, NODE_KEY).map(Some)
+    } else {
+        Ok(None)
     }
+}
+
+/// Makes this machine's key and saves it (`0600`) before anything is sent with it.
+fn new_key(root: &Root) -> anyhow::Result<PrivateKey> {
     let key = PrivateKey::generate();
     let mut text = key.expose_base64();
     text.push('\n');
@@ -92,6 +99,157 @@ fn until<T>(
     }
 }
 
+/// Brings a device up with `cfg` and waits until `deadline` for a WireGuard handshake
+/// with the gateway, poking the join API so there is traffic to start one. A handshake
+/// proves the other side holds the gateway key the invitation names and accepts our key.
+/// `None` (device down again): no handshake in time.
+fn tunnel(
+    rt: &tokio::runtime::Runtime,
+    cfg: InterfaceConfig,
+    api: SocketAddrV4,
+    deadline: Instant,
+) -> anyhow::Result<Option<Device>> {
+    let device = rt.block_on(Device::up(cfg))?;
+    loop {
+        let peers = rt.block_on(device.peers());
+        if peers.iter().any(|p| p.last_handshake.is_some()) {
+            return Ok(Some(device));
+        }
+        if Instant::now() >= deadline {
+            rt.block_on(device.down());
+            return Ok(None);
+        }
+        let _ = client::whoami(api, Duration::from_millis(500));
+    }
+}
+
+/// How long a re-run tries this machine's key from an earlier run before falling back to
+/// the invitation: one handshake attempt and WireGuard's 5 s retry.
+const RESUME_PROBE: Duration = Duration::from_secs(6);
+
+/// Redeems the invitation and returns this machine's key with the gateway's answer.
+///
+/// Which key the gateway holds for our address is found by trying: the throw-away key
+/// until the redeem went through, this machine's own key after. A re-run tries its own
+/// key (made by the earlier run) first. A redeem whose answer was lost — the gateway's key
+/// swap overtook it — is asked again through our own key, and the gateway answers the
+/// same. Nothing is written before the gateway has answered a handshake: a wrong gateway,
+/// an invitation already used elsewhere or a blocked port leave this machine as it was.
+fn redeem_loop(
+    root: &Root,
+    rt: &tokio::runtime::Runtime,
+    inv: &Invitation,
+    config: &dyn Fn(&PrivateKey) -> InterfaceConfig,
+    api: SocketAddrV4,
+    deadline: Instant,
+    timeout_secs: u64,
+) -> anyhow::Result<(PrivateKey, RedeemResponse)> {
+    let mut mine = existing_key(root)?;
+    let mut created = false;
+    let mut own = mine.is_some();
+    let mut handshakes = 0;
+    let mut last_error = None;
+    while Instant::now() < deadline {
+        let key = match (&mine, own) {
+            (Some(k), true) => k.clone(),
+            _ => inv.throwaway.clone(),
+        };
+        // A first run gives the throw-away key all the time there is; otherwise a key
+        // gets one handshake attempt and WireGuard's retry before the other is tried.
+        let probe = if own || handshakes > 0 {
+            deadline.min(Instant::now() + RESUME_PROBE)
+        } else {
+            deadline
+        };
+        let Some(device) = tunnel(rt, config(&key), api, probe)? else {
+            own = !own && mine.is_some();
+            continue;
+        };
+        handshakes += 1;
+        let key_of_mine = match &mine {
+            Some(k) => k.clone(),
+            None => {
+                created = true;
+                mine.insert(new_key(root)?).clone()
+            }
+        };
+        let req = RedeemRequest {
+            secret: inv.secret_text().to_string(),
+            public_key: key_of_mine.public_key().to_base64(),
+        };
+        let redeemed = client::redeem(api, &req, Duration::from_secs(5));
+        rt.block_on(device.down());
+        match redeemed {
+            Ok(answer) if own => {
+                eprintln!("(the gateway already holds this machine's key: finishing the job)");
+                return Ok((key_of_mine, answer));
+            }
+            Ok(answer) => {
+                confirm_own_key(rt, config, &key_of_mine, api, deadline)?;
+                return Ok((key_of_mine, answer));
+            }
+            Err(ClientError::Refused { message, .. }) => {
+                // The gateway refused our key: it is of no use, leave nothing behind.
+                if created {
+                    root.remove(NODE_KEY)?;
+                }
+                return Err(bad_input(message, None));
+            }
+            Err(e) => {
+                last_error = Some(e);
+                own = !own;
+            }
+        }
+    }
+    Err(match last_error {
+        None if handshakes == 0 => failure(
+            format!(
+                "no WireGuard handshake with the gateway at {} within {timeout_secs} s",
+                inv.endpoint
+            ),
+            "check that the gateway runs and its UDP port is reachable; an invitation that was \
+             already used, or that another gateway made, never gets an answer: ask for a new one",
+        ),
+        other => failure(
+            other.map_or_else(
+                || "the gateway stopped answering".to_string(),
+                |e| e.to_string(),
+            ),
+            "re-run `proton join` with the same invitation to finish",
+        ),
+    })
+}
+
+/// After a redeem through the throw-away key: our own key's tunnel answers `whoami`.
+fn confirm_own_key(
+    rt: &tokio::runtime::Runtime,
+    config: &dyn Fn(&PrivateKey) -> InterfaceConfig,
+    mine: &PrivateKey,
+    api: SocketAddrV4,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    // The gateway swaps keys a moment after answering (SWAP_DELAY); a handshake with our
+    // key before that is dropped and retried only after WireGuard's 5 s rekey timeout, so
+    // wait it out first. A fresh device for our own key: gotatun rebinds its UDP socket on
+    // a key change, which can race with the old socket (EADDRINUSE).
+    std::thread::sleep(proton_gateway::server::SWAP_DELAY * 2);
+    let device = rt.block_on(Device::up(config(mine)))?;
+    eprintln!("switched to this machine's own key; checking the tunnel ...");
+    let me = until(deadline, || client::whoami(api, Duration::from_secs(5)));
+    rt.block_on(device.down());
+    match me {
+        Ok(me) if me.public_key == mine.public_key().to_base64() => Ok(()),
+        Ok(_) => Err(failure(
+            "the gateway does not know our key",
+            "re-run `proton join` with the same invitation to finish",
+        )),
+        Err(e) => Err(failure(
+            format!("redeemed, but the tunnel with our own key does not answer: {e}"),
+            "re-run `proton join` with the same invitation to finish",
+        )),
+    }
+}
+
 pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
     let kernel = match args.backend.as_str() {
         "kernel" => true,
@@ -116,7 +274,6 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
         ));
     }
     let endpoint = resolve(&inv.endpoint)?;
-    let mine = own_key(root)?;
     let api = SocketAddrV4::new(inv.network.gateway(), JOIN_API_PORT);
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     eprintln!(
@@ -134,65 +291,7 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
         cfg.peers = vec![gateway_peer(&inv, endpoint, 25)];
         cfg
     };
-    let mut device = Some(rt.block_on(Device::up(config(&inv.throwaway)))?);
-    let outcome = (|| -> anyhow::Result<proton_gateway::api::RedeemResponse> {
-        let req = RedeemRequest {
-            secret: inv.secret_text().to_string(),
-            public_key: mine.public_key().to_base64(),
-        };
-        let redeemed = until(deadline, || {
-            client::redeem(api, &req, Duration::from_secs(5))
-        });
-        // A fresh interface with our own key: gotatun rebinds its UDP socket on a key
-        // change, which can race with the old socket (EADDRINUSE); a new device cannot.
-        if let Some(d) = device.take() {
-            rt.block_on(d.down());
-        }
-        // The gateway swaps keys a moment after answering (SWAP_DELAY); a handshake
-        // with our key before that is dropped and retried only after WireGuard's 5 s
-        // rekey timeout, so wait it out first.
-        std::thread::sleep(proton_gateway::server::SWAP_DELAY * 2);
-        device = Some(rt.block_on(Device::up(config(&mine)))?);
-        eprintln!("switched to this machine's own key; checking the tunnel ...");
-        let me = until(deadline, || client::whoami(api, Duration::from_secs(5)));
-        match (redeemed, me) {
-            (Ok(answer), Ok(me)) if me.public_key == mine.public_key().to_base64() => Ok(answer),
-            (Err(ClientError::Refused { status: 410, .. }), Ok(me))
-                if me.public_key == mine.public_key().to_base64() =>
-            {
-                eprintln!(
-                    "(this invitation was already redeemed by this machine: finishing the job)"
-                );
-                Ok(proton_gateway::api::RedeemResponse {
-                    name: me.name,
-                    role: me.role,
-                    address: me.address,
-                    network: inv.network.to_string(),
-                    gateway_public_key: inv.gateway_key.to_base64(),
-                    persistent_keepalive: 25,
-                    mtu: 1420,
-                    k3s: None,
-                })
-            }
-            (Err(ClientError::Refused { message, .. }), _) => Err(bad_input(message, None)),
-            (Err(e), _) => Err(failure(
-                e.to_string(),
-                "check that the gateway runs and its UDP port is reachable",
-            )),
-            (Ok(_), Err(e)) => Err(failure(
-                format!("redeemed, but the tunnel with our own key does not answer: {e}"),
-                "re-run `proton join` with the same invitation to finish",
-            )),
-            (Ok(_), Ok(_)) => Err(failure(
-                "the gateway does not know our key",
-                "re-run `proton join`",
-            )),
-        }
-    })();
-    if let Some(d) = device.take() {
-        rt.block_on(d.down());
-    }
-    let answer = outcome?;
+    let (mine, answer) = redeem_loop(root, &rt, &inv, &config, api, deadline, args.timeout)?;
 
     let mut conf = WgQuickConfig::default();
     conf.interface.private_key = Some(mine);

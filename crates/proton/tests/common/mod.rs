@@ -83,8 +83,18 @@ impl LabGuard {
 
     /// `proton --root <node root> …` inside a node.
     pub fn proton(&self, node: &str, args: &[&str], stdin: Option<&str>) -> Output {
-        let root = format!("/run/proton-lab/{}/{node}/root", self.0);
-        let mut argv = vec![BIN, "--root", &root];
+        self.proton_at(node, &self.root(node), args, stdin)
+    }
+
+    /// The directory that is `/` for Proton in a node.
+    pub fn root(&self, node: &str) -> String {
+        format!("/run/proton-lab/{}/{node}/root", self.0)
+    }
+
+    /// `proton --root <root> …` inside a node: another "machine" sharing the node's
+    /// network when `root` is not the node's own.
+    pub fn proton_at(&self, node: &str, root: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut argv = vec![BIN, "--root", root];
         argv.extend_from_slice(args);
         let mut cmd = Command::new(BIN);
         cmd.args(["lab", "exec", node, "--name", &self.0]);
@@ -109,6 +119,21 @@ impl LabGuard {
                 child.wait_with_output().unwrap()
             }
         }
+    }
+
+    /// `proton invite NAME` on the gateway; the one-line invitation it printed.
+    pub fn invite(&self, name: &str) -> String {
+        let out = self.proton("gw", &["invite", name, "--no-qr"], None);
+        assert!(
+            out.status.success(),
+            "invite {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("proton1-"))
+            .expect("`proton invite` printed an invitation")
+            .to_string()
     }
 
     pub fn state(&self) -> serde_json::Value {
