@@ -287,11 +287,7 @@ pub struct ExposeArgs {
     pub host: Option<String>,
     /// The Service to send traffic to, as NAMESPACE/SERVICE:PORT, e.g. web/blog:8080.
     /// The route and certificate are created in that namespace.
-    #[arg(
-        long,
-        value_name = "NS/SVC:PORT",
-        required_unless_present = "remove"
-    )]
+    #[arg(long, value_name = "NS/SVC:PORT", required_unless_present = "remove")]
     pub service: Option<String>,
     /// Only clients on the VPN may reach it (Traefik's VPN allow-list, derived from
     /// network.cidr); everyone else gets 403.

@@ -4,8 +4,7 @@
 use crate::cli::ExposeArgs;
 use crate::output::{bad_input, failure};
 use proton_addons::{
-    MANIFESTS_DIR, ManifestFile, expose_file_name, expose_manifest, object_refs,
-    unexpose_manifest,
+    MANIFESTS_DIR, ManifestFile, expose_file_name, expose_manifest, object_refs, unexpose_manifest,
 };
 use proton_core::host::{Root, SECRET_MODE};
 use proton_core::spec::Spec;
