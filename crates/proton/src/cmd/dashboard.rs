@@ -28,6 +28,14 @@ pub fn run(root: &Root, cmd: DashboardCommand) -> anyhow::Result<()> {
             "set dashboard.enabled = true in /etc/proton/proton.toml and run `proton apply`",
         ));
     }
+    if let Some(p) = &kubeconfig
+        && !p.exists()
+    {
+        return Err(bad_input(
+            format!("--kubeconfig {}: no such file", p.display()),
+            None,
+        ));
+    }
     let path = kubeconfig.unwrap_or_else(|| root.path(K3S_ADMIN_KUBECONFIG));
     let api = client_from_file(&path)?;
     let (namespace, name) = dashboard_token_secret_ref();
