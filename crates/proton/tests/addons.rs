@@ -6,6 +6,7 @@
 #[path = "../../proton-k3s/tests/support/kube_api.rs"]
 mod kube_api;
 
+use base64::Engine;
 use proton_addons::{AddonsParams, DashboardKind, DashboardParams, render_manifests};
 use proton_core::spec::Spec;
 use std::path::Path;
@@ -265,8 +266,16 @@ fn dashboard_token_is_read_over_mutual_tls_for_either_dashboard() {
         );
         assert!(stderr(&o).contains(hint), "{spec_kind}: {}", stderr(&o));
         assert!(!stderr(&o).contains(&token), "never on stderr");
+        // Not even at the most verbose log level (ureq's TRACE logs the wire unredacted).
+        let o = proton(root, &["-vvv", "dashboard", "token"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&token);
+        assert!(
+            !stderr(&o).contains(&token) && !stderr(&o).contains(&b64),
+            "token in the logs"
+        );
         let seen = api.seen.lock().unwrap().clone();
-        assert_eq!(seen.len(), 1);
+        assert_eq!(seen.len(), 2);
         assert_eq!(seen[0].path, path);
         assert_eq!(
             seen[0].client_cert.as_deref(),
