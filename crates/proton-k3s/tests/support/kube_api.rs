@@ -66,8 +66,41 @@ pub fn pki() -> Pki {
         server_key_der: server_key.serialize_der(),
         client_cert_pem: client.pem(),
         client_cert_der: client.der().to_vec(),
-        client_key_pem: client_key.serialize_pem(),
+        client_key_pem: sec1_pem(&client_key.serialize_der()),
     }
+}
+
+/// K3s writes its admin key as SEC1 (`EC PRIVATE KEY`), not PKCS#8: take the
+/// ECPrivateKey out of rcgen's PKCS#8 (SEQUENCE { version, algorithm, OCTET STRING }).
+fn sec1_pem(pkcs8: &[u8]) -> String {
+    fn tlv(d: &[u8]) -> (u8, &[u8], &[u8]) {
+        let (len, hdr) = match d[1] {
+            n if n < 0x80 => (n as usize, 2),
+            n => {
+                let k = (n & 0x7f) as usize;
+                (
+                    d[2..2 + k].iter().fold(0, |a, b| (a << 8) | *b as usize),
+                    2 + k,
+                )
+            }
+        };
+        (d[0], &d[hdr..hdr + len], &d[hdr + len..])
+    }
+    let (_, seq, _) = tlv(pkcs8);
+    let (_, _, rest) = tlv(seq); // version
+    let (_, _, rest) = tlv(rest); // algorithm
+    let (tag, sec1, _) = tlv(rest);
+    assert_eq!(tag, 0x04, "PKCS#8 privateKey is an OCTET STRING");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(sec1);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN EC PRIVATE KEY-----\n{}\n-----END EC PRIVATE KEY-----\n",
+        lines.join("\n")
+    )
 }
 
 /// Another CA's client certificate and key (PEM): valid, but not the cluster's.
