@@ -41,19 +41,28 @@ impl FromStr for ServiceTarget {
     }
 }
 
-/// An IngressRoute on websecure for `host` to `service`, its Let's Encrypt Certificate,
-/// and, when `vpn_only`, the allow-list middleware. Both objects go in the service's
-/// namespace (a Certificate's Secret must sit next to the route that uses it).
+/// An IngressRoute on websecure for `host` to `service`, its Certificate from the
+/// ClusterIssuer `issuer` (the spec's `tls.default_issuer`: `letsencrypt-prod` or
+/// `letsencrypt-staging`), and, when `vpn_only`, the allow-list middleware. Both objects
+/// go in the service's namespace (a Certificate's Secret must sit next to the route that
+/// uses it).
 pub fn expose(
     name: &str,
     host: &str,
     service: &str,
     vpn_only: bool,
+    issuer: &str,
 ) -> Result<Vec<Object>, AddonsError> {
     if !is_label(name) {
         return Err(AddonsError::Name {
             field: "NAME",
             value: name.to_owned(),
+        });
+    }
+    if !is_label(issuer) {
+        return Err(AddonsError::Name {
+            field: "tls.default_issuer",
+            value: issuer.to_owned(),
         });
     }
     check_host("--host", host)?;
@@ -69,7 +78,7 @@ pub fn expose(
     };
     Ok(vec![
         traefik::route(&target.namespace, name, host, backend, vpn_only, &secret),
-        objects::certificate(&target.namespace, name, host, &secret),
+        objects::certificate_from(&target.namespace, name, host, &secret, issuer),
     ])
 }
 
@@ -94,8 +103,9 @@ pub fn expose_manifest(
     host: &str,
     service: &str,
     vpn_only: bool,
+    issuer: &str,
 ) -> Result<ManifestFile, AddonsError> {
-    let objects = expose(name, host, service, vpn_only)?;
+    let objects = expose(name, host, service, vpn_only, issuer)?;
     let header = format!(
         "# Written by `proton expose {name}`; remove with `proton expose {name} --remove`.\n"
     );

@@ -6,8 +6,9 @@ mod common;
 
 use common::*;
 use proton_addons::{
-    ALLOWLIST_NAME, FILE_NAMES, Object, PACKAGED_COMPONENT_FILES, TRAEFIK_NAMESPACE, expose,
-    expose_manifest, object_refs, plan_removal, render_manifests, to_yaml, unexpose_manifest,
+    ALLOWLIST_NAME, FILE_NAMES, Object, PACKAGED_COMPONENT_FILES, PROD_ISSUER, STAGING_ISSUER,
+    TRAEFIK_NAMESPACE, expose, expose_manifest, object_refs, plan_removal, render_manifests,
+    to_yaml, unexpose_manifest,
 };
 use serde_json::{Value, json};
 
@@ -120,7 +121,14 @@ fn every_rendered_object_validates() {
             }
         }
     }
-    let exposed = expose("blog", "blog.example.org", "web/blog:8080", true).unwrap();
+    let exposed = expose(
+        "blog",
+        "blog.example.org",
+        "web/blog:8080",
+        true,
+        PROD_ISSUER,
+    )
+    .unwrap();
     for doc in docs(&to_yaml(&exposed).unwrap()) {
         kinds.insert(doc["kind"].as_str().unwrap().to_owned());
         assert_eq!(check(&s, &doc), Vec::<String>::new());
@@ -210,7 +218,14 @@ fn cert_manager_values_install_crds() {
 #[test]
 fn expose_file_validates_references_the_allowlist_and_empties_on_removal() {
     let s = schemas();
-    let file = expose_manifest("blog", "blog.example.org", "web/blog:8080", true).unwrap();
+    let file = expose_manifest(
+        "blog",
+        "blog.example.org",
+        "web/blog:8080",
+        true,
+        PROD_ISSUER,
+    )
+    .unwrap();
     assert_eq!(file.name, "proton-expose-blog.yaml");
     assert!(!PACKAGED_COMPONENT_FILES.contains(&file.name.as_str()));
     assert!(!FILE_NAMES.contains(&file.name.as_str()));
@@ -244,7 +259,14 @@ fn expose_file_validates_references_the_allowlist_and_empties_on_removal() {
         (&json!("blog"), &json!(8080))
     );
 
-    let public = expose_manifest("blog", "blog.example.org", "web/blog:8080", false).unwrap();
+    let public = expose_manifest(
+        "blog",
+        "blog.example.org",
+        "web/blog:8080",
+        false,
+        STAGING_ISSUER,
+    )
+    .unwrap();
     let public_route = docs(&public.yaml)
         .into_iter()
         .find(|d| d["kind"] == "IngressRoute");

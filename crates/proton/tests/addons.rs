@@ -83,8 +83,14 @@ fn expose_writes_one_auto_deploy_file_and_remove_empties_it() {
     let o = proton(root, &dry);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!root.join(MANIFESTS).exists());
-    let expected =
-        proton_addons::expose_manifest("blog", "blog.example.org", "web/blog:8080", true).unwrap();
+    let expected = proton_addons::expose_manifest(
+        "blog",
+        "blog.example.org",
+        "web/blog:8080",
+        true,
+        "letsencrypt-prod",
+    )
+    .unwrap();
     assert_eq!(stdout(&o), expected.yaml);
 
     let o = proton(root, &args);
@@ -103,6 +109,17 @@ fn expose_writes_one_auto_deploy_file_and_remove_empties_it() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(!text.contains("vpn-allowlist") && text.contains("kind: Certificate"));
+
+    // The certificate comes from the spec's tls.default_issuer.
+    edit_spec(
+        root,
+        "default_issuer = \"letsencrypt-prod\"",
+        "default_issuer = \"letsencrypt-staging\"",
+    );
+    let o = proton(root, &args[..6]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("name: letsencrypt-staging"), "{text}");
 
     let o = proton(root, &["expose", "blog", "--remove"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -19,9 +19,15 @@ pub fn run(root: &Root, args: &ExposeArgs) -> anyhow::Result<()> {
     let (Some(host), Some(service)) = (&args.host, &args.service) else {
         return Err(bad_input("--host and --service are required", None));
     };
-    let file = expose_manifest(&args.name, host, service, args.vpn_only)
-        .map_err(|e| bad_input(e.to_string(), None))?;
     let spec = Spec::load(root).map_err(|e| bad_input(e.to_string(), None))?;
+    let file = expose_manifest(
+        &args.name,
+        host,
+        service,
+        args.vpn_only,
+        &spec.tls.default_issuer,
+    )
+    .map_err(|e| bad_input(e.to_string(), None))?;
     if !(spec.ingress.enabled && spec.tls.enabled) {
         return Err(failure(
             "`proton expose` needs ingress and tls enabled in the spec (Traefik routes it, cert-manager issues its certificate)",
