@@ -156,3 +156,30 @@ pub fn exposure(p: &DashboardParams, host: &str) -> Vec<Object> {
 pub fn dashboard_token_secret_ref() -> (&'static str, &'static str) {
     (ADMIN_NAMESPACE, ADMIN_TOKEN_SECRET)
 }
+
+/// How to open the dashboard of `kind` with the token: its VPN-only URL when exposed at
+/// `host`, else the `kubectl port-forward` to its Service (from a machine with the
+/// kubeconfig from `proton kubeconfig`).
+pub fn open_instructions(kind: DashboardKind, host: Option<&str>) -> String {
+    let f = flavour(kind);
+    let what = match kind {
+        DashboardKind::Headlamp => "Headlamp",
+        DashboardKind::KubernetesDashboard => "the Kubernetes Dashboard",
+    };
+    match host {
+        Some(h) => {
+            format!("Open https://{h} (over the VPN) and sign in to {what} with this token.")
+        }
+        None => {
+            let (local, scheme) = if f.https {
+                (8443, "https")
+            } else {
+                (8080, "http")
+            };
+            format!(
+                "Open {what}: kubectl -n {} port-forward svc/{} {local}:{}, then {scheme}://localhost:{local}, and sign in with this token.",
+                f.namespace, f.service, f.port
+            )
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! `proton expose`: the IngressRoute + Certificate a user writes by hand for each app.
 
+use crate::files::to_yaml_with_header;
 use crate::objects::{self, Object, RouteService};
-use crate::{AddonsError, check_host, is_label, traefik};
+use crate::{AddonsError, ManifestFile, check_host, is_label, traefik};
 use std::str::FromStr;
 
 /// `NAMESPACE/SERVICE:PORT`, e.g. `default/web:8080`.
@@ -40,19 +41,28 @@ impl FromStr for ServiceTarget {
     }
 }
 
-/// An IngressRoute on websecure for `host` to `service`, its Let's Encrypt Certificate,
-/// and, when `vpn_only`, the allow-list middleware. Both objects go in the service's
-/// namespace (a Certificate's Secret must sit next to the route that uses it).
+/// An IngressRoute on websecure for `host` to `service`, its Certificate from the
+/// ClusterIssuer `issuer` (the spec's `tls.default_issuer`: `letsencrypt-prod` or
+/// `letsencrypt-staging`), and, when `vpn_only`, the allow-list middleware. Both objects
+/// go in the service's namespace (a Certificate's Secret must sit next to the route that
+/// uses it).
 pub fn expose(
     name: &str,
     host: &str,
     service: &str,
     vpn_only: bool,
+    issuer: &str,
 ) -> Result<Vec<Object>, AddonsError> {
     if !is_label(name) {
         return Err(AddonsError::Name {
             field: "NAME",
             value: name.to_owned(),
+        });
+    }
+    if !is_label(issuer) {
+        return Err(AddonsError::Name {
+            field: "tls.default_issuer",
+            value: issuer.to_owned(),
         });
     }
     check_host("--host", host)?;
@@ -68,6 +78,51 @@ pub fn expose(
     };
     Ok(vec![
         traefik::route(&target.namespace, name, host, backend, vpn_only, &secret),
-        objects::certificate(&target.namespace, name, host, &secret),
+        objects::certificate_from(&target.namespace, name, host, &secret, issuer),
     ])
+}
+
+/// K3s's auto-deploy directory on the server.
+pub const MANIFESTS_DIR: &str = "/var/lib/rancher/k3s/server/manifests";
+
+/// `proton-expose-NAME.yaml`: RFC 1123 (NAME is a label), never a packaged component's
+/// name, never one of [`crate::FILE_NAMES`] (those never contain `expose`).
+pub fn expose_file_name(name: &str) -> Result<String, AddonsError> {
+    if !is_label(name) {
+        return Err(AddonsError::Name {
+            field: "NAME",
+            value: name.to_owned(),
+        });
+    }
+    Ok(format!("proton-expose-{name}.yaml"))
+}
+
+/// The auto-deploy file for [`expose`]'s objects.
+pub fn expose_manifest(
+    name: &str,
+    host: &str,
+    service: &str,
+    vpn_only: bool,
+    issuer: &str,
+) -> Result<ManifestFile, AddonsError> {
+    let objects = expose(name, host, service, vpn_only, issuer)?;
+    let header = format!(
+        "# Written by `proton expose {name}`; remove with `proton expose {name} --remove`.\n"
+    );
+    Ok(ManifestFile {
+        name: expose_file_name(name)?,
+        yaml: to_yaml_with_header(&header, &objects)?,
+    })
+}
+
+/// The same file with no objects: K3s prunes what it held (deleting the file instead
+/// would leave the route and certificate in the cluster forever).
+pub fn unexpose_manifest(name: &str) -> Result<ManifestFile, AddonsError> {
+    let header = format!(
+        "# Written by `proton expose {name} --remove`: nothing exposed. Kept so K3s prunes what this file held.\n"
+    );
+    Ok(ManifestFile {
+        name: expose_file_name(name)?,
+        yaml: to_yaml_with_header(&header, &[])?,
+    })
 }

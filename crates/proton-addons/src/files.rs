@@ -45,7 +45,12 @@ pub struct ManifestFile {
 /// applies the (empty) set with the GVKs recorded on the file's `Addon` object, so it
 /// prunes everything the file held before; for a HelmChart that is a `helm uninstall`.
 pub fn to_yaml(objects: &[Object]) -> Result<String, AddonsError> {
-    let mut out = String::from(HEADER);
+    to_yaml_with_header(HEADER, objects)
+}
+
+/// [`to_yaml`] with another leading comment (which command wrote the file).
+pub(crate) fn to_yaml_with_header(header: &str, objects: &[Object]) -> Result<String, AddonsError> {
+    let mut out = String::from(header);
     for o in objects {
         out.push_str("---\n");
         out.push_str(&serde_norway::to_string(o).map_err(AddonsError::Yaml)?);

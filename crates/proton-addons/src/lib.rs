@@ -29,8 +29,11 @@ mod traefik;
 pub use certmanager::{PROD_ISSUER, STAGING_ISSUER};
 pub use dashboard::{
     HEADLAMP_DEFAULT_VERSION, KUBERNETES_DASHBOARD_DEFAULT_VERSION, dashboard_token_secret_ref,
+    open_instructions,
 };
-pub use expose::{ServiceTarget, expose};
+pub use expose::{
+    MANIFESTS_DIR, ServiceTarget, expose, expose_file_name, expose_manifest, unexpose_manifest,
+};
 pub use files::{
     FILE_NAMES, ManifestFile, PACKAGED_COMPONENT_FILES, object_refs, plan_removal, to_yaml,
 };

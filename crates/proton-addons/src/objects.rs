@@ -352,6 +352,23 @@ pub(crate) fn helm_chart(
 }
 
 pub(crate) fn certificate(namespace: &str, name: &str, host: &str, secret: &str) -> Object {
+    certificate_from(
+        namespace,
+        name,
+        host,
+        secret,
+        crate::certmanager::PROD_ISSUER,
+    )
+}
+
+/// A Certificate from the ClusterIssuer named `issuer`.
+pub(crate) fn certificate_from(
+    namespace: &str,
+    name: &str,
+    host: &str,
+    secret: &str,
+    issuer: &str,
+) -> Object {
     Object::Certificate(Certificate {
         api_version: CERT_MANAGER_API,
         kind: "Certificate",
@@ -361,7 +378,7 @@ pub(crate) fn certificate(namespace: &str, name: &str, host: &str, secret: &str)
             issuer_ref: IssuerRef {
                 group: "cert-manager.io",
                 kind: "ClusterIssuer",
-                name: crate::certmanager::PROD_ISSUER.to_owned(),
+                name: issuer.to_owned(),
             },
             secret_name: secret.to_owned(),
         },

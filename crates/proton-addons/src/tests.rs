@@ -113,15 +113,31 @@ fn switching_dashboard_kind_removes_the_old_chart() {
 
 #[test]
 fn expose_parses_the_service_and_routes_it() {
-    let objs = expose("blog", "blog.example.org", "web/blog:8080", true).unwrap();
+    let objs = expose(
+        "blog",
+        "blog.example.org",
+        "web/blog:8080",
+        true,
+        PROD_ISSUER,
+    )
+    .unwrap();
     let yaml = to_yaml(&objs).unwrap();
     assert!(yaml.contains("namespace: web"));
     assert!(yaml.contains("match: Host(`blog.example.org`)"));
     assert!(yaml.contains("name: vpn-allowlist"));
     assert!(yaml.contains("port: 8080"));
     assert!(yaml.contains("secretName: cert-blog"));
-    let public =
-        to_yaml(&expose("blog", "blog.example.org", "web/blog:8080", false).unwrap()).unwrap();
+    let public = to_yaml(
+        &expose(
+            "blog",
+            "blog.example.org",
+            "web/blog:8080",
+            false,
+            PROD_ISSUER,
+        )
+        .unwrap(),
+    )
+    .unwrap();
     assert!(!public.contains("vpn-allowlist"));
 }
 
@@ -140,9 +156,9 @@ fn bad_service_arguments_say_what_is_wrong() {
         assert!(err.contains(says), "{arg}: {err}");
         assert!(err.contains("NAMESPACE/SERVICE:PORT"), "{err}");
     }
-    assert!(expose("Blog", "blog.example.org", "web/blog:80", true).is_err());
-    assert!(expose("blog", "*.example.org", "web/blog:80", true).is_err());
-    assert!(expose("blog", "localhost", "web/blog:80", true).is_err());
+    assert!(expose("Blog", "blog.example.org", "web/blog:80", true, PROD_ISSUER).is_err());
+    assert!(expose("blog", "*.example.org", "web/blog:80", true, PROD_ISSUER).is_err());
+    assert!(expose("blog", "localhost", "web/blog:80", true, PROD_ISSUER).is_err());
 }
 
 #[test]

@@ -5,7 +5,11 @@
 mod common;
 
 use common::*;
-use proton_addons::{Object, expose, render_manifests, to_yaml};
+use proton_addons::{
+    ALLOWLIST_NAME, FILE_NAMES, Object, PACKAGED_COMPONENT_FILES, PROD_ISSUER, STAGING_ISSUER,
+    TRAEFIK_NAMESPACE, expose, expose_manifest, object_refs, plan_removal, render_manifests,
+    to_yaml, unexpose_manifest,
+};
 use serde_json::{Value, json};
 
 const CRD_FILES: [&str; 6] = [
@@ -117,7 +121,14 @@ fn every_rendered_object_validates() {
             }
         }
     }
-    let exposed = expose("blog", "blog.example.org", "web/blog:8080", true).unwrap();
+    let exposed = expose(
+        "blog",
+        "blog.example.org",
+        "web/blog:8080",
+        true,
+        PROD_ISSUER,
+    )
+    .unwrap();
     for doc in docs(&to_yaml(&exposed).unwrap()) {
         kinds.insert(doc["kind"].as_str().unwrap().to_owned());
         assert_eq!(check(&s, &doc), Vec::<String>::new());
@@ -200,4 +211,78 @@ fn cert_manager_values_install_crds() {
     let values = yaml_to_json(chart["spec"]["valuesContent"].as_str().unwrap());
     assert_eq!(values["crds"]["enabled"], json!(true));
     let _ = Object::to_json; // the public JSON view exists for callers
+}
+
+/// `proton expose`'s file: valid objects, a middleware reference that resolves to the
+/// allow-list Proton renders, and a removal that empties the file so K3s prunes both.
+#[test]
+fn expose_file_validates_references_the_allowlist_and_empties_on_removal() {
+    let s = schemas();
+    let file = expose_manifest(
+        "blog",
+        "blog.example.org",
+        "web/blog:8080",
+        true,
+        PROD_ISSUER,
+    )
+    .unwrap();
+    assert_eq!(file.name, "proton-expose-blog.yaml");
+    assert!(!PACKAGED_COMPONENT_FILES.contains(&file.name.as_str()));
+    assert!(!FILE_NAMES.contains(&file.name.as_str()));
+    let objs = docs(&file.yaml);
+    assert_eq!(objs.len(), 2);
+    for doc in &objs {
+        assert_eq!(check(&s, doc), Vec::<String>::new());
+        assert_eq!(doc["metadata"]["namespace"], "web");
+    }
+    let route = objs.iter().find(|d| d["kind"] == "IngressRoute").unwrap();
+    let mw = &route["spec"]["routes"][0]["middlewares"][0];
+    assert_eq!(mw["name"], ALLOWLIST_NAME);
+    assert_eq!(mw["namespace"], TRAEFIK_NAMESPACE);
+    // The reference resolves: `apply` renders a Middleware with exactly that identity.
+    let allowlists: Vec<Value> = render_manifests(&defaults())
+        .unwrap()
+        .iter()
+        .flat_map(|f| docs(&f.yaml))
+        .filter(|d| d["kind"] == "Middleware")
+        .collect();
+    assert!(
+        allowlists
+            .iter()
+            .any(|d| d["metadata"]["name"] == *mw.get("name").unwrap()
+                && d["metadata"]["namespace"] == *mw.get("namespace").unwrap()),
+        "{allowlists:#?}"
+    );
+    let service = &route["spec"]["routes"][0]["services"][0];
+    assert_eq!(
+        (&service["name"], &service["port"]),
+        (&json!("blog"), &json!(8080))
+    );
+
+    let public = expose_manifest(
+        "blog",
+        "blog.example.org",
+        "web/blog:8080",
+        false,
+        STAGING_ISSUER,
+    )
+    .unwrap();
+    let public_route = docs(&public.yaml)
+        .into_iter()
+        .find(|d| d["kind"] == "IngressRoute");
+    assert!(
+        public_route.unwrap()["spec"]["routes"][0]
+            .get("middlewares")
+            .is_none()
+    );
+
+    let removed = unexpose_manifest("blog").unwrap();
+    assert_eq!(removed.name, file.name, "removal keeps the file");
+    assert!(object_refs(&removed).unwrap().is_empty());
+    let gone: Vec<String> = plan_removal(&[file], &[removed])
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {}", r.kind, r.name))
+        .collect();
+    assert_eq!(gone, ["Certificate blog", "IngressRoute blog"]);
 }

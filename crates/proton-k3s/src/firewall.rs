@@ -11,6 +11,7 @@
 
 use crate::Error;
 use crate::runner::Runner;
+use proton_core::net::Cidr;
 
 pub const TABLE: &str = "inet proton";
 
@@ -19,6 +20,11 @@ pub const TABLE: &str = "inet proton";
 pub struct FirewallParams {
     /// The WireGuard interface (`wg0`).
     pub interface: String,
+    /// The VPN network (`network.cidr`): the interface is trusted only for these source
+    /// addresses. WireGuard's own AllowedIPs already bind each peer to its address; this
+    /// keeps the cluster ports closed to anything else that might arrive on the
+    /// interface (a misconfigured peer with a wide AllowedIPs, or a routed network).
+    pub tunnel_cidr: Cidr,
     /// WireGuard's UDP listen port, open to the world.
     pub listen_port: u16,
     /// TCP ports answering only on the tunnel and loopback.
@@ -30,9 +36,16 @@ pub struct FirewallParams {
 impl FirewallParams {
     /// The gateway defaults: 6443, 10250, `join_port` and `metrics_port` tunnel-only;
     /// 80 and 443 public.
-    pub fn gateway(interface: &str, listen_port: u16, join_port: u16, metrics_port: u16) -> Self {
+    pub fn gateway(
+        interface: &str,
+        tunnel_cidr: Cidr,
+        listen_port: u16,
+        join_port: u16,
+        metrics_port: u16,
+    ) -> Self {
         FirewallParams {
             interface: interface.into(),
+            tunnel_cidr,
             listen_port,
             tunnel_only_tcp: vec![6443, 10250, join_port, metrics_port],
             public_tcp: vec![80, 443],
@@ -73,7 +86,10 @@ pub fn ruleset(p: &FirewallParams) -> Result<String, Error> {
     s.push_str("\tchain input {\n");
     s.push_str("\t\ttype filter hook input priority filter; policy accept;\n");
     s.push_str("\t\tiif \"lo\" accept\n");
-    s.push_str(&format!("\t\tiifname \"{}\" accept\n", p.interface));
+    s.push_str(&format!(
+        "\t\tiifname \"{}\" ip saddr {} accept comment \"the VPN (network.cidr)\"\n",
+        p.interface, p.tunnel_cidr
+    ));
     s.push_str("\t\tct state established,related accept\n");
     s.push_str(&format!("\t\tudp dport {} accept\n", p.listen_port));
     if !p.public_tcp.is_empty() {

@@ -7,6 +7,7 @@
 //! - [`install`]: the official install script, version pinned, idempotent.
 //! - [`tokens`]: per-node bootstrap tokens, node removal, restart.
 //! - [`kubeconfig`]: the admin kubeconfig rewritten to the tunnel address, and merged.
+//! - [`api`]: reads from the Kubernetes API with a kubeconfig's credentials (mutual TLS).
 //! - [`firewall`]: one nftables table keeping 6443/10250/join API off the public side.
 //!
 //! Host commands go through [`Runner`], so tests record them instead of running them.
@@ -34,6 +35,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod config;
 pub mod firewall;
 pub mod install;
@@ -81,4 +83,29 @@ pub enum Error {
     Kubeconfig { what: &'static str, reason: String },
     #[error("firewall: {0}")]
     Firewall(String),
+    #[error(
+        "no kubeconfig at {}: K3s is not installed on this machine yet (run `proton apply` on the gateway), or pass --kubeconfig FILE", .0.display()
+    )]
+    KubeconfigMissing(PathBuf),
+    #[error("{} is not a usable kubeconfig: {reason}", path.display())]
+    KubeconfigInvalid { path: PathBuf, reason: String },
+    #[error(
+        "cannot reach the Kubernetes API at {server}: {reason} (is K3s running? `systemctl status k3s`)"
+    )]
+    ApiUnreachable { server: String, reason: String },
+    #[error("the Kubernetes API at {server} answered {status} to GET {path}: {message}")]
+    ApiStatus {
+        server: String,
+        path: String,
+        status: u16,
+        message: String,
+    },
+    #[error(
+        "secret {namespace}/{name} does not exist yet: the dashboard add-on is not applied (is the dashboard enabled in the spec? run `proton apply`)"
+    )]
+    SecretMissing { namespace: String, name: String },
+    #[error(
+        "secret {namespace}/{name} has no token yet: Kubernetes fills it in a few seconds after it is created; try again shortly"
+    )]
+    TokenNotReady { namespace: String, name: String },
 }

@@ -67,7 +67,7 @@ fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static)
 }
 
 fn params() -> FirewallParams {
-    FirewallParams::gateway("wg0", 51820, 51821, 9586)
+    FirewallParams::gateway("wg0", "10.7.7.0/24".parse().unwrap(), 51820, 51821, 9586)
 }
 
 #[test]
@@ -76,7 +76,10 @@ fn ruleset_text_is_what_we_document() {
     assert!(r.starts_with("#!/usr/sbin/nft -f\n"));
     assert!(r.contains("table inet proton\ndelete table inet proton\ntable inet proton {"));
     assert!(r.contains("policy accept;"), "{r}");
-    assert!(r.contains("iifname \"wg0\" accept"));
+    assert!(
+        r.contains("iifname \"wg0\" ip saddr 10.7.7.0/24 accept"),
+        "{r}"
+    );
     assert!(r.contains("udp dport 51820 accept"));
     assert!(r.contains("tcp dport { 80, 443 } accept"));
     assert!(
@@ -177,6 +180,27 @@ fn kube_api_answers_on_tunnel_and_loopback_not_public() {
         "dropped, not refused: {err}"
     );
     connect(public, "192.0.2.1:443").expect("ingress 443 stays public");
+
+    // Arriving on the tunnel interface is not enough: the source must be in network.cidr.
+    // From 10.99.0.2 on the same link, 2222 (not Proton's) answers, so routing works
+    // both ways, and 6443 is dropped.
+    sh(&["ip", "-n", wk, "addr", "add", "10.99.0.2/24", "dev", "eth0"]);
+    sh(&[
+        "ip",
+        "-n",
+        wk,
+        "route",
+        "add",
+        "10.7.7.1/32",
+        "dev",
+        "eth0",
+        "src",
+        "10.99.0.2",
+    ]);
+    sh(&["ip", "-n", gw, "route", "add", "10.99.0.0/24", "dev", "wg0"]);
+    connect(wk, "10.7.7.1:2222").expect("outside source: routing works");
+    let err = connect(wk, "10.7.7.1:6443").expect_err("a source outside network.cidr reached 6443");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
     connect(public, "192.0.2.1:2222").expect("ports Proton does not own stay open");
 
     firewall::apply(&SystemRunner, Some(gw), &firewall::removal()).unwrap();

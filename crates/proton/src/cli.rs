@@ -74,6 +74,25 @@ pub enum Command {
     /// Phones and laptops that use a plain WireGuard app.
     #[command(subcommand)]
     Client(ClientCommand),
+    // ---- add-ons (issue 6): dashboard token, expose ----
+    /// The cluster dashboard (Headlamp by default): its admin login token.
+    #[command(subcommand)]
+    Dashboard(DashboardCommand),
+    /// On the gateway: publish a cluster Service at a host name over HTTPS, with a
+    /// Let's Encrypt certificate, optionally reachable only from the VPN.
+    ///
+    /// Writes the Traefik IngressRoute and the cert-manager Certificate (plus the VPN
+    /// allow-list reference with --vpn-only) as one file in K3s's auto-deploy directory,
+    /// /var/lib/rancher/k3s/server/manifests/proton-expose-NAME.yaml; K3s applies it
+    /// within seconds and cert-manager then asks Let's Encrypt (HTTP-01 through Traefik),
+    /// so HOST's DNS must already point at the gateway's public address.
+    /// Run again with other flags to change it; `--remove` empties the file (K3s then
+    /// deletes the route and certificate). Needs ingress and tls enabled in the spec
+    /// and `proton apply` done. Check with `kubectl get ingressroute,certificate -A`.
+    ///
+    /// Example: proton expose blog --host blog.example.org --service web/blog:8080
+    Expose(ExposeArgs),
+    // ---- end add-ons ----
     /// A complete sandbox on this machine (root): a gateway, a NAT router with workers
     /// behind it and clients, each in its own network namespace, running the real
     /// daemon, joins and tunnels. The way to try Proton without machines.
@@ -234,3 +253,51 @@ pub enum LabCommand {
         name: String,
     },
 }
+
+// ---- add-ons (issue 6): dashboard token, expose ----
+
+#[derive(Debug, Subcommand)]
+pub enum DashboardCommand {
+    /// Print the dashboard's admin login token (to stdout, nothing else there).
+    ///
+    /// Run on the gateway (or anywhere with a kubeconfig for the cluster). Reads the
+    /// long-lived token of Proton's `proton-admin` ServiceAccount (bound to
+    /// cluster-admin) from the Kubernetes API, authenticating with the kubeconfig's
+    /// client certificate: by default K3s's admin kubeconfig /etc/rancher/k3s/k3s.yaml.
+    /// The account exists once `proton apply` has run with the dashboard enabled.
+    /// The token is a cluster-admin credential: paste it into the dashboard's login
+    /// page, do not store it. How to open the dashboard is printed to stderr.
+    ///
+    /// Example: proton dashboard token | xclip -selection clipboard
+    Token {
+        /// Read the API address and credentials from this kubeconfig instead of K3s's
+        /// (e.g. the one from `proton kubeconfig`, to run this from a laptop on the VPN).
+        #[arg(long, value_name = "FILE", env = "PROTON_KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ExposeArgs {
+    /// A name for this exposure (lowercase letters, digits and '-'): names the file,
+    /// the IngressRoute and the Certificate (its Secret is cert-NAME).
+    pub name: String,
+    /// The public host name, e.g. blog.example.org (its DNS must point at the gateway).
+    #[arg(long, value_name = "HOST", required_unless_present = "remove")]
+    pub host: Option<String>,
+    /// The Service to send traffic to, as NAMESPACE/SERVICE:PORT, e.g. web/blog:8080.
+    /// The route and certificate are created in that namespace.
+    #[arg(long, value_name = "NS/SVC:PORT", required_unless_present = "remove")]
+    pub service: Option<String>,
+    /// Only clients on the VPN may reach it (Traefik's VPN allow-list, derived from
+    /// network.cidr); everyone else gets 403.
+    #[arg(long)]
+    pub vpn_only: bool,
+    /// Stop exposing NAME: the file is emptied (not deleted) so K3s removes its objects.
+    #[arg(long, conflicts_with_all = ["host", "service", "vpn_only"])]
+    pub remove: bool,
+    /// Print the file that would be written, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+// ---- end add-ons ----

@@ -62,7 +62,9 @@ pub fn init_tracing(verbose: u8) {
         0 => "warn,proton=info",
         1 => "info",
         2 => "debug",
-        _ => "trace",
+        // HTTP/TLS crates log the wire unredacted at TRACE (request headers, bodies such
+        // as a Secret read by `dashboard token`): never above DEBUG unless PROTON_LOG asks.
+        _ => "trace,ureq=debug,ureq_proto=debug,rustls=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PROTON_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

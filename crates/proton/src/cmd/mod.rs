@@ -2,6 +2,9 @@
 
 mod client;
 mod config;
+// add-ons (issue 6)
+mod dashboard;
+mod expose;
 pub mod gateway;
 mod init;
 mod invite;
@@ -30,6 +33,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(args) => join::agent(&root, &args),
         Command::Peer(c) => peer::run(&root, c),
         Command::Client(c) => client::run(&root, c),
+        // add-ons (issue 6)
+        Command::Dashboard(c) => dashboard::run(&root, c),
+        Command::Expose(args) => expose::run(&root, &args),
         Command::Lab(c) => lab::run(c),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
