@@ -579,10 +579,10 @@ fn resolve_ips(host: &str, port: u16) -> Result<Vec<IpAddr>, String> {
         .map_err(|e| e.to_string())
 }
 
-fn ruleset_verdict(port: u16) -> Result<PortVerdict, String> {
+fn ruleset_verdict(port: u16, tunnel: &str) -> Result<PortVerdict, String> {
     let text = probe::run(&["nft", "-j", "list", "ruleset"]).map_err(|e| e.to_string())?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    Ok(nft::udp_port_verdict(&v, port))
+    Ok(nft::udp_port_verdict(&v, port, tunnel))
 }
 
 /// Every check on the gateway. `stale_after` overrides 3x keepalive.
@@ -605,7 +605,7 @@ pub fn gateway(root: &Root, stale_after: Option<std::time::Duration>) -> Result<
         port,
         udp.iter().any(|t| probe::udp_port_bound(t, port)),
     ));
-    findings.push(firewall(port, ruleset_verdict(port)));
+    findings.push(firewall(port, ruleset_verdict(port, &n.interface)));
     findings.push(fwmark(
         &n.interface,
         n.fwmark,

@@ -57,7 +57,9 @@ fn includes(right: &Value, word: &str) -> bool {
 }
 
 /// Whether a rule's matches apply to a new UDP packet to `port`.
-fn applies(exprs: &[Value], port: u16) -> Applies {
+/// `tunnel`: WireGuard's own interface; its UDP packets arrive on the underlay, so a
+/// rule limited to packets coming in on the tunnel never sees them.
+fn applies(exprs: &[Value], port: u16, tunnel: &str) -> Applies {
     let mut sure = true;
     for e in exprs {
         let Some(m) = e.get("match") else {
@@ -82,6 +84,9 @@ fn applies(exprs: &[Value], port: u16) -> Applies {
             Some(false)
         } else if is_proto {
             Some(includes(right, "udp"))
+        } else if matches!(left["meta"]["key"].as_str(), Some("iifname" | "iif")) && right == tunnel
+        {
+            Some(false)
         } else if left["ct"]["key"] == "state" {
             // A first packet is `new`: rules for established/related do not apply.
             Some(includes(right, "new"))
@@ -110,7 +115,7 @@ fn verdict(exprs: &[Value]) -> Option<&'static str> {
 }
 
 /// Judges the ruleset (`nft -j list ruleset` output) for UDP `port`.
-pub fn udp_port_verdict(ruleset: &Value, port: u16) -> PortVerdict {
+pub fn udp_port_verdict(ruleset: &Value, port: u16, tunnel: &str) -> PortVerdict {
     let objects = ruleset["nftables"].as_array().cloned().unwrap_or_default();
     let chains = objects.iter().filter_map(|o| o.get("chain")).filter(|c| {
         matches!(c["family"].as_str(), Some("ip" | "inet"))
@@ -133,7 +138,7 @@ pub fn udp_port_verdict(ruleset: &Value, port: u16) -> PortVerdict {
         for rule in rules {
             let exprs = rule["expr"].as_array().cloned().unwrap_or_default();
             let v = verdict(&exprs);
-            match (applies(&exprs, port), v) {
+            match (applies(&exprs, port, tunnel), v) {
                 (Applies::No, _) | (_, None) => {}
                 (Applies::Surely, Some("accept")) => {
                     decided = true;
@@ -197,11 +202,11 @@ mod tests {
     #[test]
     fn judges_common_rulesets() {
         assert_eq!(
-            udp_port_verdict(&json!({"nftables": []}), 51820),
+            udp_port_verdict(&json!({"nftables": []}), 51820, "wg0"),
             PortVerdict::Open
         );
         let drop = ruleset("accept", vec![json!([dport(json!(51820)), {"drop": null}])]);
-        match udp_port_verdict(&drop, 51820) {
+        match udp_port_verdict(&drop, 51820, "wg0") {
             PortVerdict::Blocked { fix, .. } => {
                 assert_eq!(
                     fix,
@@ -212,7 +217,7 @@ mod tests {
         }
         // A drop of another port, or of TCP, does not block WireGuard.
         let other = ruleset("accept", vec![json!([dport(json!(53)), {"drop": null}])]);
-        assert_eq!(udp_port_verdict(&other, 51820), PortVerdict::Open);
+        assert_eq!(udp_port_verdict(&other, 51820, "wg0"), PortVerdict::Open);
         // Policy drop with an accept first: open; without: blocked.
         let est = json!({"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": {"set": ["established", "related"]}}});
         let ok = ruleset(
@@ -222,10 +227,10 @@ mod tests {
                 json!([dport(json!({"set": [51820, 51821]})), {"accept": null}]),
             ],
         );
-        assert_eq!(udp_port_verdict(&ok, 51820), PortVerdict::Open);
+        assert_eq!(udp_port_verdict(&ok, 51820, "wg0"), PortVerdict::Open);
         let closed = ruleset("drop", vec![json!([est, {"accept": null}])]);
         assert!(matches!(
-            udp_port_verdict(&closed, 51820),
+            udp_port_verdict(&closed, 51820, "wg0"),
             PortVerdict::Blocked { .. }
         ));
         // A drop limited by source address cannot be judged: uncertain, not blocked.
@@ -235,16 +240,21 @@ mod tests {
             vec![json!([src, dport(json!(51820)), {"drop": null}])],
         );
         assert!(matches!(
-            udp_port_verdict(&maybe, 51820),
+            udp_port_verdict(&maybe, 51820, "wg0"),
             PortVerdict::Uncertain { .. }
         ));
         // A range that covers the port, rejected.
+        // Proton's own invitee fence only sees packets that came in on the tunnel.
+        let iif =
+            json!({"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "wg0"}});
+        let fence = ruleset("accept", vec![json!([iif, src, {"drop": null}])]);
+        assert_eq!(udp_port_verdict(&fence, 51820, "wg0"), PortVerdict::Open);
         let range = ruleset(
             "accept",
             vec![json!([dport(json!({"range": [50000, 52000]})), {"reject": null}])],
         );
         assert!(matches!(
-            udp_port_verdict(&range, 51820),
+            udp_port_verdict(&range, 51820, "wg0"),
             PortVerdict::Blocked { .. }
         ));
     }

@@ -7,6 +7,7 @@ mod init;
 mod invite;
 mod join;
 mod lab;
+mod observe;
 mod peer;
 
 use crate::cli::{Cli, Command, GatewayCommand};
@@ -31,6 +32,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Peer(c) => peer::run(&root, c),
         Command::Client(c) => client::run(&root, c),
         Command::Lab(c) => lab::run(c),
+        Command::Status(args) => observe::status(&root, &args),
+        Command::Doctor(args) => observe::doctor(&root, &args),
+        Command::Reresolve(args) => observe::reresolve(&root, &args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "proton", &mut std::io::stdout());
