@@ -1,5 +1,5 @@
 use super::*;
-use crate::kube::{NodeInfo, Skew};
+use crate::kube::{ClusterView, NodeInfo, Skew};
 
 #[test]
 fn every_failure_and_warning_carries_a_fix() {
