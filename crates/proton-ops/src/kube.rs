@@ -164,11 +164,15 @@ pub fn parse_certificates(list: &Value) -> Vec<CertInfo> {
         .collect()
 }
 
-/// `v1.31.4+k3s1` → (1, 31).
-fn minor(version: &str) -> Option<(u64, u64)> {
+/// `v1.31.4+k3s1` → (1, 31, 4).
+fn semver(version: &str) -> Option<(u64, u64, u64)> {
     let v = version.trim_start_matches('v');
     let mut parts = v.split(['.', '+', '-']);
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    Some((
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next().and_then(|p| p.parse().ok()).unwrap_or(0),
+    ))
 }
 
 /// The server's version: the control-plane node's kubelet (K3s runs both from one binary).
@@ -184,15 +188,15 @@ pub fn version_skew(nodes: &[NodeInfo]) -> Vec<Skew> {
     let Some(server) = server_version(nodes) else {
         return Vec::new();
     };
-    let Some(sv) = minor(&server) else {
+    let Some(sv) = semver(&server) else {
         return Vec::new();
     };
     nodes
         .iter()
         .filter(|n| !n.control_plane)
         .filter_map(|n| {
-            let kv = minor(&n.kubelet_version)?;
-            let newer = kv > sv || (kv == sv && n.kubelet_version > server);
+            let kv = semver(&n.kubelet_version)?;
+            let newer = kv > sv;
             let too_old = kv.0 == sv.0 && sv.1.saturating_sub(kv.1) > 3;
             (newer || too_old).then(|| Skew {
                 node: n.name.clone(),
@@ -302,6 +306,17 @@ mod tests {
             node("a", "v1.31.5+k3s1", false),
         ];
         assert!(version_skew(&patch_newer)[0].newer);
+        // Patch levels compare as numbers: 1.31.10 is newer than 1.31.4.
+        let ten = [
+            node("s", "v1.31.4+k3s1", true),
+            node("a", "v1.31.10+k3s1", false),
+        ];
+        assert!(version_skew(&ten)[0].newer);
+        let older_patch = [
+            node("s", "v1.31.10+k3s1", true),
+            node("a", "v1.31.4+k3s1", false),
+        ];
+        assert!(version_skew(&older_patch).is_empty());
     }
 
     #[test]

@@ -285,6 +285,25 @@ fn doctor_flags_forwarding_off_and_a_blocked_port_and_metrics_stay_inside_the_tu
         )
     };
     assert!(lab.ping("w1", "10.7.7.1"));
+    // One refused join: a redeem from a caller that holds no invitation.
+    let refused = lab.exec(
+        "w1",
+        &[
+            "python3",
+            "-c",
+            "import urllib.request, urllib.error, json\n\
+body = json.dumps({'secret': 'x', 'public_key': 'A' * 43 + '='}).encode()\n\
+req = urllib.request.Request('http://10.7.7.1:51821/v1/redeem', body, {'Content-Type': 'application/json'})\n\
+try:\n    urllib.request.urlopen(req, timeout=5); print('accepted')\n\
+except urllib.error.HTTPError as e:\n    print(e.code)",
+        ],
+    );
+    let code = String::from_utf8_lossy(&refused.stdout).trim().to_string();
+    assert!(
+        code.starts_with('4'),
+        "the join API refused it: {}",
+        text(&refused)
+    );
     let out = fetch("w1", "10.7.7.1");
     assert!(out.status.success(), "{}", text(&out));
     let metrics = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -297,7 +316,7 @@ fn doctor_flags_forwarding_off_and_a_blocked_port_and_metrics_stay_inside_the_tu
         };
         assert_eq!(value("proton_peers", Some(("state", "online"))), Some(1.0));
         assert_eq!(value("proton_joins_total", None), Some(1.0));
-        assert_eq!(value("proton_join_failures_total", None), Some(0.0));
+        assert_eq!(value("proton_join_failures_total", None), Some(1.0));
         assert!(value("proton_peer_receive_bytes_total", Some(("peer", "w1"))).unwrap() > 0.0);
         assert!(value("proton_peer_last_handshake_seconds", Some(("peer", "w1"))).is_some());
         assert!(value("proton_reconcile_duration_seconds_count", None).unwrap() >= 1.0);
