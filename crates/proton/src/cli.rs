@@ -265,7 +265,7 @@ pub enum LabCommand {
         #[arg(long, default_value = "proton")]
         name: String,
     },
-    /// What the lab made, which processes are alive, and the gateway's peers.
+    /// What the lab made, which processes are alive, and `proton status` in the gateway.
     Status {
         #[arg(long, default_value = "proton")]
         name: String,
