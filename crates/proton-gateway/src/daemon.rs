@@ -7,6 +7,8 @@
 
 use crate::admin::{self, AdminRequest, AdminResponse};
 use crate::api::{JOIN_API_PORT, RedeemRequest, RedeemResponse, WhoAmI};
+use crate::metrics::METRICS_PORT;
+use crate::observe::{GatewayStatus, Observer, PeerLive};
 use crate::server::{JoinRefusal, JoinService, Redeemed};
 use proton_core::host::Root;
 use proton_core::invite::hash_secret_text;
@@ -22,6 +24,8 @@ use tokio::sync::Notify;
 
 /// How often the DB's change counter is polled (the admin socket is the fast path).
 const POLL: Duration = Duration::from_secs(1);
+/// How often the device is sampled for last-heard times.
+const SAMPLE: Duration = Duration::from_secs(2);
 /// How often expired invitations are swept.
 const SWEEP: Duration = Duration::from_secs(15);
 
@@ -49,6 +53,7 @@ struct Gateway {
     device: Device,
     wake: Notify,
     lock: tokio::sync::Mutex<()>,
+    observer: Observer,
 }
 
 fn now() -> i64 {
@@ -99,6 +104,7 @@ impl Gateway {
             .reconcile(&desired)
             .await
             .map_err(|e| DaemonError(e.to_string()))?;
+        self.observer.reconciled(started.elapsed());
         if applied != Default::default() {
             tracing::info!(
                 added = applied.added,
@@ -111,36 +117,45 @@ impl Gateway {
         Ok(applied)
     }
 
-    async fn status(&self) -> serde_json::Value {
+    /// Samples the device: live peers joined with their DB names and last-heard ages.
+    async fn status(&self) -> GatewayStatus {
         let store = self.store().ok();
-        let peers: Vec<_> = self
-            .device
-            .peers()
-            .await
+        let live = self.device.peers().await;
+        let heard = self.observer.sample(&live);
+        let peers = live
             .into_iter()
-            .map(|p| {
+            .zip(heard)
+            .map(|(p, heard)| {
                 let known = store
                     .as_ref()
                     .and_then(|s| s.peer_by_key(&p.public_key).ok().flatten());
-                serde_json::json!({
-                    "name": known.as_ref().map(|k| k.name.to_string()),
-                    "role": known.as_ref().map(|k| k.role.as_str()),
-                    "public_key": p.public_key.to_base64(),
-                    "allowed_ips": p.allowed_ips.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-                    "endpoint": p.endpoint.map(|e| e.to_string()),
-                    "last_handshake_secs": p.last_handshake.map(|d| d.as_secs()),
-                    "rx_bytes": p.rx_bytes,
-                    "tx_bytes": p.tx_bytes,
-                })
+                PeerLive {
+                    name: known.as_ref().map(|k| k.name.to_string()),
+                    role: known.as_ref().map(|k| k.role.as_str().to_string()),
+                    public_key: p.public_key.to_base64(),
+                    allowed_ips: p.allowed_ips.iter().map(|n| n.to_string()).collect(),
+                    endpoint: p.endpoint.map(|e| e.to_string()),
+                    last_handshake_secs: p.last_handshake.map(|d| d.as_secs()),
+                    last_heard_secs: heard.map(|d| d.as_secs()),
+                    rx_bytes: p.rx_bytes,
+                    tx_bytes: p.tx_bytes,
+                }
             })
             .collect();
-        serde_json::json!({
-            "interface": self.device.name(),
-            "backend": self.device.backend().to_string(),
-            "listen_port": self.device.listen_port().await,
-            "address": self.spec.network.cidr.with_host(self.spec.gateway_address()).to_string(),
-            "peers": peers,
-        })
+        GatewayStatus {
+            interface: self.device.name().to_string(),
+            backend: self.device.backend().to_string(),
+            listen_port: self.device.listen_port().await,
+            address: self
+                .spec
+                .network
+                .cidr
+                .with_host(self.spec.gateway_address())
+                .to_string(),
+            keepalive_secs: self.spec.network.persistent_keepalive,
+            peers,
+            counters: self.observer.counters(),
+        }
     }
 }
 
@@ -162,6 +177,17 @@ impl JoinService for Join {
     }
 
     fn redeem(&self, caller: Ipv4Addr, req: RedeemRequest) -> Result<Redeemed, JoinRefusal> {
+        let outcome = self.redeem_inner(caller, req);
+        match &outcome {
+            Ok(_) => self.0.observer.join_succeeded(),
+            Err(_) => self.0.observer.join_failed(),
+        }
+        outcome
+    }
+}
+
+impl Join {
+    fn redeem_inner(&self, caller: Ipv4Addr, req: RedeemRequest) -> Result<Redeemed, JoinRefusal> {
         let key = PublicKey::from_base64(&req.public_key)
             .map_err(|e| JoinRefusal::BadRequest(format!("public_key: {e}")))?;
         let mut store = self.0.store().map_err(|e| JoinRefusal::Internal(e.0))?;
@@ -281,6 +307,7 @@ pub async fn run(
         device,
         wake: Notify::new(),
         lock: tokio::sync::Mutex::new(()),
+        observer: Observer::default(),
     });
     gw.reconcile().await?;
 
@@ -316,12 +343,41 @@ pub async fn run(
                         },
                         Err(e) => AdminResponse::Error { error: e.0 },
                     },
-                    AdminRequest::Status => AdminResponse::Status(gw.status().await),
+                    AdminRequest::Status => AdminResponse::Status(
+                        serde_json::to_value(gw.status().await).expect("status serializes"),
+                    ),
                 }
             }
         }))
     };
-    tracing::info!(api = %api_addr, "gateway running");
+    let metrics_addr = SocketAddrV4::new(gw.spec.gateway_address(), METRICS_PORT);
+    let metrics = {
+        let listener = crate::listen::bind_tunnel_only(metrics_addr, &gw.spec.network.interface)
+            .map_err(|e| e.to_string())
+            .map_err(fail("binding the metrics endpoint"))?;
+        let gw = gw.clone();
+        let render: crate::metrics::Render = Arc::new(move || {
+            let gw = gw.clone();
+            Box::pin(async move { crate::observe::render_metrics(&gw.status().await) })
+        });
+        let mut stop = stop_rx.clone();
+        tokio::spawn(crate::metrics::serve(listener, render, async move {
+            let _ = stop.changed().await;
+        }))
+    };
+    // Sample the device often enough that "last heard" is accurate to a few seconds.
+    let sampler = {
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SAMPLE);
+            loop {
+                every.tick().await;
+                let live = gw.device.peers().await;
+                gw.observer.sample(&live);
+            }
+        })
+    };
+    tracing::info!(api = %api_addr, metrics = %metrics_addr, "gateway running");
 
     let worker = {
         let gw = gw.clone();
@@ -371,7 +427,9 @@ pub async fn run(
     let _ = stop_tx.send(true);
     worker.abort();
     admin_task.abort();
+    sampler.abort();
     let _ = api.await;
+    let _ = metrics.await;
     let _ = std::fs::remove_file(opts.root.path(admin::ADMIN_SOCKET));
     crate::fence::remove();
     match Arc::try_unwrap(gw) {

@@ -9,4 +9,6 @@ pub mod client;
 pub mod daemon;
 pub mod fence;
 pub mod listen;
+pub mod metrics;
+pub mod observe;
 pub mod server;

@@ -98,12 +98,65 @@ pub enum Command {
     /// daemon, joins and tunnels. The way to try Proton without machines.
     #[command(subcommand)]
     Lab(LabCommand),
+    // ---- observability (status, doctor, reresolve) ----
+    /// Is the network healthy? On the gateway: the interface, every peer (address,
+    /// endpoint, last handshake, last heard, traffic, online/stale/never), and the
+    /// cluster's nodes, add-ons and certificates when K3s runs here. On a worker: its
+    /// tunnel and the gateway. `--json` for scripts. Next: `proton doctor` for fixes.
+    Status(StatusArgs),
+    /// Check everything that silently breaks this kind of network and print, for each
+    /// failure, the exact command that fixes it: WireGuard support, IPv4 forwarding, the
+    /// UDP port (bound, not firewalled), FwMark, MTU along tunnel and flannel, conntrack,
+    /// the K3s service, agent/server version skew, the endpoint name, silent peers.
+    /// Runs on the gateway or a worker. Exit code: 0 all pass, 1 warnings, 2 failures.
+    Doctor(DoctorArgs),
+    /// On a wg-quick worker: resolve the gateway's host name again and re-point the
+    /// tunnel if it moved (wg-quick resolves only once). proton-reresolve.timer, written
+    /// by `proton join --backend kernel`, runs it every 30 s; `proton agent` does it itself.
+    Reresolve(ReresolveArgs),
+    // ---- end observability ----
     /// Print a shell completion script, e.g. `proton completions bash > /etc/bash_completion.d/proton`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
 }
+
+// ---- observability arguments ----
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Stable JSON for scripts (fields documented in the README).
+    #[arg(long)]
+    pub json: bool,
+    /// A worker's WireGuard interface (the userspace agent always uses wg0).
+    #[arg(long, default_value = "wg0")]
+    pub interface: String,
+    /// Count a peer as stale after SECS of silence, instead of 3x the spec's
+    /// persistent_keepalive (a worker: 180 s without a handshake).
+    #[arg(long, value_name = "SECS")]
+    pub stale_after: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The findings as JSON (the exit code is the same).
+    #[arg(long)]
+    pub json: bool,
+    /// A worker's WireGuard interface.
+    #[arg(long, default_value = "wg0")]
+    pub interface: String,
+    /// As for `proton status`.
+    #[arg(long, value_name = "SECS")]
+    pub stale_after: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReresolveArgs {
+    /// The wg-quick interface whose gateway endpoint to follow.
+    #[arg(long, default_value = "wg0")]
+    pub interface: String,
+}
+// ---- end observability arguments ----
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -231,7 +284,7 @@ pub enum LabCommand {
         #[arg(long, default_value = "proton")]
         name: String,
     },
-    /// What the lab made, which processes are alive, and the gateway's peers.
+    /// What the lab made, which processes are alive, and `proton status` in the gateway.
     Status {
         #[arg(long, default_value = "proton")]
         name: String,

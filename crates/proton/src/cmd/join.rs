@@ -312,6 +312,7 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
     let (unit, how) = if kernel {
         let path = format!("/etc/wireguard/{}.conf", args.interface);
         root.write_secret(&path, conf.render().as_bytes())?;
+        write_reresolve_timer(root, &args.interface)?;
         (
             format!("wg-quick@{}.service", args.interface),
             format!("wg-quick@{} ({path})", args.interface),
@@ -339,6 +340,29 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
         println!("Start the tunnel with: wg-quick up {}", args.interface);
     } else {
         println!("Start the tunnel with: proton agent");
+    }
+    Ok(())
+}
+
+/// wg-quick resolves the gateway's name once: a timer re-points the tunnel when the
+/// name moves (`proton reresolve`), as `proton agent` does for the userspace tunnel.
+fn write_reresolve_timer(root: &Root, iface: &str) -> anyhow::Result<()> {
+    use proton_ops::reresolve::{RERESOLVE_SERVICE, RERESOLVE_TIMER, service_unit, timer_unit};
+    root.write(
+        RERESOLVE_SERVICE,
+        service_unit(crate::paths::PROTON_BIN, iface).as_bytes(),
+        PUBLIC_MODE,
+    )?;
+    root.write(RERESOLVE_TIMER, timer_unit(iface).as_bytes(), PUBLIC_MODE)?;
+    if root.is_system() && std::path::Path::new("/run/systemd/system").exists() {
+        let st = std::process::Command::new("systemctl")
+            .args(["enable", "--now", "proton-reresolve.timer"])
+            .status()?;
+        if !st.success() {
+            eprintln!(
+                "warning: could not enable proton-reresolve.timer; see `systemctl status proton-reresolve.timer`"
+            );
+        }
     }
     Ok(())
 }

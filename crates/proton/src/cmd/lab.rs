@@ -209,7 +209,8 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<()> {
                 println!();
                 print!(
                     "{}",
-                    proton_in(&lab, "gw", &["peer", "list"], None).unwrap_or_default()
+                    // The gateway's own view: every peer with its liveness.
+                    proton_in(&lab, "gw", &["status"], None).unwrap_or_default()
                 );
             }
             Ok(())

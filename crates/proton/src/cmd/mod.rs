@@ -10,6 +10,7 @@ mod init;
 mod invite;
 mod join;
 mod lab;
+mod observe;
 mod peer;
 
 use crate::cli::{Cli, Command, GatewayCommand};
@@ -37,6 +38,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dashboard(c) => dashboard::run(&root, c),
         Command::Expose(args) => expose::run(&root, &args),
         Command::Lab(c) => lab::run(c),
+        Command::Status(args) => observe::status(&root, &args),
+        Command::Doctor(args) => observe::doctor(&root, &args),
+        Command::Reresolve(args) => observe::reresolve(&root, &args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "proton", &mut std::io::stdout());

@@ -1,0 +1,315 @@
+//! `proton doctor`: every check that explains a silent network failure, each judged
+//! pass / warn / fail, and every failure with the exact command that fixes it.
+//!
+//! The judgements are pure functions of what was read (file text, `nft -j` output,
+//! `kubectl` JSON), tested on samples; `gateway()` and `worker()` gather the inputs on
+//! the running host and call them.
+
+use crate::OpsError;
+use crate::kube;
+use crate::nft::{self, PortVerdict};
+use crate::probe;
+use crate::status;
+use crate::worker::{self, TunnelKind, WorkerTunnel};
+use proton_core::host::Root;
+use proton_core::spec::{BackendChoice, SPEC_PATH, Spec};
+use proton_gateway::observe::{self, REJECT_AFTER};
+use serde::Serialize;
+use std::net::IpAddr;
+
+/// How bad a finding is. Ordered: the worst decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Not applicable here (e.g. K3s not installed and not wanted).
+    Skip,
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Skip => "skip",
+            Level::Pass => "pass",
+            Level::Warn => "warn",
+            Level::Fail => "FAIL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub check: String,
+    pub level: Level,
+    pub detail: String,
+    /// The exact fix; present on every warning and failure.
+    pub fix: Option<String>,
+}
+
+fn pass(check: &str, detail: impl Into<String>) -> Finding {
+    Finding {
+        check: check.into(),
+        level: Level::Pass,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+fn skip(check: &str, detail: impl Into<String>) -> Finding {
+    Finding {
+        check: check.into(),
+        level: Level::Skip,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+fn warn(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding {
+        check: check.into(),
+        level: Level::Warn,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+fn fail(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding {
+        check: check.into(),
+        level: Level::Fail,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub role: &'static str,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn worst(&self) -> Level {
+        self.findings
+            .iter()
+            .map(|f| f.level)
+            .max()
+            .unwrap_or(Level::Pass)
+    }
+
+    /// 0: all pass, 1: warnings, 2: failures (the Nagios convention).
+    pub fn exit_code(&self) -> u8 {
+        match self.worst() {
+            Level::Skip | Level::Pass => 0,
+            Level::Warn => 1,
+            Level::Fail => 2,
+        }
+    }
+
+    /// One line per check, each warning and failure followed by its fix.
+    pub fn render(&self) -> String {
+        let mut out = format!("proton doctor ({}):\n", self.role);
+        for f in &self.findings {
+            out.push_str(&format!(
+                "  [{:<4}] {:<22} {}\n",
+                f.level.as_str(),
+                f.check,
+                f.detail
+            ));
+            if let Some(fix) = &f.fix {
+                out.push_str(&format!("         fix: {fix}\n"));
+            }
+        }
+        let count = |l| self.findings.iter().filter(|f| f.level == l).count();
+        out.push_str(&format!(
+            "{} passed, {} warnings, {} failures\n",
+            count(Level::Pass),
+            count(Level::Warn),
+            count(Level::Fail)
+        ));
+        out
+    }
+}
+
+// ---- gathering ----------------------------------------------------------------------
+
+fn module_loaded() -> bool {
+    std::path::Path::new("/sys/module/wireguard").exists()
+}
+
+fn tun_present() -> bool {
+    std::path::Path::new("/dev/net/tun").exists()
+}
+
+fn conntrack_kernel() -> bool {
+    std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists()
+}
+
+fn unit_state(unit: &str) -> Option<String> {
+    let installed = [
+        format!("/etc/systemd/system/{unit}.service"),
+        format!("/lib/systemd/system/{unit}.service"),
+        format!("/usr/lib/systemd/system/{unit}.service"),
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).exists());
+    if !installed || !probe::has_tool("systemctl") {
+        return None;
+    }
+    let out = std::process::Command::new("systemctl")
+        .args(["is-active", unit])
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn underlay() -> Option<(String, u16)> {
+    let table = std::fs::read_to_string("/proc/net/route").ok()?;
+    let dev = probe::default_route_interface(&table)?;
+    let m = probe::interface_mtu(&dev)?;
+    Some((dev, m))
+}
+
+fn resolve_ips(host: &str, port: u16) -> Result<Vec<IpAddr>, String> {
+    probe::resolve(&format!("{host}:{port}"))
+        .map(|v| v.into_iter().map(|a| a.ip()).collect())
+        .map_err(|e| e.to_string())
+}
+
+fn ruleset_verdict(port: u16, tunnel: &str) -> Result<PortVerdict, String> {
+    let text = probe::run(&["nft", "-j", "list", "ruleset"]).map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    Ok(nft::udp_port_verdict(&v, port, tunnel))
+}
+
+/// Every check on the gateway. `stale_after` overrides 3x keepalive.
+pub fn gateway(root: &Root, stale_after: Option<std::time::Duration>) -> Result<Report, OpsError> {
+    let spec = Spec::load(root)?;
+    let n = &spec.network;
+    let port = spec.listen_port();
+    let mut findings = vec![
+        wireguard(module_loaded(), tun_present(), n.backend),
+        forwarding(
+            probe::read_trimmed("/proc/sys/net/ipv4/ip_forward").as_deref(),
+            true,
+        ),
+    ];
+    let udp = [
+        std::fs::read_to_string("/proc/net/udp").unwrap_or_default(),
+        std::fs::read_to_string("/proc/net/udp6").unwrap_or_default(),
+    ];
+    findings.push(udp_bound(
+        port,
+        udp.iter().any(|t| probe::udp_port_bound(t, port)),
+    ));
+    findings.push(firewall(port, ruleset_verdict(port, &n.interface)));
+    findings.push(fwmark(
+        &n.interface,
+        n.fwmark,
+        crate::wgshow::fwmark(&n.interface).map_err(|e| e.to_string()),
+    ));
+    findings.push(mtu(
+        &n.interface,
+        probe::interface_mtu(&n.interface),
+        n.mtu,
+        underlay(),
+        probe::interface_mtu("flannel.1"),
+    ));
+    findings.push(conntrack(conntrack_kernel(), probe::has_tool("conntrack")));
+    findings.push(k3s_service(
+        "k3s",
+        spec.k3s.enabled,
+        unit_state("k3s").as_deref(),
+    ));
+    let cluster = kube::probe(root);
+    findings.extend(version_skew(&cluster));
+    let host = spec.gateway.endpoint.host_string();
+    findings.push(endpoint(
+        &host,
+        resolve_ips(&host, port),
+        probe::is_local_address,
+        spec.public_ip(),
+    ));
+    match status::daemon_status(root) {
+        Ok(live) => {
+            let threshold =
+                stale_after.unwrap_or_else(|| observe::stale_after(n.persistent_keepalive));
+            let report = status::gateway_report(live, threshold, cluster);
+            findings.push(silent_peers(&report.peers, report.stale_after_secs));
+        }
+        Err(e) => findings.push(fail(
+            "gateway daemon",
+            e.to_string(),
+            "systemctl restart proton-gateway  (then: journalctl -u proton-gateway -n 50)",
+        )),
+    }
+    Ok(Report {
+        role: "gateway",
+        findings,
+    })
+}
+
+/// Every check on a joined worker.
+pub fn worker(t: &WorkerTunnel, stale_after: Option<std::time::Duration>) -> Report {
+    let report = status::worker_report(t, stale_after.or(Some(REJECT_AFTER)));
+    let live = report
+        .gateway
+        .as_ref()
+        .and_then(|g| g.live_endpoint.clone());
+    let findings = vec![
+        wireguard(
+            module_loaded(),
+            tun_present(),
+            if t.kind == TunnelKind::WgQuick {
+                BackendChoice::Kernel
+            } else {
+                BackendChoice::Userspace
+            },
+        ),
+        forwarding(
+            probe::read_trimmed("/proc/sys/net/ipv4/ip_forward").as_deref(),
+            false,
+        ),
+        mtu(
+            &t.interface,
+            probe::interface_mtu(&t.interface),
+            t.mtu.unwrap_or(1420),
+            underlay(),
+            probe::interface_mtu("flannel.1"),
+        ),
+        gateway_link(t, &report),
+        endpoint_current(
+            t,
+            resolve_ips(&t.endpoint.host_string(), t.endpoint.port),
+            live.as_deref(),
+        ),
+        conntrack(conntrack_kernel(), probe::has_tool("conntrack")),
+        k3s_service("k3s-agent", false, unit_state("k3s-agent").as_deref()),
+    ];
+    Report {
+        role: "worker",
+        findings,
+    }
+}
+
+/// `proton doctor` on this machine.
+pub fn run(
+    root: &Root,
+    iface: &str,
+    stale_after: Option<std::time::Duration>,
+) -> Result<Report, OpsError> {
+    if root.exists(SPEC_PATH) {
+        return gateway(root, stale_after);
+    }
+    match worker::load(root, iface)? {
+        Some(t) => Ok(worker(&t, stale_after)),
+        None => Err(OpsError::NotSetUp(
+            root.path(SPEC_PATH).display().to_string(),
+        )),
+    }
+}
+
+mod checks;
+pub use checks::*;
+
+#[cfg(test)]
+mod tests;

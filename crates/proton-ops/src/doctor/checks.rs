@@ -1,0 +1,413 @@
+//! The judgements behind `proton doctor`: pure functions of what was read, so each one
+//! is tested on sample input. Every warning and failure carries its exact fix.
+
+use super::{Finding, fail, pass, skip, warn};
+use crate::kube::ClusterView;
+use crate::nft::PortVerdict;
+use crate::status::{self, PeerRow};
+use crate::worker::{TunnelKind, WorkerTunnel};
+use proton_core::spec::BackendChoice;
+use proton_gateway::observe::Liveness;
+use std::net::IpAddr;
+
+/// Where K3s's persistent sysctl settings live (written by `proton apply`).
+const SYSCTL_FILE: &str = "/etc/sysctl.d/90-proton.conf";
+
+pub fn wireguard(module: bool, tun: bool, backend: BackendChoice) -> Finding {
+    const C: &str = "wireguard";
+    match (module, tun, backend) {
+        (true, _, _) => pass(C, "the kernel module is loaded"),
+        (false, true, BackendChoice::Kernel) => fail(
+            C,
+            "network.backend is kernel but the wireguard module is not loaded",
+            "modprobe wireguard  (or set network.backend = \"auto\" in /etc/proton/proton.toml)",
+        ),
+        (false, true, _) => pass(
+            C,
+            "no kernel module; the userspace backend runs on /dev/net/tun",
+        ),
+        (false, false, _) => fail(
+            C,
+            "neither the wireguard module nor /dev/net/tun is available",
+            "modprobe wireguard  (or: mkdir -p /dev/net && mknod /dev/net/tun c 10 200)",
+        ),
+    }
+}
+
+/// `value` is the text of `/proc/sys/net/ipv4/ip_forward`; `required` on the gateway.
+pub fn forwarding(value: Option<&str>, required: bool) -> Finding {
+    const C: &str = "ipv4 forwarding";
+    let fix = format!(
+        "sysctl -w net.ipv4.ip_forward=1 && echo 'net.ipv4.ip_forward = 1' >> {SYSCTL_FILE}"
+    );
+    match value {
+        Some("1") => pass(C, "net.ipv4.ip_forward = 1"),
+        Some(v) if required => fail(
+            C,
+            format!("net.ipv4.ip_forward = {v}: the gateway cannot route between peers"),
+            fix,
+        ),
+        Some(v) => warn(
+            C,
+            format!("net.ipv4.ip_forward = {v}: pods on this node cannot be reached"),
+            fix,
+        ),
+        None => warn(C, "cannot read /proc/sys/net/ipv4/ip_forward", fix),
+    }
+}
+
+pub fn udp_bound(port: u16, bound: bool) -> Finding {
+    const C: &str = "udp port bound";
+    if bound {
+        pass(C, format!("a socket listens on udp/{port}"))
+    } else {
+        fail(
+            C,
+            format!("nothing listens on udp/{port}"),
+            "systemctl restart proton-gateway  (then: journalctl -u proton-gateway -n 50)",
+        )
+    }
+}
+
+pub fn firewall(port: u16, verdict: Result<PortVerdict, String>) -> Finding {
+    const C: &str = "udp port firewall";
+    match verdict {
+        Ok(PortVerdict::Open) => pass(C, format!("nftables lets udp/{port} in")),
+        Ok(PortVerdict::Blocked { chain, why, fix }) => {
+            fail(C, format!("udp/{port} is dropped in {chain}: {why}"), fix)
+        }
+        Ok(PortVerdict::Uncertain { chain, why }) => warn(
+            C,
+            format!("{chain}: {why}"),
+            format!(
+                "make sure that rule lets udp/{port} in from anywhere (nft -a list chain {chain})"
+            ),
+        ),
+        Err(e) => warn(
+            C,
+            format!("cannot read the ruleset: {e}"),
+            "apt-get install nftables",
+        ),
+    }
+}
+
+pub fn fwmark(iface: &str, expected: u32, actual: Result<Option<u32>, String>) -> Finding {
+    const C: &str = "fwmark";
+    let fix = format!(
+        "wg set {iface} fwmark {expected:#x}  (proton-gateway sets it from network.fwmark at start)"
+    );
+    match actual {
+        _ if expected == 0 => skip(C, "network.fwmark is 0 (not used)"),
+        Ok(Some(m)) if m == expected => pass(C, format!("{iface} marks its packets {m:#x}")),
+        Ok(Some(m)) => fail(
+            C,
+            format!("{iface} has fwmark {m:#x}, the spec says {expected:#x}"),
+            fix,
+        ),
+        Ok(None) => fail(
+            C,
+            format!("{iface} has no fwmark, the spec says {expected:#x}"),
+            fix,
+        ),
+        Err(e) => warn(
+            C,
+            format!("cannot read it: {e}"),
+            "apt-get install wireguard-tools",
+        ),
+    }
+}
+
+/// Tunnel MTU against the configured one, the underlay (WireGuard over IPv6 adds 80
+/// bytes) and flannel's VXLAN (50 bytes below the tunnel).
+pub fn mtu(
+    iface: &str,
+    tunnel: Option<u16>,
+    expected: u16,
+    underlay: Option<(String, u16)>,
+    flannel: Option<u16>,
+) -> Finding {
+    const C: &str = "mtu";
+    let Some(t) = tunnel else {
+        return fail(
+            C,
+            format!("interface {iface} does not exist: the tunnel is down"),
+            "systemctl restart proton-gateway  (a worker: systemctl restart proton-agent or wg-quick@wg0)",
+        );
+    };
+    if t != expected {
+        return warn(
+            C,
+            format!("{iface} MTU is {t}, the configuration says {expected}"),
+            format!("ip link set dev {iface} mtu {expected}"),
+        );
+    }
+    if let Some((dev, u)) = &underlay
+        && u32::from(*u) < u32::from(t) + 80
+    {
+        return fail(
+            C,
+            format!(
+                "{iface} MTU {t} + 80 bytes of WireGuard overhead exceeds {dev}'s MTU {u}: large packets vanish"
+            ),
+            format!(
+                "set network.mtu = {} (MTU in the wg-quick file on workers) and restart the tunnel",
+                u.saturating_sub(80)
+            ),
+        );
+    }
+    if let Some(f) = flannel
+        && u32::from(f) + 50 > u32::from(t)
+    {
+        return fail(
+            C,
+            format!("flannel.1 MTU {f} does not leave VXLAN's 50 bytes inside {iface} MTU {t}"),
+            format!(
+                "ip link set dev flannel.1 mtu {}; restart K3s so flannel recomputes it from {iface}",
+                t - 50
+            ),
+        );
+    }
+    pass(
+        C,
+        match flannel {
+            Some(f) => format!("{iface} {t}, flannel.1 {f}, consistent"),
+            None => format!("{iface} {t}, fits the underlay (no flannel.1 yet)"),
+        },
+    )
+}
+
+pub fn conntrack(kernel: bool, tool: bool) -> Finding {
+    const C: &str = "conntrack";
+    match (kernel, tool) {
+        (true, true) => pass(C, "nf_conntrack loaded and the conntrack tool installed"),
+        (false, _) => warn(
+            C,
+            "nf_conntrack is not loaded (K3s and NAT need it)",
+            "modprobe nf_conntrack",
+        ),
+        (true, false) => warn(
+            C,
+            "the conntrack tool is missing (K3s's preflight wants it)",
+            "apt-get install conntrack",
+        ),
+    }
+}
+
+/// `state` is `systemctl is-active UNIT`; `None` when K3s is not installed.
+pub fn k3s_service(unit: &str, wanted: bool, state: Option<&str>) -> Finding {
+    const C: &str = "k3s service";
+    match state {
+        None if wanted => warn(C, "K3s is not installed yet", "proton apply"),
+        None => skip(C, "K3s is not installed here"),
+        Some("active") => pass(C, format!("{unit} is active")),
+        Some(s) => fail(
+            C,
+            format!("{unit} is {s}"),
+            format!("systemctl restart {unit}  (then: journalctl -u {unit} -n 50)"),
+        ),
+    }
+}
+
+pub fn version_skew(cluster: &ClusterView) -> Vec<Finding> {
+    const C: &str = "k3s version skew";
+    match cluster {
+        ClusterView::Running {
+            skew,
+            nodes,
+            server_version,
+            ..
+        } if skew.is_empty() => vec![pass(
+            C,
+            format!(
+                "{} node(s), all compatible with the server {}",
+                nodes.len(),
+                server_version.as_deref().unwrap_or("?")
+            ),
+        )],
+        ClusterView::Running { skew, .. } => skew
+            .iter()
+            .map(|s| {
+                let fix = format!(
+                    "on {}: curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION={} sh -s - agent",
+                    s.node, s.server
+                );
+                if s.newer {
+                    fail(
+                        C,
+                        format!(
+                            "{} runs kubelet {}, newer than the server {}",
+                            s.node, s.kubelet, s.server
+                        ),
+                        fix,
+                    )
+                } else {
+                    warn(
+                        C,
+                        format!(
+                            "{} runs kubelet {}, more than 3 minors behind {}",
+                            s.node, s.kubelet, s.server
+                        ),
+                        fix,
+                    )
+                }
+            })
+            .collect(),
+        ClusterView::NotRunning { reason } => {
+            vec![skip(C, format!("cluster: not running ({reason})"))]
+        }
+        ClusterView::Unreachable { error } => vec![fail(
+            C,
+            format!("K3s does not answer: {error}"),
+            "systemctl restart k3s  (then: journalctl -u k3s -n 50)",
+        )],
+    }
+}
+
+/// Whether the spec's endpoint name leads to this host.
+pub fn endpoint(
+    host: &str,
+    resolved: Result<Vec<IpAddr>, String>,
+    is_local: impl Fn(IpAddr) -> bool,
+    public_ip: Option<IpAddr>,
+) -> Finding {
+    const C: &str = "endpoint";
+    match resolved {
+        Err(e) => fail(
+            C,
+            format!("{host} does not resolve: {e}"),
+            format!("create a DNS A record {host} -> this host's public IPv4 address"),
+        ),
+        Ok(ips) if ips.is_empty() => fail(
+            C,
+            format!("{host} resolves to no address"),
+            format!("create a DNS A record {host} -> this host's public IPv4 address"),
+        ),
+        Ok(ips) => {
+            let shown = ips
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            if ips.iter().any(|i| is_local(*i) || Some(*i) == public_ip) {
+                pass(C, format!("{host} -> {shown}, this host"))
+            } else {
+                warn(
+                    C,
+                    format!("{host} -> {shown}, not an address of this host"),
+                    format!(
+                        "point {host} at this host (behind a 1:1 NAT, set gateway.public_ip in /etc/proton/proton.toml)"
+                    ),
+                )
+            }
+        }
+    }
+}
+
+pub fn silent_peers(peers: &[PeerRow], stale_after: u64) -> Finding {
+    const C: &str = "silent peers";
+    let silent: Vec<String> = peers
+        .iter()
+        .filter(|p| p.name.is_some() && p.state != Liveness::Online)
+        .map(|p| {
+            format!(
+                "{} ({})",
+                p.name.as_deref().unwrap_or("?"),
+                status::age(p.last_heard_secs.or(p.last_handshake_secs))
+            )
+        })
+        .collect();
+    if silent.is_empty() {
+        pass(C, format!("every peer heard within {stale_after}s"))
+    } else {
+        warn(
+            C,
+            format!("silent for more than {stale_after}s: {}", silent.join(", ")),
+            "on each of them: proton doctor (NAT mapping, link, or its tunnel service); a removed machine: proton peer remove NAME",
+        )
+    }
+}
+
+/// The worker's link to the gateway.
+pub fn gateway_link(t: &WorkerTunnel, report: &status::WorkerReport) -> Finding {
+    const C: &str = "gateway link";
+    let restart = match t.kind {
+        TunnelKind::Agent => "systemctl restart proton-agent".to_string(),
+        TunnelKind::WgQuick => format!("systemctl restart wg-quick@{}", t.interface),
+    };
+    match &report.gateway {
+        None => fail(C, format!("the tunnel {} is down", t.interface), restart),
+        Some(g) if g.state == Liveness::Online => pass(
+            C,
+            format!(
+                "handshake {} via {}",
+                status::age(g.last_handshake_secs),
+                g.live_endpoint.as_deref().unwrap_or("?")
+            ),
+        ),
+        Some(g) => fail(
+            C,
+            format!(
+                "no handshake with the gateway for longer than {}s (last: {})",
+                report.stale_after_secs,
+                status::age(g.last_handshake_secs)
+            ),
+            format!(
+                "check that this network lets UDP out to {} and run `proton doctor` on the gateway; then {restart}",
+                t.endpoint
+            ),
+        ),
+    }
+}
+
+/// The configured endpoint name still leads where the tunnel sends packets.
+pub fn endpoint_current(
+    t: &WorkerTunnel,
+    resolved: Result<Vec<IpAddr>, String>,
+    live: Option<&str>,
+) -> Finding {
+    const C: &str = "endpoint current";
+    if t.endpoint.ip().is_some() {
+        return skip(
+            C,
+            format!("{} is an address, nothing to re-resolve", t.endpoint),
+        );
+    }
+    let fix = match t.kind {
+        TunnelKind::Agent => {
+            "systemctl restart proton-agent  (the agent re-resolves every 30 s)".to_string()
+        }
+        TunnelKind::WgQuick => {
+            "proton reresolve  (proton-reresolve.timer runs it every 30 s)".to_string()
+        }
+    };
+    match (resolved, live) {
+        (Err(e), _) => fail(
+            C,
+            format!("{} does not resolve: {e}", t.endpoint),
+            "check this machine's DNS (resolvectl status)",
+        ),
+        (Ok(ips), Some(live)) => {
+            let live_ip = live
+                .rsplit_once(':')
+                .map(|(h, _)| h.trim_matches(['[', ']']));
+            if ips.iter().any(|i| Some(i.to_string().as_str()) == live_ip) {
+                pass(C, format!("{} still resolves to {live}", t.endpoint))
+            } else {
+                let shown = ips
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                fail(
+                    C,
+                    format!(
+                        "{} now resolves to {shown}, the tunnel still sends to {live}",
+                        t.endpoint
+                    ),
+                    fix,
+                )
+            }
+        }
+        (Ok(_), None) => skip(C, "the tunnel has no live endpoint yet"),
+    }
+}

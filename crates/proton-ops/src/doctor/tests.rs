@@ -1,0 +1,161 @@
+use super::*;
+use crate::kube::{ClusterView, NodeInfo, Skew};
+
+#[test]
+fn every_failure_and_warning_carries_a_fix() {
+    let findings = [
+        wireguard(false, false, BackendChoice::Auto),
+        wireguard(false, true, BackendChoice::Kernel),
+        forwarding(Some("0"), true),
+        forwarding(Some("0"), false),
+        udp_bound(51820, false),
+        fwmark("wg0", 0x4000, Ok(None)),
+        mtu("wg0", None, 1420, None, None),
+        mtu("wg0", Some(1420), 1420, Some(("eth0".into(), 1450)), None),
+        mtu(
+            "wg0",
+            Some(1420),
+            1420,
+            Some(("eth0".into(), 1500)),
+            Some(1450),
+        ),
+        conntrack(true, false),
+        k3s_service("k3s", true, Some("failed")),
+        endpoint(
+            "vps.example.com",
+            Err("no such host".into()),
+            |_| true,
+            None,
+        ),
+    ];
+    for f in &findings {
+        assert!(f.level >= Level::Warn, "{f:?}");
+        assert!(f.fix.as_deref().is_some_and(|x| !x.is_empty()), "{f:?}");
+    }
+    assert_eq!(
+        findings[2].level,
+        Level::Fail,
+        "the gateway needs forwarding"
+    );
+    assert_eq!(findings[3].level, Level::Warn, "a worker only warns");
+    assert!(
+        findings[2]
+            .fix
+            .as_deref()
+            .unwrap()
+            .starts_with("sysctl -w net.ipv4.ip_forward=1")
+    );
+    assert_eq!(
+        findings[7].fix.as_deref().unwrap(),
+        "set network.mtu = 1370 (MTU in the wg-quick file on workers) and restart the tunnel"
+    );
+}
+
+#[test]
+fn healthy_inputs_pass() {
+    assert_eq!(
+        wireguard(false, true, BackendChoice::Auto).level,
+        Level::Pass
+    );
+    assert_eq!(forwarding(Some("1"), true).level, Level::Pass);
+    assert_eq!(udp_bound(51820, true).level, Level::Pass);
+    assert_eq!(fwmark("wg0", 0x4000, Ok(Some(0x4000))).level, Level::Pass);
+    assert_eq!(fwmark("wg0", 0, Ok(None)).level, Level::Skip);
+    assert_eq!(
+        mtu(
+            "wg0",
+            Some(1420),
+            1420,
+            Some(("eth0".into(), 1500)),
+            Some(1370)
+        )
+        .level,
+        Level::Pass
+    );
+    assert_eq!(k3s_service("k3s", false, None).level, Level::Skip);
+    assert_eq!(k3s_service("k3s", true, None).level, Level::Warn);
+    let local = |ip: IpAddr| ip == "203.0.113.10".parse::<IpAddr>().unwrap();
+    assert_eq!(
+        endpoint(
+            "vps.example.com",
+            Ok(vec!["203.0.113.10".parse().unwrap()]),
+            local,
+            None
+        )
+        .level,
+        Level::Pass
+    );
+    let elsewhere = endpoint(
+        "vps.example.com",
+        Ok(vec!["198.51.100.1".parse().unwrap()]),
+        local,
+        None,
+    );
+    assert_eq!(elsewhere.level, Level::Warn);
+    // Behind a 1:1 NAT the public address is not local, but the spec names it.
+    assert_eq!(
+        endpoint(
+            "vps.example.com",
+            Ok(vec!["198.51.100.1".parse().unwrap()]),
+            local,
+            Some("198.51.100.1".parse().unwrap())
+        )
+        .level,
+        Level::Pass
+    );
+}
+
+#[test]
+fn skew_and_exit_codes() {
+    let node = |n: &str, v: &str, cp| NodeInfo {
+        name: n.into(),
+        ready: true,
+        control_plane: cp,
+        kubelet_version: v.into(),
+        internal_ip: None,
+    };
+    let cluster = ClusterView::Running {
+        server_version: Some("v1.31.4+k3s1".into()),
+        nodes: vec![
+            node("proton", "v1.31.4+k3s1", true),
+            node("home-1", "v1.32.0+k3s1", false),
+        ],
+        addons: vec![],
+        certificates: vec![],
+        skew: vec![Skew {
+            node: "home-1".into(),
+            kubelet: "v1.32.0+k3s1".into(),
+            server: "v1.31.4+k3s1".into(),
+            newer: true,
+        }],
+    };
+    let f = version_skew(&cluster);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].level, Level::Fail);
+    assert!(
+        f[0].fix
+            .as_deref()
+            .unwrap()
+            .contains("INSTALL_K3S_VERSION=v1.31.4+k3s1")
+    );
+    let not_running = version_skew(&ClusterView::NotRunning {
+        reason: "no kubeconfig".into(),
+    });
+    assert_eq!(not_running[0].level, Level::Skip);
+
+    let mut report = Report {
+        role: "gateway",
+        findings: vec![forwarding(Some("1"), true)],
+    };
+    assert_eq!(report.exit_code(), 0);
+    report.findings.push(conntrack(true, false));
+    assert_eq!(report.exit_code(), 1);
+    report.findings.push(forwarding(Some("0"), true));
+    assert_eq!(report.exit_code(), 2);
+    let text = report.render();
+    assert!(text.contains("[FAIL] ipv4 forwarding"), "{text}");
+    assert!(
+        text.contains("fix: sysctl -w net.ipv4.ip_forward=1"),
+        "{text}"
+    );
+}

@@ -1,0 +1,41 @@
+//! What an operator sees and is told to do: `proton status` (the gateway's peers with
+//! their liveness, a worker's tunnel, the cluster's nodes, add-ons and certificates)
+//! and `proton doctor` (each check passes, warns or fails, and every failure comes with
+//! its exact fix). Also the endpoint re-resolution that wg-quick never does.
+//!
+//! The CLI only parses arguments and prints; the gathering, the judgement and the
+//! rendering live here, split so the judgement can be tested on sample input
+//! (`/proc` text, `nft -j` output, `kubectl -o json`) without a host to probe.
+#![deny(unsafe_code)]
+
+pub mod doctor;
+pub mod kube;
+pub mod nft;
+pub mod probe;
+pub mod reresolve;
+pub mod status;
+pub mod wgshow;
+pub mod worker;
+
+/// Why a view could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("{0}")]
+    Spec(#[from] proton_core::spec::SpecError),
+    #[error(transparent)]
+    Admin(#[from] proton_gateway::admin::AdminError),
+    #[error("the gateway daemon answered: {0}")]
+    Daemon(String),
+    #[error("{path}: {message}")]
+    Config { path: String, message: String },
+    #[error("running `{command}`: {message}")]
+    Command { command: String, message: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Host(#[from] proton_core::host::HostError),
+    #[error(
+        "this machine is neither a Proton gateway (no {0}) nor a joined worker (no /etc/proton/agent.conf or /etc/wireguard/<iface>.conf)"
+    )]
+    NotSetUp(String),
+}

@@ -1,0 +1,411 @@
+//! `proton status`: the gateway's interface and every peer with its liveness, the
+//! cluster when K3s runs here; on a worker, its tunnel and the gateway. One typed
+//! report, rendered as a table for people or as stable JSON for scripts.
+
+use crate::OpsError;
+use crate::kube::{self, ClusterView};
+use crate::worker::{self, TunnelKind, WorkerTunnel};
+use proton_core::host::Root;
+use proton_core::spec::{SPEC_PATH, Spec};
+use proton_gateway::admin::{self, AdminRequest, AdminResponse};
+use proton_gateway::observe::{self, Counters, GatewayStatus, Liveness, REJECT_AFTER};
+use serde::Serialize;
+use std::fmt::Write;
+use std::time::Duration;
+
+/// One peer row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerRow {
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub address: Option<String>,
+    pub endpoint: Option<String>,
+    pub public_key: String,
+    pub last_handshake_secs: Option<u64>,
+    pub last_heard_secs: Option<u64>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub state: Liveness,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GatewayReport {
+    pub interface: String,
+    pub backend: String,
+    pub listen_port: u16,
+    pub address: String,
+    /// Silence after which a peer counts as stale (3x keepalive unless overridden).
+    pub stale_after_secs: u64,
+    pub peers: Vec<PeerRow>,
+    pub counters: Counters,
+    pub cluster: ClusterView,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GatewayLink {
+    pub public_key: String,
+    /// As configured (a host name stays a name).
+    pub endpoint: String,
+    /// Where the interface sends packets now.
+    pub live_endpoint: Option<String>,
+    pub last_handshake_secs: Option<u64>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub state: Liveness,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerReport {
+    pub interface: String,
+    pub tunnel: TunnelKind,
+    pub config: String,
+    pub address: String,
+    pub stale_after_secs: u64,
+    /// `None`: the interface is down (or lacks the gateway peer).
+    pub gateway: Option<GatewayLink>,
+}
+
+/// What `proton status` reports on this machine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Status {
+    Gateway(GatewayReport),
+    Worker(WorkerReport),
+}
+
+/// Asks the running daemon for its live state.
+pub fn daemon_status(root: &Root) -> Result<GatewayStatus, OpsError> {
+    match admin::request(root, &AdminRequest::Status)? {
+        AdminResponse::Status(v) => {
+            serde_json::from_value(v).map_err(|e| OpsError::Daemon(e.to_string()))
+        }
+        AdminResponse::Error { error } => Err(OpsError::Daemon(error)),
+        other => Err(OpsError::Daemon(format!("unexpected answer {other:?}"))),
+    }
+}
+
+/// Joins the daemon's live peers with liveness judged against `stale_after`.
+pub fn gateway_report(
+    s: GatewayStatus,
+    stale_after: Duration,
+    cluster: ClusterView,
+) -> GatewayReport {
+    let peers = s
+        .peers
+        .into_iter()
+        .map(|p| PeerRow {
+            state: Liveness::of(p.last_handshake_secs, p.last_heard_secs, stale_after),
+            address: p.allowed_ips.first().cloned(),
+            name: p.name,
+            role: p.role,
+            endpoint: p.endpoint,
+            public_key: p.public_key,
+            last_handshake_secs: p.last_handshake_secs,
+            last_heard_secs: p.last_heard_secs,
+            rx_bytes: p.rx_bytes,
+            tx_bytes: p.tx_bytes,
+        })
+        .collect();
+    GatewayReport {
+        interface: s.interface,
+        backend: s.backend,
+        listen_port: s.listen_port,
+        address: s.address,
+        stale_after_secs: stale_after.as_secs(),
+        peers,
+        counters: s.counters,
+        cluster,
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The worker's view: its tunnel and the gateway link. A worker's gateway session
+/// re-handshakes every two minutes while keepalives flow, so a handshake older than
+/// WireGuard's reject-after time (180 s) means the link is gone.
+pub fn worker_report(t: &WorkerTunnel, stale_after: Option<Duration>) -> WorkerReport {
+    let stale_after = stale_after.unwrap_or(REJECT_AFTER);
+    let link = worker::gateway_link(t).ok().flatten();
+    let now = unix_now();
+    WorkerReport {
+        interface: t.interface.clone(),
+        tunnel: t.kind,
+        config: t.config_path.clone(),
+        address: t.address.clone(),
+        stale_after_secs: stale_after.as_secs(),
+        gateway: link.map(|l| {
+            let age = l.latest_handshake.map(|at| now.saturating_sub(at));
+            GatewayLink {
+                public_key: l.public_key,
+                endpoint: t.endpoint.to_string(),
+                live_endpoint: l.endpoint,
+                last_handshake_secs: age,
+                rx_bytes: l.rx_bytes,
+                tx_bytes: l.tx_bytes,
+                state: Liveness::of(age, age, stale_after),
+            }
+        }),
+    }
+}
+
+/// `proton status` on this machine: a gateway if it has a spec, else a joined worker.
+pub fn gather(root: &Root, iface: &str, stale_after: Option<Duration>) -> Result<Status, OpsError> {
+    if root.exists(SPEC_PATH) {
+        let spec = Spec::load(root)?;
+        let live = daemon_status(root)?;
+        let threshold =
+            stale_after.unwrap_or_else(|| observe::stale_after(spec.network.persistent_keepalive));
+        return Ok(Status::Gateway(gateway_report(
+            live,
+            threshold,
+            kube::probe(root),
+        )));
+    }
+    match worker::load(root, iface)? {
+        Some(t) => Ok(Status::Worker(worker_report(&t, stale_after))),
+        None => Err(OpsError::NotSetUp(
+            root.path(SPEC_PATH).display().to_string(),
+        )),
+    }
+}
+
+/// `12s`, `3m04s`, `2h05m`, `3d04h`; `never` for none.
+pub fn age(secs: Option<u64>) -> String {
+    match secs {
+        None => "never".into(),
+        Some(s) if s < 60 => format!("{s}s ago"),
+        Some(s) if s < 3600 => format!("{}m{:02}s ago", s / 60, s % 60),
+        Some(s) if s < 86400 => format!("{}h{:02}m ago", s / 3600, (s % 3600) / 60),
+        Some(s) => format!("{}d{:02}h ago", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// `1.5 KiB` style sizes.
+pub fn bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+fn render_cluster(out: &mut String, c: &ClusterView) {
+    match c {
+        ClusterView::NotRunning { reason } => {
+            let _ = writeln!(out, "cluster: not running ({reason})");
+        }
+        ClusterView::Unreachable { error } => {
+            let _ = writeln!(out, "cluster: K3s installed but not answering: {error}");
+        }
+        ClusterView::Running {
+            server_version,
+            nodes,
+            addons,
+            certificates,
+            skew,
+        } => {
+            let _ = writeln!(
+                out,
+                "cluster: K3s {}",
+                server_version.as_deref().unwrap_or("(version unknown)")
+            );
+            let _ = writeln!(
+                out,
+                "  {:<20} {:<9} {:<16} {:<16} ROLE",
+                "NODE", "READY", "VERSION", "ADDRESS"
+            );
+            for n in nodes {
+                let _ = writeln!(
+                    out,
+                    "  {:<20} {:<9} {:<16} {:<16} {}",
+                    n.name,
+                    if n.ready { "Ready" } else { "NotReady" },
+                    n.kubelet_version,
+                    n.internal_ip.as_deref().unwrap_or("-"),
+                    if n.control_plane { "server" } else { "agent" }
+                );
+            }
+            for s in skew {
+                let _ = writeln!(
+                    out,
+                    "  ! {} runs {} but the server runs {}",
+                    s.node, s.kubelet, s.server
+                );
+            }
+            if !addons.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  {:<20} {:<16} {:<12} JOB",
+                    "ADD-ON", "NAMESPACE", "VERSION"
+                );
+                for a in addons {
+                    let _ = writeln!(
+                        out,
+                        "  {:<20} {:<16} {:<12} {}",
+                        a.name,
+                        a.namespace,
+                        a.version.as_deref().unwrap_or("-"),
+                        a.job
+                    );
+                }
+            }
+            for c in certificates {
+                let _ = writeln!(
+                    out,
+                    "  certificate {}/{}: {}{}",
+                    c.namespace,
+                    c.name,
+                    if c.ready { "ready" } else { "NOT READY" },
+                    c.not_after
+                        .as_deref()
+                        .map(|t| format!(", valid until {t}"))
+                        .or_else(|| c.message.as_deref().map(|m| format!(" ({m})")))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+}
+
+/// The table for people.
+pub fn render(status: &Status) -> String {
+    let mut out = String::new();
+    match status {
+        Status::Gateway(g) => {
+            let _ = writeln!(
+                out,
+                "gateway: {} {} ({}), UDP port {}, stale after {}s of silence",
+                g.interface, g.address, g.backend, g.listen_port, g.stale_after_secs
+            );
+            let _ = writeln!(
+                out,
+                "{:<14} {:<7} {:<15} {:<22} {:<13} {:<13} {:>10} {:>10}  STATE",
+                "PEER", "ROLE", "ADDRESS", "ENDPOINT", "HANDSHAKE", "HEARD", "RX", "TX"
+            );
+            for p in &g.peers {
+                let _ = writeln!(
+                    out,
+                    "{:<14} {:<7} {:<15} {:<22} {:<13} {:<13} {:>10} {:>10}  {}",
+                    p.name.as_deref().unwrap_or("(invitee)"),
+                    p.role.as_deref().unwrap_or("-"),
+                    p.address.as_deref().unwrap_or("-"),
+                    p.endpoint.as_deref().unwrap_or("-"),
+                    age(p.last_handshake_secs),
+                    age(p.last_heard_secs),
+                    bytes(p.rx_bytes),
+                    bytes(p.tx_bytes),
+                    p.state.as_str()
+                );
+            }
+            if g.peers.is_empty() {
+                let _ = writeln!(out, "(no peers: invite one with `proton invite NAME`)");
+            }
+            let _ = writeln!(
+                out,
+                "joins: {} redeemed, {} refused since the daemon started",
+                g.counters.joins, g.counters.failed_joins
+            );
+            render_cluster(&mut out, &g.cluster);
+        }
+        Status::Worker(w) => {
+            let how = match w.tunnel {
+                TunnelKind::Agent => "proton agent",
+                TunnelKind::WgQuick => "wg-quick",
+            };
+            let _ = writeln!(
+                out,
+                "worker: {} {} ({how}, {})",
+                w.interface, w.address, w.config
+            );
+            match &w.gateway {
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "gateway: the tunnel is down (no interface {} with the gateway peer)",
+                        w.interface
+                    );
+                }
+                Some(g) => {
+                    let _ = writeln!(
+                        out,
+                        "gateway: {} -> {}  handshake {}  rx {}  tx {}  {}",
+                        g.endpoint,
+                        g.live_endpoint.as_deref().unwrap_or("(none)"),
+                        age(g.last_handshake_secs),
+                        bytes(g.rx_bytes),
+                        bytes(g.tx_bytes),
+                        g.state.as_str()
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proton_gateway::observe::PeerLive;
+
+    #[test]
+    fn report_judges_each_peer_and_renders_both_ways() {
+        let live = |name: &str, hs: Option<u64>, heard: Option<u64>| PeerLive {
+            name: Some(name.into()),
+            role: Some("worker".into()),
+            public_key: format!("{name}-key"),
+            allowed_ips: vec!["10.7.7.2/32".into()],
+            endpoint: Some("198.18.3.2:40001".into()),
+            last_handshake_secs: hs,
+            last_heard_secs: heard,
+            rx_bytes: 2048,
+            tx_bytes: 10,
+        };
+        let status = GatewayStatus {
+            interface: "wg0".into(),
+            backend: "userspace".into(),
+            listen_port: 51820,
+            address: "10.7.7.1/24".into(),
+            keepalive_secs: 25,
+            peers: vec![
+                live("w1", Some(100), Some(3)),
+                live("w2", Some(130), Some(90)),
+                live("w3", None, None),
+            ],
+            counters: Counters::default(),
+        };
+        let r = gateway_report(
+            status,
+            observe::stale_after(25),
+            ClusterView::NotRunning {
+                reason: "no kubeconfig".into(),
+            },
+        );
+        let states: Vec<_> = r.peers.iter().map(|p| p.state).collect();
+        assert_eq!(states, [Liveness::Online, Liveness::Stale, Liveness::Never]);
+        let st = Status::Gateway(r);
+        let json = serde_json::to_value(&st).unwrap();
+        assert_eq!(json["role"], "gateway");
+        assert_eq!(json["stale_after_secs"], 75);
+        assert_eq!(json["peers"][1]["state"], "stale");
+        assert_eq!(json["peers"][0]["address"], "10.7.7.2/32");
+        assert_eq!(json["cluster"]["state"], "not_running");
+        let table = render(&st);
+        assert!(table.contains("w2"), "{table}");
+        assert!(table.contains("1m30s ago"), "{table}");
+        assert!(table.contains("cluster: not running"), "{table}");
+        assert_eq!(bytes(2048), "2.0 KiB");
+    }
+}

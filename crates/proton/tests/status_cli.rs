@@ -1,0 +1,77 @@
+//! `proton status`, `doctor` and `reresolve` outside the lab (no root needed): each
+//! refuses with one clear line and a hint when there is nothing to look at.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn proton(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_proton"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("PROTON_ROOT")
+        .output()
+        .expect("the proton binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn nothing_set_up_is_one_clear_error_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in [&["status"][..], &["status", "--json"], &["doctor"]] {
+        let out = proton(dir.path(), cmd);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("error: this machine is neither a Proton gateway"),
+            "{err}"
+        );
+        assert!(err.contains("hint: on the VPS: proton init"), "{err}");
+        assert!(
+            out.stdout.is_empty(),
+            "nothing on stdout for scripts to misread"
+        );
+    }
+    let out = proton(dir.path(), &["reresolve"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no tunnel configuration for wg0"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_gateway_whose_daemon_is_down_says_how_to_start_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = proton(dir.path(), &["init", "--endpoint", "vps.example.com"]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let out = proton(dir.path(), &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("the gateway daemon is not running"), "{err}");
+    assert!(
+        err.contains("hint: systemctl start proton-gateway"),
+        "{err}"
+    );
+    // Doctor still runs every local check and reports the daemon as a failure.
+    let out = proton(dir.path(), &["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let daemon = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "gateway daemon")
+        .expect("a finding for the daemon");
+    assert_eq!(daemon["level"], "fail");
+    assert!(
+        daemon["fix"]
+            .as_str()
+            .unwrap()
+            .contains("systemctl restart proton-gateway")
+    );
+}
