@@ -8,6 +8,7 @@
 //! - [`tokens`]: per-node bootstrap tokens, node removal, restart.
 //! - [`kubeconfig`]: the admin kubeconfig rewritten to the tunnel address, and merged.
 //! - [`firewall`]: one nftables table keeping 6443/10250/join API off the public side.
+//! - [`gateway`]: the spec → server parameters, firewall files, shared paths and ports.
 //!
 //! Host commands go through [`Runner`], so tests record them instead of running them.
 //!
@@ -36,6 +37,7 @@
 
 pub mod config;
 pub mod firewall;
+pub mod gateway;
 pub mod install;
 pub mod kubeconfig;
 pub mod plan;
