@@ -165,25 +165,45 @@ impl JoinService for Join {
         let key = PublicKey::from_base64(&req.public_key)
             .map_err(|e| JoinRefusal::BadRequest(format!("public_key: {e}")))?;
         let mut store = self.0.store().map_err(|e| JoinRefusal::Internal(e.0))?;
-        match store.peer_by_address(caller) {
-            Ok(Some(p)) if p.state == PeerState::Invited => {}
+        let invitee = match store.peer_by_address(caller) {
+            Ok(Some(p)) if p.state == PeerState::Invited => p,
             Ok(_) => return Err(JoinRefusal::UnknownCaller(caller)),
             Err(e) => return Err(JoinRefusal::Internal(e.to_string())),
-        }
-        let peer = store
-            .redeem_invitation(
-                &hash_secret_text(&req.secret),
-                Some(caller),
-                key,
-                now(),
-                "join-api",
-            )
+        };
+        let hash = hash_secret_text(&req.secret);
+        // A worker of a gateway running K3s gets a bootstrap token. It is minted only for
+        // a pending, unexpired invitation of this very caller, and before the invitation
+        // is consumed: if minting fails, the worker can retry with the same invitation.
+        let valid = store.invitation_by_hash(&hash).ok().flatten().is_some_and(|i| {
+            i.peer_id == invitee.id && i.redeemed_at.is_none() && i.expires_at > now()
+        });
+        let minted = if valid && invitee.role == proton_store::Role::Worker {
+            crate::k3s::mint(&self.0.root, &self.0.spec, invitee.name.as_str())
+                .map_err(JoinRefusal::Internal)?
+        } else {
+            None
+        };
+        let redeemed = store
+            .redeem_invitation(&hash, Some(caller), key, now(), "join-api")
             .map_err(|e| match e {
                 RedeemError::Unknown | RedeemError::WrongAddress => JoinRefusal::WrongSecret,
                 RedeemError::AlreadyUsed => JoinRefusal::AlreadyUsed,
                 RedeemError::Expired => JoinRefusal::Expired,
                 RedeemError::Store(e) => JoinRefusal::Internal(e.to_string()),
-            })?;
+            });
+        let peer = match redeemed {
+            Ok(peer) => peer,
+            Err(e) => {
+                if let Some(m) = &minted {
+                    crate::k3s::discard(&self.0.root, &m.token);
+                }
+                return Err(e);
+            }
+        };
+        let k3s = minted.map(|m| {
+            crate::k3s::remember(&self.0.root, peer.name.as_str(), &m.token);
+            m.join
+        });
         let spec = &self.0.spec;
         let gateway_key = read_key(&self.0.root)
             .map_err(|e| JoinRefusal::Internal(e.0))?
@@ -198,7 +218,7 @@ impl JoinService for Join {
                 gateway_public_key: gateway_key.to_base64(),
                 persistent_keepalive: spec.network.persistent_keepalive,
                 mtu: spec.network.mtu,
-                k3s: None,
+                k3s,
             },
             // The DB already holds the new key; the device follows after the answer left.
             swap: Box::new(move || gw.wake.notify_one()),

@@ -8,5 +8,6 @@ pub mod api;
 pub mod client;
 pub mod daemon;
 pub mod fence;
+pub mod k3s;
 pub mod listen;
 pub mod server;

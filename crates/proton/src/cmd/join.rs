@@ -241,7 +241,7 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
     } else {
         println!("Start the tunnel with: proton agent");
     }
-    Ok(())
+    crate::cmd::join_k3s::install_agent(root, args, &answer, kernel)
 }
 
 fn agent_unit() -> String {
