@@ -174,9 +174,13 @@ impl JoinService for Join {
         // A worker of a gateway running K3s gets a bootstrap token. It is minted only for
         // a pending, unexpired invitation of this very caller, and before the invitation
         // is consumed: if minting fails, the worker can retry with the same invitation.
-        let valid = store.invitation_by_hash(&hash).ok().flatten().is_some_and(|i| {
-            i.peer_id == invitee.id && i.redeemed_at.is_none() && i.expires_at > now()
-        });
+        let valid = store
+            .invitation_by_hash(&hash)
+            .ok()
+            .flatten()
+            .is_some_and(|i| {
+                i.peer_id == invitee.id && i.redeemed_at.is_none() && i.expires_at > now()
+            });
         let minted = if valid && invitee.role == proton_store::Role::Worker {
             crate::k3s::mint(&self.0.root, &self.0.spec, invitee.name.as_str())
                 .map_err(JoinRefusal::Internal)?

@@ -199,8 +199,9 @@ pub struct ApplyArgs {
 pub struct KubeconfigArgs {
     /// Merge into FILE (default ~/.kube/config) instead of printing: the gateway's
     /// cluster, context and user are added or replaced, everything else is kept.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
-    pub merge: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    #[allow(clippy::option_option)]
+    pub merge: Option<Option<PathBuf>>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -28,8 +28,7 @@ use proton_core::spec::Spec;
 use proton_gateway::api::JOIN_API_PORT;
 use proton_k3s::config::SERVER_DROPIN_PATH;
 use proton_k3s::gateway::{
-    FIREWALL_PATH, FIREWALL_UNIT, FIREWALL_UNIT_PATH, MANIFESTS_DIR, firewall_files,
-    server_params,
+    FIREWALL_PATH, FIREWALL_UNIT, FIREWALL_UNIT_PATH, MANIFESTS_DIR, firewall_files, server_params,
 };
 use proton_k3s::install::{self, Installer, Role, missing_host_tools};
 use proton_k3s::{Output, Plan, PlannedCommand, PlannedFile, Runner, SystemRunner};
@@ -286,9 +285,10 @@ pub fn run(root: &Root, args: &ApplyArgs) -> anyhow::Result<()> {
     if args.dry_run {
         return dry_run(root, &p);
     }
-    let will_install = p.install.as_ref().is_some_and(|i| {
-        root.is_system() || matches!(i.source, install::ScriptSource::Path(_))
-    });
+    let will_install = p
+        .install
+        .as_ref()
+        .is_some_and(|i| root.is_system() || matches!(i.source, install::ScriptSource::Path(_)));
     if will_install {
         let missing = missing_host_tools(root);
         if let Some(m) = missing.first() {
@@ -301,7 +301,11 @@ pub fn run(root: &Root, args: &ApplyArgs) -> anyhow::Result<()> {
     }
     if !p.steps.is_empty() {
         let keys: Vec<&str> = p.steps.iter().map(|s| s.key()).collect();
-        root.write(PENDING_PATH, format!("{}\n", keys.join("\n")).as_bytes(), 0o600)?;
+        root.write(
+            PENDING_PATH,
+            format!("{}\n", keys.join("\n")).as_bytes(),
+            0o600,
+        )?;
     }
     let written = p.files.write_files(root)?;
     for f in &written {
@@ -340,7 +344,10 @@ pub fn run(root: &Root, args: &ApplyArgs) -> anyhow::Result<()> {
 
 fn run_installer(root: &Root, i: &Installer, installed: &Option<String>) -> anyhow::Result<()> {
     if matches!(i.source, install::ScriptSource::Url(_)) && !root.is_system() {
-        println!("not run (--root is not /): {}", describe_install(i, installed));
+        println!(
+            "not run (--root is not /): {}",
+            describe_install(i, installed)
+        );
         return Ok(());
     }
     eprintln!(

@@ -40,10 +40,9 @@ pub fn run(root: &Root, args: &KubeconfigArgs) -> anyhow::Result<()> {
         print!("{ours}");
         return Ok(());
     };
-    let target = if target.as_os_str().is_empty() {
-        default_target(root)?
-    } else {
-        target.clone()
+    let target = match target {
+        Some(file) => file.clone(),
+        None => default_target(root)?,
     };
     let existing = match std::fs::read_to_string(&target) {
         Ok(s) => s,

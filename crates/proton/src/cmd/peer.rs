@@ -70,7 +70,9 @@ fn forget_k3s_node(ctx: &GatewayContext, name: &str) -> anyhow::Result<()> {
                 }
             );
             if let Some(w) = done.token_warning {
-                eprintln!("warning: the bootstrap token could not be deleted (expired tokens are already gone): {w}");
+                eprintln!(
+                    "warning: the bootstrap token could not be deleted (expired tokens are already gone): {w}"
+                );
             }
             Ok(())
         }
