@@ -30,7 +30,18 @@ pub fn install_agent(
     kernel: bool,
 ) -> anyhow::Result<()> {
     let Some(k3s) = &answer.k3s else {
-        println!("The gateway offers no K3s (not installed there yet): only the tunnel was made.");
+        if root.exists(CONFIG_PATH) {
+            // A re-run after the invitation was redeemed: the answer with the token went
+            // to the first run, which wrote the agent's config.
+            println!(
+                "K3s: the agent's config from the first run is kept ({}); if k3s-agent is not running, re-run the K3s install script with INSTALL_K3S_EXEC=agent.",
+                root.path(CONFIG_PATH).display()
+            );
+        } else {
+            println!(
+                "The gateway offers no K3s (not installed there yet): only the tunnel was made."
+            );
+        }
         return Ok(());
     };
     if args.no_k3s {
