@@ -34,9 +34,31 @@ pub fn server_version(root: &Root, spec: &Spec) -> Option<String> {
     installed_version(root, DEFAULT_K3S_BIN)
 }
 
+/// How long a `k3s` call from the join API may take: the API server being down must not
+/// hold a redeem (and a blocking thread) forever; the worker retries with the same
+/// invitation, which a failed mint leaves unused.
+const K3S_CALL_TIMEOUT_SECS: &str = "20";
+
+/// Runs commands under coreutils' `timeout`.
+struct Bounded;
+
+impl Runner for Bounded {
+    fn run(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<&str>,
+    ) -> std::io::Result<proton_k3s::Output> {
+        let mut all = vec![K3S_CALL_TIMEOUT_SECS, program];
+        all.extend_from_slice(args);
+        SystemRunner.run("timeout", &all, env, stdin)
+    }
+}
+
 /// Mints a bootstrap token for worker `node`; `Ok(None)` when the gateway has no K3s.
 pub fn mint(root: &Root, spec: &Spec, node: &str) -> Result<Option<Minted>, String> {
-    mint_with(&SystemRunner, root, spec, node)
+    mint_with(&Bounded, root, spec, node)
 }
 
 pub fn mint_with(
@@ -67,7 +89,7 @@ pub fn remember(root: &Root, node: &str, token: &BootstrapToken) {
 
 /// Deletes a token minted for a redeem that then failed.
 pub fn discard(root: &Root, token: &BootstrapToken) {
-    if let Err(e) = tokens::delete_token(&SystemRunner, &k3s_program(root), token.id()) {
+    if let Err(e) = tokens::delete_token(&Bounded, &k3s_program(root), token.id()) {
         tracing::warn!("could not delete an unused bootstrap token: {e}");
     }
 }
