@@ -23,36 +23,24 @@ pub fn script_source(text: &str) -> ScriptSource {
     }
 }
 
-pub fn install_agent(
+/// Writes the agent's files as soon as the redeem answer is in (the token is in that
+/// answer only: a run interrupted later keeps it). Returns the files that changed.
+pub fn write_agent(
     root: &Root,
     args: &JoinArgs,
     answer: &RedeemResponse,
     kernel: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let Some(k3s) = &answer.k3s else {
-        if root.exists(CONFIG_PATH) {
-            // A re-run after the invitation was redeemed: the answer with the token went
-            // to the first run, which wrote the agent's config.
-            println!(
-                "K3s: the agent's config from the first run is kept ({}); if k3s-agent is not running, re-run the K3s install script with INSTALL_K3S_EXEC=agent.",
-                root.path(CONFIG_PATH).display()
-            );
-        } else {
-            println!(
-                "The gateway offers no K3s (not installed there yet): only the tunnel was made."
-            );
-        }
-        return Ok(());
+        return Ok(Vec::new());
     };
     if args.no_k3s {
-        println!("--no-k3s: the K3s agent was not installed (the bootstrap token expires unused).");
-        return Ok(());
+        return Ok(Vec::new());
     }
     let tunnel: ipnet::Ipv4Net = answer.address.parse()?;
-    let token = Zeroizing::new(k3s.token.clone());
     let params = AgentParams {
         server_url: k3s.server_url.clone(),
-        token: token.clone(),
+        token: Zeroizing::new(k3s.token.clone()),
         node_name: answer.name.clone(),
         tunnel_ip: tunnel.addr(),
         interface: args.interface.clone(),
@@ -77,6 +65,36 @@ pub fn install_agent(
         answer.mtu,
         pod_mtu(answer.mtu)
     );
+    Ok(changed)
+}
+
+/// Runs the installer once the tunnel is permanent (`changed`: from [`write_agent`]).
+pub fn install_agent(
+    root: &Root,
+    args: &JoinArgs,
+    answer: &RedeemResponse,
+    changed: &[String],
+) -> anyhow::Result<()> {
+    let Some(k3s) = &answer.k3s else {
+        if root.exists(CONFIG_PATH) {
+            // A re-run after the invitation was redeemed: the answer with the token went
+            // to the first run, which wrote the agent's config.
+            println!(
+                "K3s: the agent's config from the first run is kept ({}); if k3s-agent is not running, re-run the K3s install script with INSTALL_K3S_EXEC=agent.",
+                root.path(CONFIG_PATH).display()
+            );
+        } else {
+            println!(
+                "The gateway offers no K3s (not installed there yet): only the tunnel was made."
+            );
+        }
+        return Ok(());
+    };
+    if args.no_k3s {
+        println!("--no-k3s: the K3s agent was not installed (the bootstrap token expires unused).");
+        return Ok(());
+    }
+    let token = Zeroizing::new(k3s.token.clone());
     let source = script_source(&args.k3s_install_script);
     if let ScriptSource::Url(url) = &source
         && !root.is_system()
