@@ -24,6 +24,7 @@ mod dashboard;
 mod expose;
 mod files;
 pub mod objects;
+mod spec;
 mod traefik;
 
 pub use certmanager::{PROD_ISSUER, STAGING_ISSUER};
@@ -38,6 +39,7 @@ pub use files::{
     FILE_NAMES, ManifestFile, PACKAGED_COMPONENT_FILES, object_refs, plan_removal, to_yaml,
 };
 pub use objects::{Object, ObjectRef};
+pub use spec::from_spec;
 pub use traefik::{ALLOWLIST_NAME, GATEWAY_NODE_LABELS, LB_POOL, TRAEFIK_NAMESPACE, TraefikValues};
 
 use proton_core::net::Cidr;

@@ -6,7 +6,7 @@
 //! sweeps expired invitations — removing their throw-away keys from the live device.
 
 use crate::admin::{self, AdminRequest, AdminResponse};
-use crate::api::{JOIN_API_PORT, RedeemRequest, RedeemResponse, WhoAmI};
+use crate::api::{JOIN_API_PORT, K3sJoin, RedeemRequest, RedeemResponse, WhoAmI};
 use crate::metrics::METRICS_PORT;
 use crate::observe::{GatewayStatus, Observer, PeerLive};
 use crate::server::{JoinRefusal, JoinService, Redeemed};
@@ -191,39 +191,79 @@ impl Join {
         let key = PublicKey::from_base64(&req.public_key)
             .map_err(|e| JoinRefusal::BadRequest(format!("public_key: {e}")))?;
         let mut store = self.0.store().map_err(|e| JoinRefusal::Internal(e.0))?;
-        let secret_hash = hash_secret_text(&req.secret);
-        match store.peer_by_address(caller) {
-            Ok(Some(p)) if p.state == PeerState::Invited => {}
+        let hash = hash_secret_text(&req.secret);
+        let invitee = match store.peer_by_address(caller) {
+            Ok(Some(p)) if p.state == PeerState::Invited => p,
             // The answer to a redeem can be lost: the key swap (ours, or a reconcile woken
             // by another peer) may overtake it. The invitee then asks again through the
-            // key it registered and gets the same answer; nothing changes. Only the holder
-            // of that key can send from this address, and only the invitee knows the secret.
+            // key it registered and gets the same answer (with a fresh K3s token: the first
+            // was lost with it); nothing else changes. Only the holder of that key can send
+            // from this address, and only the invitee knows the secret.
             Ok(Some(p)) if p.state == PeerState::Active && p.public_key == key => {
                 let inv = store
-                    .invitation_by_hash(&secret_hash)
+                    .invitation_by_hash(&hash)
                     .map_err(|e| JoinRefusal::Internal(e.to_string()))?;
-                return match inv {
-                    Some(inv) if inv.peer_id == p.id && inv.redeemed_at.is_some() => Ok(Redeemed {
-                        response: self.answer(&p)?,
-                        swap: Box::new(|| {}),
-                    }),
-                    _ => Err(JoinRefusal::WrongSecret),
+                if !inv.is_some_and(|i| i.peer_id == p.id && i.redeemed_at.is_some()) {
+                    return Err(JoinRefusal::WrongSecret);
+                }
+                let k3s = if p.role == proton_store::Role::Worker {
+                    crate::k3s::mint(&self.0.root, &self.0.spec, p.name.as_str())
+                        .map_err(JoinRefusal::Internal)?
+                        .map(|m| {
+                            crate::k3s::remember(&self.0.root, p.name.as_str(), &m.token);
+                            m.join
+                        })
+                } else {
+                    None
                 };
+                return Ok(Redeemed {
+                    response: self.answer(&p, k3s)?,
+                    swap: Box::new(|| {}),
+                });
             }
             Ok(_) => return Err(JoinRefusal::UnknownCaller(caller)),
             Err(e) => return Err(JoinRefusal::Internal(e.to_string())),
-        }
-        let peer = store
-            .redeem_invitation(&secret_hash, Some(caller), key, now(), "join-api")
+        };
+        // A worker of a gateway running K3s gets a bootstrap token. It is minted only for
+        // a pending, unexpired invitation of this very caller, and before the invitation
+        // is consumed: if minting fails, the worker can retry with the same invitation.
+        let valid = store
+            .invitation_by_hash(&hash)
+            .ok()
+            .flatten()
+            .is_some_and(|i| {
+                i.peer_id == invitee.id && i.redeemed_at.is_none() && i.expires_at > now()
+            });
+        let minted = if valid && invitee.role == proton_store::Role::Worker {
+            crate::k3s::mint(&self.0.root, &self.0.spec, invitee.name.as_str())
+                .map_err(JoinRefusal::Internal)?
+        } else {
+            None
+        };
+        let redeemed = store
+            .redeem_invitation(&hash, Some(caller), key, now(), "join-api")
             .map_err(|e| match e {
                 RedeemError::Unknown | RedeemError::WrongAddress => JoinRefusal::WrongSecret,
                 RedeemError::AlreadyUsed => JoinRefusal::AlreadyUsed,
                 RedeemError::Expired => JoinRefusal::Expired,
                 RedeemError::Store(e) => JoinRefusal::Internal(e.to_string()),
-            })?;
+            });
+        let peer = match redeemed {
+            Ok(peer) => peer,
+            Err(e) => {
+                if let Some(m) = &minted {
+                    crate::k3s::discard(&self.0.root, &m.token);
+                }
+                return Err(e);
+            }
+        };
+        let k3s = minted.map(|m| {
+            crate::k3s::remember(&self.0.root, peer.name.as_str(), &m.token);
+            m.join
+        });
         let gw = self.0.clone();
         Ok(Redeemed {
-            response: self.answer(&peer)?,
+            response: self.answer(&peer, k3s)?,
             // The DB already holds the new key; the device follows after the answer left.
             swap: Box::new(move || gw.wake.notify_one()),
         })
@@ -231,8 +271,9 @@ impl Join {
 }
 
 impl Join {
-    /// What a redeemed peer is told: its address, the network and the gateway's key.
-    fn answer(&self, peer: &Peer) -> Result<RedeemResponse, JoinRefusal> {
+    /// What a redeemed peer is told: its address, the network, the gateway's key and,
+    /// for a worker of a gateway running K3s, how to join the cluster.
+    fn answer(&self, peer: &Peer, k3s: Option<K3sJoin>) -> Result<RedeemResponse, JoinRefusal> {
         let spec = &self.0.spec;
         let gateway_key = read_key(&self.0.root)
             .map_err(|e| JoinRefusal::Internal(e.0))?
@@ -245,7 +286,7 @@ impl Join {
             gateway_public_key: gateway_key.to_base64(),
             persistent_keepalive: spec.network.persistent_keepalive,
             mtu: spec.network.mtu,
-            k3s: None,
+            k3s,
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod client;
 pub mod daemon;
 pub mod fence;
+pub mod k3s;
 pub mod listen;
 pub mod metrics;
 pub mod observe;

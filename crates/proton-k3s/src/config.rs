@@ -134,11 +134,11 @@ struct ServerConfig<'a> {
     tls_san: Vec<String>,
     flannel_iface: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    disable: Vec<&'static str>,
+    disable: Vec<String>,
     disable_cloud_controller: bool,
     write_kubeconfig_mode: &'static str,
     #[serde(flatten)]
-    extra: std::collections::BTreeMap<String, String>,
+    extra: std::collections::BTreeMap<String, serde_norway::Value>,
 }
 
 #[derive(Serialize)]
@@ -169,12 +169,34 @@ const PROTON_KEYS: &[&str] = &[
 ];
 
 fn server_config_yaml(p: &ServerParams) -> Result<String, Error> {
-    let mut extra = std::collections::BTreeMap::new();
+    use serde_norway::Value;
+    let mut disable: Vec<String> = Vec::new();
+    if p.disable_traefik {
+        disable.push("traefik".into());
+    }
+    // A flag given several times (`--kube-apiserver-arg`) becomes a YAML list, as K3s's
+    // config file expects for repeatable flags; `disable` adds to Proton's own list.
+    let mut extra = std::collections::BTreeMap::<String, Value>::new();
     for (k, v) in &p.extra_args {
+        if k == "disable" {
+            if !disable.contains(v) {
+                disable.push(v.clone());
+            }
+            continue;
+        }
         if PROTON_KEYS.contains(&k.as_str()) {
             return Err(Error::ExtraArgConflict(k.clone()));
         }
-        extra.insert(k.clone(), v.clone());
+        match extra.get_mut(k) {
+            None => {
+                extra.insert(k.clone(), Value::String(v.clone()));
+            }
+            Some(Value::Sequence(list)) => list.push(Value::String(v.clone())),
+            Some(first) => {
+                let prev = first.clone();
+                *first = Value::Sequence(vec![prev, Value::String(v.clone())]);
+            }
+        }
     }
     let mut tls_san = Vec::new();
     if let Some(name) = &p.public_name {
@@ -191,11 +213,7 @@ fn server_config_yaml(p: &ServerParams) -> Result<String, Error> {
         advertise_address: p.tunnel_ip.to_string(),
         tls_san,
         flannel_iface: &p.interface,
-        disable: if p.disable_traefik {
-            vec!["traefik"]
-        } else {
-            vec![]
-        },
+        disable,
         disable_cloud_controller: true,
         write_kubeconfig_mode: "0600",
         extra,

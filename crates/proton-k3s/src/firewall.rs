@@ -14,6 +14,10 @@ use crate::runner::Runner;
 use proton_core::net::Cidr;
 
 pub const TABLE: &str = "inet proton";
+/// K3s's default pod network (`cluster-cidr`).
+pub const K3S_CLUSTER_CIDR: &str = "10.42.0.0/16";
+/// Where pod traffic enters the node: flannel's CNI bridge and its VXLAN device.
+pub const POD_INTERFACES: &str = "{ \"cni0\", \"flannel.1\" }";
 
 /// What the firewall protects and allows.
 #[derive(Debug, Clone)]
@@ -25,6 +29,11 @@ pub struct FirewallParams {
     /// keeps the cluster ports closed to anything else that might arrive on the
     /// interface (a misconfigured peer with a wide AllowedIPs, or a routed network).
     pub tunnel_cidr: Cidr,
+    /// The pod network (K3s's `cluster-cidr`): pods reach the kube API and kubelets
+    /// through the ClusterIP (DNAT to the node's 6443/10250), arriving on the CNI bridge
+    /// (pods on this node) or flannel's VXLAN device (pods on workers, carried inside the
+    /// tunnel) with a pod address. `None` on a host without K3s.
+    pub pod_cidr: Option<Cidr>,
     /// WireGuard's UDP listen port, open to the world.
     pub listen_port: u16,
     /// TCP ports answering only on the tunnel and loopback.
@@ -46,6 +55,11 @@ impl FirewallParams {
         FirewallParams {
             interface: interface.into(),
             tunnel_cidr,
+            pod_cidr: Some(
+                K3S_CLUSTER_CIDR
+                    .parse()
+                    .expect("K3s's default cluster-cidr"),
+            ),
             listen_port,
             tunnel_only_tcp: vec![6443, 10250, join_port, metrics_port],
             public_tcp: vec![80, 443],
@@ -90,6 +104,11 @@ pub fn ruleset(p: &FirewallParams) -> Result<String, Error> {
         "\t\tiifname \"{}\" ip saddr {} accept comment \"the VPN (network.cidr)\"\n",
         p.interface, p.tunnel_cidr
     ));
+    if let Some(pods) = p.pod_cidr {
+        s.push_str(&format!(
+            "\t\tiifname {POD_INTERFACES} ip saddr {pods} accept comment \"pods (K3s cluster-cidr)\"\n"
+        ));
+    }
     s.push_str("\t\tct state established,related accept\n");
     s.push_str(&format!("\t\tudp dport {} accept\n", p.listen_port));
     if !p.public_tcp.is_empty() {

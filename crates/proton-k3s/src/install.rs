@@ -90,15 +90,7 @@ impl Installer {
     /// The version `k3s --version` reports, `None` when the binary is missing or says
     /// nothing we can parse.
     pub fn installed_version(&self) -> Option<String> {
-        let out = Command::new(self.root.path(&self.k3s_bin))
-            .arg("--version")
-            .stdin(Stdio::null())
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            return None;
-        }
-        parse_version(&String::from_utf8_lossy(&out.stdout))
+        installed_version(&self.root, &self.k3s_bin)
     }
 
     /// The environment the script gets (values may be secret: never log them).
@@ -191,6 +183,21 @@ impl Installer {
             })
         }
     }
+}
+
+/// The version the K3s binary at host path `k3s_bin` (under `root`) reports, `None` when
+/// it is missing or says nothing parseable: "is K3s installed here, and which one".
+pub fn installed_version(root: &Root, k3s_bin: &str) -> Option<String> {
+    let out = Command::new(root.path(k3s_bin))
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_version(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// `k3s version v1.33.4+k3s1 (abcdef12)` → `v1.33.4+k3s1`.

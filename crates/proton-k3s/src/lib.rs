@@ -9,6 +9,7 @@
 //! - [`kubeconfig`]: the admin kubeconfig rewritten to the tunnel address, and merged.
 //! - [`api`]: reads from the Kubernetes API with a kubeconfig's credentials (mutual TLS).
 //! - [`firewall`]: one nftables table keeping 6443/10250/join API off the public side.
+//! - [`gateway`]: the spec → server parameters, firewall files, shared paths and ports.
 //!
 //! Host commands go through [`Runner`], so tests record them instead of running them.
 //!
@@ -38,6 +39,7 @@
 pub mod api;
 pub mod config;
 pub mod firewall;
+pub mod gateway;
 pub mod install;
 pub mod kubeconfig;
 pub mod plan;

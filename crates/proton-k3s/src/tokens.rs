@@ -133,3 +133,68 @@ pub fn restart(runner: &dyn Runner, unit: &str) -> Result<(), Error> {
     )
     .map(|_| ())
 }
+
+/// Where the gateway remembers which bootstrap token it made for which node (the token
+/// *ID* only, the public half, so `peer remove` can delete it; the secret is never kept).
+pub const TOKEN_ID_DIR: &str = "/var/lib/proton/k3s-tokens";
+
+fn token_id_path(node: &str) -> String {
+    format!("{TOKEN_ID_DIR}/{node}")
+}
+
+/// Records the ID of the token made for `node` (mode 0600 all the same).
+pub fn record_token_id(
+    root: &proton_core::host::Root,
+    node: &str,
+    token: &BootstrapToken,
+) -> Result<(), Error> {
+    root.write_secret(token_id_path(node), format!("{}\n", token.id()).as_bytes())?;
+    Ok(())
+}
+
+/// The token ID recorded for `node`, if any.
+pub fn recorded_token_id(
+    root: &proton_core::host::Root,
+    node: &str,
+) -> Result<Option<String>, Error> {
+    Ok(root
+        .read_optional(token_id_path(node))?
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty()))
+}
+
+/// What [`forget_node`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Forgotten {
+    /// The bootstrap token ID deleted (or already gone: it expires on its own).
+    pub token_id: Option<String>,
+    /// Why deleting the token failed, when it did (an expired token is already gone).
+    pub token_warning: Option<String>,
+}
+
+/// Everything the server keeps about a worker, so the machine can rejoin under the same
+/// name: its Node, its node-password secret ([`remove_node`]) and its bootstrap token.
+/// The token's record goes last, only once the cluster side succeeded, so a failed run
+/// can be repeated.
+pub fn forget_node(
+    runner: &dyn Runner,
+    root: &proton_core::host::Root,
+    k3s: &str,
+    node: &str,
+) -> Result<Forgotten, Error> {
+    remove_node(runner, k3s, node)?;
+    let mut done = Forgotten::default();
+    if let Some(id) = recorded_token_id(root, node)? {
+        if let Err(e) = delete_token(runner, k3s, &id) {
+            done.token_warning = Some(e.to_string());
+        }
+        let path = root.path(token_id_path(node));
+        if let Err(source) = std::fs::remove_file(&path)
+            && source.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(proton_core::host::HostError { path, source }.into());
+        }
+        done.token_id = Some(id);
+    }
+    Ok(done)
+}

@@ -80,6 +80,10 @@ fn ruleset_text_is_what_we_document() {
         r.contains("iifname \"wg0\" ip saddr 10.7.7.0/24 accept"),
         "{r}"
     );
+    assert!(
+        r.contains("iifname { \"cni0\", \"flannel.1\" } ip saddr 10.42.0.0/16 accept"),
+        "pods reach the kube API through the ClusterIP: {r}"
+    );
     assert!(r.contains("udp dport 51820 accept"));
     assert!(r.contains("tcp dport { 80, 443 } accept"));
     assert!(

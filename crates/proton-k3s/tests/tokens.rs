@@ -85,3 +85,59 @@ fn restart_uses_systemctl() {
         "{err}"
     );
 }
+
+#[test]
+fn forget_node_deletes_node_secret_and_recorded_token_and_survives_an_expired_token() {
+    use proton_k3s::tokens::{forget_node, record_token_id, recorded_token_id};
+    let dir = tempfile::tempdir().unwrap();
+    let root = proton_core::host::Root::new(dir.path());
+    let runner = RecordingRunner::new();
+    runner.answer(&["k3s", "token", "create"], ok("k10abc.0123456789abcdef\n"));
+    let token = create_token(&runner, "k3s", "w1", "30m").unwrap();
+    record_token_id(&root, "w1", &token).unwrap();
+    let stored = std::fs::read_to_string(root.path("/var/lib/proton/k3s-tokens/w1")).unwrap();
+    assert_eq!(stored, "k10abc\n", "only the ID is kept, never the secret");
+
+    // An expired token is already gone: its deletion fails, the rest still counts.
+    runner.answer(
+        &["k3s", "token", "delete"],
+        Output {
+            status: Some(1),
+            stdout: String::new(),
+            stderr: "bootstrap token \"k10abc\" not found\n".into(),
+        },
+    );
+    let done = forget_node(&runner, &root, "k3s", "w1").unwrap();
+    assert_eq!(done.token_id.as_deref(), Some("k10abc"));
+    assert!(done.token_warning.unwrap().contains("not found"));
+    let lines: Vec<String> = runner.calls()[1..].iter().map(|c| c.display()).collect();
+    assert_eq!(
+        lines,
+        [
+            "k3s kubectl delete node w1 --ignore-not-found",
+            "k3s kubectl -n kube-system delete secret w1.node-password.k3s --ignore-not-found",
+            "k3s token delete k10abc",
+        ]
+    );
+    assert_eq!(recorded_token_id(&root, "w1").unwrap(), None);
+
+    // The cluster side failing keeps the record, so the removal can be finished later.
+    record_token_id(&root, "w1", &token).unwrap();
+    let down = RecordingRunner::new();
+    down.answer(
+        &["k3s", "kubectl"],
+        Output {
+            status: Some(1),
+            stdout: String::new(),
+            stderr: "The connection to the server 127.0.0.1:6443 was refused\n".into(),
+        },
+    );
+    assert!(matches!(
+        forget_node(&down, &root, "k3s", "w1"),
+        Err(Error::Command { .. })
+    ));
+    assert_eq!(
+        recorded_token_id(&root, "w1").unwrap().as_deref(),
+        Some("k10abc")
+    );
+}

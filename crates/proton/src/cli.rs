@@ -63,7 +63,10 @@ pub enum Command {
     /// On a worker (root): join the gateway with an invitation. Makes this machine's own
     /// key, brings the tunnel up through NAT, redeems the invitation over the tunnel,
     /// switches to its own key, and makes the tunnel permanent (proton-agent.service).
-    /// Safe to re-run after a failure: it finishes the job.
+    /// When the gateway runs K3s, it also writes the agent's /etc/rancher/k3s/config.yaml
+    /// (server over the tunnel, a short-lived bootstrap token, node-ip = the tunnel
+    /// address, flannel over the WireGuard interface) and installs the gateway's K3s
+    /// version with the official script. Safe to re-run after a failure: it finishes the job.
     Join(JoinArgs),
     /// On a worker: run the tunnel (userspace WireGuard) from /etc/proton/agent.conf,
     /// re-resolving the gateway's host name when it moves. What proton-agent.service runs.
@@ -115,6 +118,20 @@ pub enum Command {
     /// by `proton join --backend kernel`, runs it every 30 s; `proton agent` does it itself.
     Reresolve(ReresolveArgs),
     // ---- end observability ----
+    // --- K3s (issue 5): apply and kubeconfig ---
+    /// On the gateway (root): make this host match the spec: the nftables firewall, the
+    /// K3s server (config.yaml, GOGC, tunnel ordering, sysctl, KUBECONFIG profile, the
+    /// pinned version installed by the official script) and the add-on manifests in
+    /// K3s's auto-deploy directory. Idempotent: a second run changes nothing. Restarts
+    /// K3s only when Proton's own files changed. Try `--dry-run` first; then
+    /// `proton invite <name>` to add workers, `proton kubeconfig` for kubectl.
+    Apply(ApplyArgs),
+    /// On the gateway: print K3s's admin kubeconfig with the server set to the tunnel
+    /// address (https://10.7.7.1:6443) and every name set to the gateway's; usable from
+    /// any machine on the VPN. `--merge` adds it to an existing kubeconfig instead,
+    /// leaving its other contexts alone. It is the cluster-admin credential: keep it 0600.
+    Kubeconfig(KubeconfigArgs),
+    // --- end K3s ---
     /// Print a shell completion script, e.g. `proton completions bash > /etc/bash_completion.d/proton`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -233,6 +250,33 @@ pub struct JoinArgs {
     /// wireguard module is loaded.
     #[arg(long, default_value = "auto")]
     pub backend: String,
+    /// Where the K3s install script comes from when the gateway runs K3s: a URL, or an
+    /// absolute path on this machine (air-gapped hosts).
+    #[arg(long, value_name = "URL|PATH", default_value = "https://get.k3s.io")]
+    pub k3s_install_script: String,
+    /// The k3s binary (and images) are already on this machine: INSTALL_K3S_SKIP_DOWNLOAD.
+    #[arg(long)]
+    pub k3s_skip_download: bool,
+    /// Only make the tunnel, even when the gateway offers K3s join data.
+    #[arg(long)]
+    pub no_k3s: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Show what would change (files as unified diffs, commands, K3s install, add-on
+    /// objects K3s would prune) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    /// Merge into FILE (default ~/.kube/config) instead of printing: the gateway's
+    /// cluster, context and user are added or replaced, everything else is kept.
+    #[arg(long, value_name = "FILE")]
+    #[allow(clippy::option_option)]
+    pub merge: Option<Option<PathBuf>>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,7 +5,10 @@
 //! 2. bring the tunnel up with the invitation's throw-away key;
 //! 3. redeem: send our public key; the gateway swaps keys after answering;
 //! 4. switch to our own key and confirm with `whoami` through the tunnel;
-//! 5. write `/etc/proton/agent.conf` and enable `proton-agent.service`.
+//! 5. write `/etc/proton/agent.conf` and enable `proton-agent.service`;
+//! 6. when the answer carries K3s data: the agent's files are written as soon as the
+//!    answer is in (step 4), and the K3s installer runs once the tunnel is permanent
+//!    (`join_k3s`).
 //!
 //! If redeem is refused as already used, step 4 tells whether it was us (a previous
 //! run that stopped half-way) — then the job is finished instead of failing.
@@ -292,6 +295,7 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
         cfg
     };
     let (mine, answer) = redeem_loop(root, &rt, &inv, &config, api, deadline, args.timeout)?;
+    let k3s_changed = crate::cmd::join_k3s::write_agent(root, args, &answer, kernel)?;
 
     let mut conf = WgQuickConfig::default();
     conf.interface.private_key = Some(mine);
@@ -341,7 +345,7 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
     } else {
         println!("Start the tunnel with: proton agent");
     }
-    Ok(())
+    crate::cmd::join_k3s::install_agent(root, args, &answer, &k3s_changed)
 }
 
 /// wg-quick resolves the gateway's name once: a timer re-points the tunnel when the

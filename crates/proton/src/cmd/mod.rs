@@ -1,5 +1,10 @@
 //! One module per command group; each turns parsed arguments into library calls.
 
+// K3s (issue 5)
+mod apply;
+mod join_k3s;
+mod kubeconfig;
+// end K3s
 mod client;
 mod config;
 // add-ons (issue 6)
@@ -41,6 +46,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => observe::status(&root, &args),
         Command::Doctor(args) => observe::doctor(&root, &args),
         Command::Reresolve(args) => observe::reresolve(&root, &args),
+        // K3s (issue 5)
+        Command::Apply(args) => apply::run(&root, &args),
+        Command::Kubeconfig(args) => kubeconfig::run(&root, &args),
+        // end K3s
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "proton", &mut std::io::stdout());

@@ -35,6 +35,9 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
                 peer.name, peer.address
             );
             notify_daemon(root);
+            if peer.role == proton_store::Role::Worker {
+                forget_k3s_node(&ctx, peer.name.as_str())?;
+            }
         }
         PeerCommand::Rename { old, new } => {
             let new: PeerName = new
@@ -45,4 +48,39 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The cluster side of removing a worker (after its key is already off the tunnel, so a
+/// failure here never leaves a revoked machine connected): its Node, its node-password
+/// secret (or a rebuilt machine could never rejoin under that name) and its bootstrap
+/// token. Skipped when this gateway runs no K3s.
+fn forget_k3s_node(ctx: &GatewayContext, name: &str) -> anyhow::Result<()> {
+    let root = &ctx.root;
+    if proton_gateway::k3s::server_version(root, &ctx.spec).is_none() {
+        return Ok(());
+    }
+    let k3s = proton_gateway::k3s::k3s_program(root);
+    match proton_k3s::tokens::forget_node(&proton_k3s::SystemRunner, root, &k3s, name) {
+        Ok(done) => {
+            println!(
+                "Deleted K8s node `{name}` and its secret {name}.node-password.k3s{}.",
+                match &done.token_id {
+                    Some(id) => format!(", and its bootstrap token {id}"),
+                    None => String::new(),
+                }
+            );
+            if let Some(w) = done.token_warning {
+                eprintln!(
+                    "warning: the bootstrap token could not be deleted (expired tokens are already gone): {w}"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(crate::output::failure(
+            format!("`{name}` is off the tunnel, but its cluster objects remain: {e}"),
+            format!(
+                "when K3s answers again: k3s kubectl delete node {name}; k3s kubectl -n kube-system delete secret {name}.node-password.k3s"
+            ),
+        )),
+    }
 }

@@ -1,0 +1,391 @@
+//! `proton apply` and `proton kubeconfig` on a gateway rendered under a temp root, with
+//! the K3s installer as a local script fixture (air-gapped mode) that records its
+//! environment and installs a fake `k3s` under the root. No root privileges needed:
+//! under a root other than `/`, host commands are printed as "not run", never run.
+//!
+//! `UPDATE_GOLDEN=1 cargo nextest run -p proton --test apply` regenerates tests/golden/apply.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+struct Gw {
+    dir: tempfile::TempDir,
+    rec: tempfile::TempDir,
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Gw {
+    /// `proton init`, then a spec with a public IP, an ACME e-mail and the installer
+    /// fixture at /opt/k3s/install.sh (air-gapped: skip_download).
+    fn new() -> Gw {
+        let gw = Gw {
+            dir: tempfile::tempdir().unwrap(),
+            rec: tempfile::tempdir().unwrap(),
+        };
+        let out = gw.run(&["init", "--endpoint", "vps.example.org"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        gw.edit_spec(&[
+            (
+                "endpoint = \"vps.example.org:51820\"\n",
+                "endpoint = \"vps.example.org:51820\"\npublic_ip = \"203.0.113.7\"\n",
+            ),
+            ("\"https://get.k3s.io\"", "\"/opt/k3s/install.sh\""),
+            ("skip_download = false", "skip_download = true"),
+            ("[tls]\n", "[tls]\nacme_email = \"ops@example.org\"\n"),
+        ]);
+        let script = gw.path("opt/k3s/install.sh");
+        std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+        std::fs::copy(fixture("k3s-install.sh"), &script).unwrap();
+        gw
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn edit_spec(&self, edits: &[(&str, &str)]) {
+        let p = self.path("etc/proton/proton.toml");
+        let mut s = std::fs::read_to_string(&p).unwrap();
+        for (from, to) in edits {
+            assert!(s.contains(from), "spec has no {from:?}:\n{s}");
+            s = s.replacen(from, to, 1);
+        }
+        std::fs::write(&p, s).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--root")
+            .arg(self.dir.path())
+            .args(args)
+            .env("RECORD_DIR", self.rec.path())
+            .env("FAKE_K3S_SRC", fixture("fake-k3s"))
+            .env("FAKE_K3S_DIR", self.path("usr/local/bin"))
+            .env("HOME", "/home/admin")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// The installer fixture's record of its last run (and forgets it).
+    fn take_record(&self) -> Option<String> {
+        let p = self.rec.path().join("record");
+        let r = std::fs::read_to_string(&p).ok();
+        let _ = std::fs::remove_file(p);
+        r
+    }
+
+    /// Every file under the root: contents and mode (a digest of them, to keep
+    /// assertion messages short).
+    fn snapshot(&self) -> BTreeMap<PathBuf, (u64, u32)> {
+        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, (u64, u32)>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let p = e.path();
+                let meta = e.metadata().unwrap();
+                if meta.is_dir() {
+                    walk(&p, out);
+                } else {
+                    let mode = meta.permissions().mode();
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    std::hash::Hash::hash(&std::fs::read(&p).unwrap(), &mut h);
+                    out.insert(p.clone(), (std::hash::Hasher::finish(&h), mode));
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(self.dir.path(), &mut out);
+        out
+    }
+}
+
+const MANIFESTS: &str = "var/lib/rancher/k3s/server/manifests";
+
+#[test]
+fn first_apply_writes_every_file_as_golden_and_installs_the_pinned_version() {
+    let gw = Gw::new();
+    let out = gw.run(&["apply"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    // Progress of the installer is shown as it runs.
+    assert!(
+        stderr.contains("  | [INFO]  Using v1.34.2+k3s1 as release"),
+        "{stderr}"
+    );
+    let record = gw.take_record().expect("the installer ran");
+    assert!(record.starts_with("args:\n"), "no arguments: {record}");
+    for line in [
+        "INSTALL_K3S_VERSION=v1.34.2+k3s1",
+        "INSTALL_K3S_EXEC=server",
+        "INSTALL_K3S_SKIP_DOWNLOAD=true",
+    ] {
+        assert!(record.lines().any(|l| l == line), "{line} in {record}");
+    }
+    assert!(!record.contains("K3S_TOKEN"), "{record}");
+    // Host commands are listed, not run, under a temp root.
+    assert!(stdout.contains("not run (--root is not /): systemctl daemon-reload"));
+    assert!(stdout.contains("Pod network MTU over wg0: 1420 - 50 (VXLAN) = 1370"));
+
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/apply");
+    let written: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("wrote /"))
+        .collect();
+    assert_eq!(written.len(), 13, "{stdout}");
+    for rel in written {
+        let actual = std::fs::read_to_string(gw.path(rel)).unwrap();
+        let g = golden.join(rel);
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(g.parent().unwrap()).unwrap();
+            std::fs::write(&g, &actual).unwrap();
+        }
+        let expected = std::fs::read_to_string(&g)
+            .unwrap_or_else(|_| panic!("no golden file {}", g.display()));
+        assert_eq!(actual, expected, "{rel} differs from its golden file");
+        let mode = std::fs::metadata(gw.path(rel))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        let want = if rel == "etc/rancher/k3s/config.yaml" || rel.starts_with(MANIFESTS) {
+            0o600
+        } else {
+            0o644
+        };
+        assert_eq!(mode, want, "{rel}");
+    }
+}
+
+#[test]
+fn second_apply_changes_nothing_and_dry_run_touches_nothing() {
+    let gw = Gw::new();
+    let before = gw.snapshot();
+    let dry = gw.ok(&["apply", "--dry-run"]);
+    assert_eq!(gw.snapshot(), before, "--dry-run changed the tree");
+    assert!(gw.take_record().is_none(), "--dry-run ran the installer");
+    assert!(dry.contains("+++ b/etc/rancher/k3s/config.yaml"), "{dry}");
+    assert!(dry.contains("+node-ip: 10.7.7.1\n"), "{dry}");
+    assert!(dry.contains("+advertise-address: 10.7.7.1\n"), "{dry}");
+    assert!(dry.contains("+node-external-ip: 203.0.113.7\n"), "{dry}");
+    assert!(dry.contains("run: nft -f "), "{dry}");
+    assert!(
+        dry.contains("run: K3s install script /opt/k3s/install.sh (INSTALL_K3S_VERSION=v1.34.2+k3s1, INSTALL_K3S_EXEC=server, INSTALL_K3S_SKIP_DOWNLOAD=true; now: not installed)"),
+        "{dry}"
+    );
+
+    gw.ok(&["apply"]);
+    assert!(gw.take_record().is_some());
+    let applied = gw.snapshot();
+    let again = gw.ok(&["apply"]);
+    assert_eq!(
+        again.trim(),
+        "Nothing to change: the host matches the spec.",
+        "{again}"
+    );
+    assert!(gw.take_record().is_none(), "the installer ran again");
+    assert_eq!(gw.snapshot(), applied);
+    let dry = gw.ok(&["apply", "--dry-run"]);
+    assert_eq!(dry.trim(), "Nothing to change: the host matches the spec.");
+}
+
+#[test]
+fn a_changed_k3s_file_restarts_k3s_and_a_new_version_reinstalls_instead() {
+    let gw = Gw::new();
+    gw.ok(&["apply"]);
+    gw.take_record();
+    gw.edit_spec(&[("gogc = 10", "gogc = 20")]);
+    let dry = gw.ok(&["apply", "--dry-run"]);
+    assert!(dry.contains("-GOGC=10\n+GOGC=20\n"), "{dry}");
+    assert!(dry.contains("run: systemctl restart k3s\n"), "{dry}");
+    let out = gw.ok(&["apply"]);
+    assert!(out.contains("wrote /etc/default/k3s"), "{out}");
+    assert!(
+        out.contains("not run (--root is not /): systemctl restart k3s"),
+        "{out}"
+    );
+    assert!(
+        gw.take_record().is_none(),
+        "config change alone ran the installer"
+    );
+
+    gw.edit_spec(&[("v1.34.2+k3s1", "v1.34.3+k3s1"), ("gogc = 20", "gogc = 30")]);
+    let out = gw.ok(&["apply"]);
+    let record = gw.take_record().expect("new version: the installer runs");
+    assert!(
+        record.contains("INSTALL_K3S_VERSION=v1.34.3+k3s1"),
+        "{record}"
+    );
+    assert!(
+        !out.contains("restart k3s"),
+        "the installer restarts K3s itself: {out}"
+    );
+    assert!(gw.ok(&["apply"]).contains("Nothing to change"));
+}
+
+#[test]
+fn turning_an_add_on_off_empties_its_file_so_k3s_prunes_it() {
+    let gw = Gw::new();
+    gw.ok(&["apply"]);
+    let dash = gw.path(&format!("{MANIFESTS}/proton-dashboard.yaml"));
+    let kinds = |p: &Path| {
+        let f = proton_addons::ManifestFile {
+            name: "proton-dashboard.yaml".into(),
+            yaml: std::fs::read_to_string(p).unwrap(),
+        };
+        proton_addons::object_refs(&f)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.kind)
+            .collect::<Vec<_>>()
+    };
+    assert!(kinds(&dash).contains(&"HelmChart".to_string()));
+
+    gw.edit_spec(&[(
+        "[dashboard]\nenabled = true",
+        "[dashboard]\nenabled = false",
+    )]);
+    let before = gw.snapshot();
+    let dry = gw.ok(&["apply", "--dry-run"]);
+    assert_eq!(gw.snapshot(), before);
+    assert!(
+        dry.contains("--- a/var/lib/rancher/k3s/server/manifests/proton-dashboard.yaml"),
+        "{dry}"
+    );
+    assert!(dry.contains("-kind: HelmChart"), "{dry}");
+    assert!(dry.contains("K3s prunes: HelmChart kube-system/"), "{dry}");
+    assert!(dry.contains("K3s prunes: ServiceAccount"), "{dry}");
+
+    let out = gw.ok(&["apply"]);
+    assert!(out.contains("K3s prunes: HelmChart"), "{out}");
+    assert!(
+        dash.exists(),
+        "the file must stay for K3s to prune its objects"
+    );
+    assert!(
+        kinds(&dash).is_empty(),
+        "objects left in the dashboard file"
+    );
+    for name in proton_addons::FILE_NAMES {
+        assert!(gw.path(&format!("{MANIFESTS}/{name}")).exists(), "{name}");
+    }
+    assert!(gw.ok(&["apply"]).contains("Nothing to change"));
+}
+
+#[test]
+fn a_bad_spec_or_a_failing_installer() {
+    let gw = Gw::new();
+    gw.edit_spec(&[(
+        "skip_download = true",
+        "skip_download = true\nextra_args = [\"--node-ip=1.2.3.4\"]",
+    )]);
+    let before = gw.snapshot();
+    let out = gw.run(&["apply"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("node-ip"), "{err}");
+    assert_eq!(gw.snapshot(), before, "a bad spec changed files");
+    gw.edit_spec(&[("\nextra_args = [\"--node-ip=1.2.3.4\"]", "")]);
+
+    // The installer fails: its last lines are quoted; the next run finishes the job.
+    std::fs::write(gw.rec.path().join("fail"), "").unwrap();
+    let out = gw.run(&["apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("the K3s install script failed (exit 3)"),
+        "{err}"
+    );
+    assert!(err.contains("line 30\n[ERROR] Download failed"), "{err}");
+    std::fs::remove_file(gw.rec.path().join("fail")).unwrap();
+    let out = gw.ok(&["apply"]);
+    assert!(out.contains("K3s v1.34.2+k3s1 installed"), "{out}");
+    assert!(
+        !out.contains("wrote "),
+        "files were already in place: {out}"
+    );
+    assert!(gw.ok(&["apply"]).contains("Nothing to change"));
+}
+
+#[test]
+fn kubeconfig_points_at_the_tunnel_and_merges_without_disturbing_others() {
+    let gw = Gw::new();
+    let missing = gw.run(&["kubeconfig"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("proton apply"));
+
+    let k3s_yaml = gw.path("etc/rancher/k3s/k3s.yaml");
+    std::fs::create_dir_all(k3s_yaml.parent().unwrap()).unwrap();
+    std::fs::copy(fixture("k3s.yaml"), &k3s_yaml).unwrap();
+    let out = gw.run(&["kubeconfig"]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("cluster-admin"),
+        "warns it is admin"
+    );
+    let printed = text(&out.stdout);
+    assert!(
+        printed.contains("server: https://10.7.7.1:6443"),
+        "{printed}"
+    );
+    assert!(printed.contains("current-context: proton"), "{printed}");
+    assert!(!printed.contains("default"), "{printed}");
+    assert!(printed.contains("client-key-data: LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUZha2VLZXkKLS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo="));
+
+    // --merge FILE keeps the other clusters, contexts, users and the current context.
+    let target = gw.path("home/admin/other.yaml");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::copy(fixture("existing-kubeconfig.yaml"), &target).unwrap();
+    gw.ok(&["kubeconfig", "--merge", target.to_str().unwrap()]);
+    let merged = std::fs::read_to_string(&target).unwrap();
+    for kept in [
+        "name: work-eks",
+        "name: kind-dev",
+        "namespace: payments",
+        "current-context: work",
+        "token: kind-token",
+        "colors: true",
+        "command: aws",
+    ] {
+        assert!(merged.contains(kept), "{kept} lost:\n{merged}");
+    }
+    assert!(merged.contains("server: https://10.7.7.1:6443"), "{merged}");
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Merging twice replaces ours by name: no duplicates.
+    gw.ok(&["kubeconfig", "--merge", target.to_str().unwrap()]);
+    let twice = std::fs::read_to_string(&target).unwrap();
+    assert_eq!(twice, merged);
+
+    // --merge alone: ~/.kube/config (HOME under the root), created 0600.
+    gw.ok(&["kubeconfig", "--merge"]);
+    let default = gw.path("home/admin/.kube/config");
+    let created = std::fs::read_to_string(&default).unwrap();
+    assert!(created.contains("current-context: proton"), "{created}");
+}

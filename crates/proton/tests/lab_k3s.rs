@@ -1,0 +1,252 @@
+//! K3s in the lab, through the real binary: a worker joins a gateway that runs K3s with
+//! only the invitation and gets its agent configured and installed; removing it forgets
+//! its node; the firewall `proton apply` writes keeps the kube API on the tunnel.
+//!
+//! K3s cannot be downloaded here, so the gateway's `k3s` is a fixture (tests/fixtures/
+//! fake-k3s, answering `--version`, `token create|delete`, `kubectl delete`, logging
+//! its calls) placed where `proton apply` would have installed K3s, and the worker's
+//! installer is the local script fixture (air-gapped mode) recording its environment.
+//! Needs root; skipped otherwise.
+
+mod common;
+
+use common::{BIN, LabGuard, root_and_tools};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const TOKEN: &str = "abc123.0123456789abcdef";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn node_root(lab: &LabGuard, node: &str) -> PathBuf {
+    PathBuf::from(format!("/run/proton-lab/{}/{node}/root", lab.0))
+}
+
+fn copy_exec(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(from, to).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn invitation(lab: &LabGuard, name: &str) -> String {
+    let out = lab.proton("gw", &["invite", name, "--no-qr"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("proton1-"))
+        .expect("an invitation line")
+        .to_string()
+}
+
+#[test]
+fn a_worker_joins_k3s_with_only_the_invitation_and_removal_forgets_its_node() {
+    if !root_and_tools() {
+        return;
+    }
+    let lab = LabGuard::up("tk", 0, 1, 0);
+    let gw = node_root(&lab, "gw");
+    let w1 = node_root(&lab, "w1");
+    // The gateway's K3s server, as `proton apply` would have left it.
+    copy_exec(&fixture("fake-k3s"), &gw.join("usr/local/bin/k3s"));
+    std::fs::write(gw.join("usr/local/bin/k3s-version"), "v1.34.2+k3s1\n").unwrap();
+    // The worker is air-gapped: the install script is a local file.
+    copy_exec(&fixture("k3s-install.sh"), &w1.join("opt/k3s/install.sh"));
+    let rec = tempfile::tempdir().unwrap();
+
+    let inv = invitation(&lab, "w1");
+    let mut child = Command::new(BIN)
+        .args(["lab", "exec", "w1", "--name", &lab.0, "--stdin", "--"])
+        .arg("env")
+        .arg(format!("RECORD_DIR={}", rec.path().display()))
+        .args([BIN, "--root", w1.to_str().unwrap(), "join"])
+        .args([
+            "--k3s-install-script",
+            "/opt/k3s/install.sh",
+            "--k3s-skip-download",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(inv.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "join: {stdout}{stderr}");
+    assert!(
+        stdout.contains("K3s agent v1.34.2+k3s1 installed"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("  | [INFO]  Using v1.34.2+k3s1"),
+        "progress: {stderr}"
+    );
+    assert!(
+        !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+        "the token was printed"
+    );
+
+    // The agent's config.yaml: the server over the tunnel, this node's tunnel address,
+    // flannel over wg0, the bootstrap token; 0600.
+    let cfg_path = w1.join("etc/rancher/k3s/config.yaml");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    for line in [
+        "server: https://10.7.7.1:6443",
+        &format!("token: {TOKEN}"),
+        "node-name: w1",
+        "node-ip: 10.7.7.2",
+        "flannel-iface: wg0",
+    ] {
+        assert!(cfg.lines().any(|l| l == line), "{line} in:\n{cfg}");
+    }
+    let mode = std::fs::metadata(&cfg_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // The installer got the server's version, agent mode, air-gap, and the URL and token
+    // only in its environment, never in argv.
+    let record = std::fs::read_to_string(rec.path().join("record")).unwrap();
+    let mut lines = record.lines();
+    assert_eq!(lines.next(), Some("args:"), "{record}");
+    for want in [
+        "INSTALL_K3S_VERSION=v1.34.2+k3s1",
+        "INSTALL_K3S_EXEC=agent",
+        "INSTALL_K3S_SKIP_DOWNLOAD=true",
+        "K3S_URL=https://10.7.7.1:6443",
+        &format!("K3S_TOKEN={TOKEN}"),
+    ] {
+        assert!(record.lines().any(|l| l == want), "{want} in:\n{record}");
+    }
+
+    // The gateway minted a short-lived per-node token (never its own) and kept its ID.
+    let calls = std::fs::read_to_string(gw.join("usr/local/bin/k3s-calls.log")).unwrap();
+    assert!(
+        calls
+            .lines()
+            .any(|l| l == "token create --ttl 30m --description proton:w1"),
+        "{calls}"
+    );
+    let id_file = gw.join("var/lib/proton/k3s-tokens/w1");
+    assert_eq!(std::fs::read_to_string(&id_file).unwrap().trim(), "abc123");
+
+    // Removing the worker deletes its Node, its node-password secret and its token.
+    let out = lab.proton("gw", &["peer", "remove", "w1"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Deleted K8s node `w1`"),
+        "{}",
+        text(&out.stdout)
+    );
+    let calls = std::fs::read_to_string(gw.join("usr/local/bin/k3s-calls.log")).unwrap();
+    for want in [
+        "kubectl delete node w1 --ignore-not-found",
+        "kubectl -n kube-system delete secret w1.node-password.k3s --ignore-not-found",
+        "token delete abc123",
+    ] {
+        assert!(calls.lines().any(|l| l == want), "{want} in:\n{calls}");
+    }
+    assert!(!id_file.exists());
+}
+
+/// Kills a process started in a lab node when the test ends, pass or fail.
+struct Kill(String);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn the_applied_firewall_keeps_the_kube_api_on_the_tunnel() {
+    if !root_and_tools() {
+        return;
+    }
+    // A standard lab: its gateway has no K3s, so w1 joined for the tunnel only.
+    let lab = LabGuard::up("tw", 1, 0, 0);
+    let gw = node_root(&lab, "gw");
+    let spec_path = gw.join("etc/proton/proton.toml");
+    let spec = std::fs::read_to_string(&spec_path).unwrap();
+    std::fs::write(
+        &spec_path,
+        spec.replacen("[k3s]\nenabled = true", "[k3s]\nenabled = false", 1),
+    )
+    .unwrap();
+    let out = lab.proton("gw", &["apply"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("wrote /etc/proton/firewall.nft"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // A listener standing in for the kube API, on every address of the gateway.
+    let pid = lab.ok(
+        "gw",
+        &[
+            "sh",
+            "-c",
+            "python3 -m http.server 6443 --bind 0.0.0.0 >/dev/null 2>&1 & echo $!",
+        ],
+    );
+    let _kill = Kill(pid.trim().to_string());
+    let probe = |node: &str, host: &str| {
+        lab.exec(
+            node,
+            &[
+                "python3",
+                "-c",
+                &format!("import socket; socket.create_connection(('{host}', 6443), timeout=3)"),
+            ],
+        )
+        .status
+        .success()
+    };
+    let up = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        probe("gw", "127.0.0.1")
+    });
+    assert!(up, "the stand-in listener did not start");
+    let public = lab.public_ip(1);
+    assert!(
+        probe("nat", &public),
+        "without the firewall the NAT side reaches 6443 (else this test proves nothing)"
+    );
+
+    // The ruleset file exactly as `proton apply` wrote it, loaded in the gateway's netns.
+    let rules = gw.join("etc/proton/firewall.nft");
+    lab.ok("gw", &["nft", "-f", rules.to_str().unwrap()]);
+    assert!(
+        probe("w1", "10.7.7.1"),
+        "a joined worker reaches 6443 over the tunnel"
+    );
+    assert!(probe("gw", "127.0.0.1"), "loopback reaches 6443");
+    assert!(!probe("nat", &public), "the NAT side must not reach 6443");
+    assert!(
+        lab.ping("w1", "10.7.7.1"),
+        "WireGuard's UDP port stays open"
+    );
+    // Loading it again replaces the table atomically: still exactly one.
+    lab.ok("gw", &["nft", "-f", rules.to_str().unwrap()]);
+    let tables = lab.ok("gw", &["nft", "list", "tables"]);
+    assert_eq!(
+        tables.lines().filter(|l| *l == "table inet proton").count(),
+        1,
+        "{tables}"
+    );
+    assert!(!probe("nat", &public));
+}
