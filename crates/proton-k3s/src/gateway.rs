@@ -180,7 +180,10 @@ mod tests {
     fn firewall_files_keep_the_api_on_the_tunnel() {
         let files = firewall_files(&spec(""), 51821).unwrap();
         let rules = &files[0].contents;
-        assert!(rules.contains("iifname \"wg0\" accept"), "{rules}");
+        assert!(
+            rules.contains("iifname \"wg0\" ip saddr 10.7.7.0/24 accept"),
+            "{rules}"
+        );
         assert!(rules.contains("udp dport 51820 accept"), "{rules}");
         assert!(
             rules.contains("tcp dport { 6443, 9586, 10250, 51821 } counter drop"),
