@@ -11,8 +11,9 @@ use std::path::PathBuf;
     about = "Turn one VPS into the WireGuard gateway of a K3s cluster whose workers sit behind NAT",
     long_about = "Proton turns one VPS into the WireGuard VPN server, K3s control plane and \
 traffic entry point of a cluster whose other machines sit behind NAT.\n\n\
-On the VPS:   proton init --endpoint vps.example.com; proton apply (firewall, K3s, add-ons);\n\
-              systemctl enable --now proton-gateway\n\
+On the VPS:   proton init --endpoint vps.example.com\n\
+Converge:     proton apply   (firewall, K3s, add-ons; --dry-run shows the plan)\n\
+The daemon:   systemctl enable --now proton-gateway\n\
 Invite:       proton invite home-1   (prints a one-line invitation and a QR code)\n\
 On a worker:  proton join <INVITATION>\n\
 Try it all on one machine first: proton lab up --workers 2",
