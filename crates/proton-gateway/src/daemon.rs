@@ -268,9 +268,7 @@ impl Join {
             swap: Box::new(move || gw.wake.notify_one()),
         })
     }
-}
 
-impl Join {
     /// What a redeemed peer is told: its address, the network, the gateway's key and,
     /// for a worker of a gateway running K3s, how to join the cluster.
     fn answer(&self, peer: &Peer, k3s: Option<K3sJoin>) -> Result<RedeemResponse, JoinRefusal> {

@@ -180,7 +180,8 @@ fn redeem_loop(
             secret: inv.secret_text().to_string(),
             public_key: key_of_mine.public_key().to_base64(),
         };
-        let redeemed = client::redeem(api, &req, Duration::from_secs(5));
+        // Long enough for a gateway that mints a K3s token before answering.
+        let redeemed = client::redeem(api, &req, Duration::from_secs(10));
         rt.block_on(device.down());
         match redeemed {
             Ok(answer) if own => {
