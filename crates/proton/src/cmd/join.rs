@@ -132,6 +132,16 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
             inv.network.with_host(inv.address),
         );
         cfg.peers = vec![gateway_peer(&inv, endpoint, 25)];
+        // Join on the data plane the tunnel will keep. gotatun stamps handshakes with
+        // TAI64N based at 2^62+37 s, the kernel (and wireguard-go) at 2^62+10 s: after a
+        // userspace handshake with our key, the gateway would drop the kernel tunnel's
+        // handshakes as replays for ~27 s (found by the VM test). Auto: kernel where the
+        // module is, else userspace (wg-quick cannot run there anyway).
+        cfg.backend = if kernel {
+            proton_wg::BackendKind::Auto
+        } else {
+            proton_wg::BackendKind::Userspace
+        };
         cfg
     };
     let mut device = Some(rt.block_on(Device::up(config(&inv.throwaway)))?);
