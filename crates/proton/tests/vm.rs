@@ -139,6 +139,7 @@ fn kernel_wireguard_in_a_vm() {
         all_passed,
         "VM steps (every one must pass, and each inner test must have run): {summary:?}"
     );
+    println!("--- VM console:\n{}\n--- end of VM console", run.console);
     println!(
         "VM scenario wall time: {:.1} s (boot to power-off, qemu TCG); steps: {}",
         run.wall.as_secs_f64(),

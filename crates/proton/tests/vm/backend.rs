@@ -144,9 +144,36 @@ pub async fn scenario() {
     let line = wg_peer(None, IFACE, &peer.public_key().to_base64());
     assert_session_kept(before, hs_rx_tx(&line), "live peer during 100 adds/removes");
     assert_eq!(line[7], "15", "keepalive updated in place");
+    assert_eq!(
+        line[2],
+        ep.to_string(),
+        "an update without endpoint keeps the learned one"
+    );
     println!(
         "kernel backend: 100 peers added and removed live, {answered} pings answered, 0 lost, session kept"
     );
+
+    // Wider allowed IPs take effect in place: the gateway routes the new address.
+    ok(
+        Some(NS),
+        &["ip", "addr", "add", "10.99.0.3/32", "dev", "wgp"],
+    );
+    let before = hs_rx_tx(&line);
+    let mut changed = changed;
+    changed.allowed_ips.push("10.99.0.3/32".parse().unwrap());
+    let applied = dev.reconcile(std::slice::from_ref(&changed)).await.unwrap();
+    assert_eq!((applied.added, applied.updated, applied.removed), (0, 1, 0));
+    ping(None, "10.99.0.3");
+    let line = wg_peer(None, IFACE, &peer.public_key().to_base64());
+    let mut ips: Vec<&str> = line[3].split(',').collect();
+    ips.sort();
+    assert_eq!(ips, ["10.99.0.2/32", "10.99.0.3/32"]);
+    assert_session_kept(
+        before,
+        hs_rx_tx(&line),
+        "live peer across an allowed-IPs update",
+    );
+    println!("kernel backend: allowed IPs widened in place, new address routed, session kept");
 
     // A restarted daemon adopts the link: peers it no longer wants go, the live one
     // keeps its session, the address is already there.
@@ -180,6 +207,12 @@ pub async fn scenario() {
         "live peer across an adopting restart",
     );
     println!("kernel backend: restart adopted the link, stray peer removed, session kept");
+
+    // A new private key reaches the kernel.
+    let rekeyed = PrivateKey::generate();
+    dev.set_private_key(&rekeyed).await.unwrap();
+    let (head, _) = wg_dump(None, IFACE);
+    assert_eq!(head[1], rekeyed.public_key().to_base64());
 
     dev.down().await;
     assert!(

@@ -50,6 +50,14 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// SIGKILL: no clean-up at all, as after a crash.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// SIGTERM, and whether it exited cleanly.
     fn stop(&mut self) -> bool {
         let Some(mut child) = self.child.take() else {
@@ -308,12 +316,46 @@ pub fn scenario(worker: &str) {
     assert_ne!(wpeers[0][4], "0", "the worker saw a handshake: {wpeers:?}");
     println!("stats: daemon {sp}; wg show rx {rx} tx {tx}");
 
+    // SIGKILL: the kernel keeps the tunnel without the daemon; a restarted daemon adopts
+    // the link (same ifindex) and the worker's session survives.
+    let index = || {
+        let link = ok(Some("gw"), &["ip", "-o", "link", "show", "wg0"]);
+        link.split(':').next().unwrap().to_string()
+    };
+    let idx = index();
+    let before = hs_rx_tx(&wg_peer(Some("gw"), "wg0", &worker_key));
+    gateway.kill();
+    ping(Some("wk"), "10.7.7.1");
+    let mut gateway = Daemon::spawn(
+        "gw",
+        &gwr,
+        &["gateway", "run", "--backend", "kernel"],
+        "/tmp/gateway-restarted.log",
+    );
+    wait_for_daemon(&gwr, &gateway);
+    assert_eq!(
+        index(),
+        idx,
+        "the restarted daemon adopted wg0, not recreated it"
+    );
+    ping(Some("wk"), "10.7.7.1");
+    ping(Some("gw"), &worker_ip);
+    let line = wg_peer(Some("gw"), "wg0", &worker_key);
+    assert_session_kept(
+        before,
+        hs_rx_tx(&line),
+        "worker across a gateway SIGKILL and restart",
+    );
+    println!(
+        "gateway: SIGKILL, tunnel kept by the kernel, restart adopted wg0, worker session kept"
+    );
+
     // 100 peers come and go live while the worker pings the gateway: 5 phones through
     // the CLI (`proton client add`, `proton peer remove`: one reconcile each), 95 more
     // written to the DB as the CLI writes them, then one reconcile over the admin socket
     // (one large kernel change). Under TCG a CLI run takes seconds; 200 would take many
     // minutes and prove nothing more.
-    let before = (hs, rx, tx);
+    let before = hs_rx_tx(&wg_peer(Some("gw"), "wg0", &worker_key));
     let pinger = Pinger::start("wk", "10.7.7.1");
     let t = Instant::now();
     for i in 1..=CLI_PEERS {
