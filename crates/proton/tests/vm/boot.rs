@@ -142,6 +142,29 @@ fn copy_into(tree: &Path, src: &Path, dst: &Path, strip: bool) {
     }
 }
 
+/// Puts kernel module `m` into the tree as a plain `.ko` (busybox insmod may not read
+/// the `.ko.xz`/`.ko.zst`/`.ko.gz` newer Debian kernels ship) and returns its path there.
+fn add_module(tree: &Path, m: &Path) -> PathBuf {
+    let name = m.to_str().unwrap();
+    let tool = [(".xz", "xz"), (".zst", "zstd"), (".gz", "gzip")]
+        .into_iter()
+        .find(|(ext, _)| name.ends_with(ext));
+    let Some((ext, tool)) = tool else {
+        copy_into(tree, m, m, false);
+        return m.to_path_buf();
+    };
+    let ko = PathBuf::from(name.strip_suffix(ext).unwrap());
+    let to = tree.join(ko.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    let out = Command::new(tool)
+        .args(["-dc", name])
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} -dc {name}: {e}"));
+    assert!(out.status.success(), "{tool} -dc {name}");
+    std::fs::write(&to, out.stdout).unwrap();
+    ko
+}
+
 /// One program to run inside the VM, as a named step of the scenario.
 pub struct Step {
     pub name: &'static str,
@@ -188,8 +211,8 @@ pub fn build_initramfs(
     }
     let mut modules = String::new();
     for m in kit.module_files().expect("module dependencies") {
-        copy_into(&tree, &m, &m, false);
-        modules.push_str(&format!("{}\n", m.display()));
+        let ko = add_module(&tree, &m);
+        modules.push_str(&format!("{}\n", ko.display()));
     }
     std::fs::write(tree.join("modules.list"), modules).unwrap();
     std::fs::write(tree.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();

@@ -136,8 +136,8 @@ pub fn hs_rx_tx(p: &[String]) -> (u64, u64, u64) {
     )
 }
 
-/// One ping after another from `ns` to `to` until stopped, each given 2 s to answer;
-/// counts answered and lost ones. A reply later than 2 s counts as lost.
+/// One ping after another from `ns` to `to` until stopped, each given 5 s to answer (TCG under load is slow; a reset session stays silent for 15 s or more);
+/// counts answered and lost ones. A reply later than 5 s counts as lost.
 pub struct Pinger {
     child: Child,
     stop: PathBuf,
@@ -148,7 +148,7 @@ impl Pinger {
         let stop = PathBuf::from(format!("/tmp/stop-pinger-{ns}"));
         let _ = std::fs::remove_file(&stop);
         let script = format!(
-            "while [ ! -e {s} ]; do if ping -c 1 -W 2 {to} >/dev/null 2>&1; then echo ok; else echo lost; fi; done",
+            "while [ ! -e {s} ]; do if ping -c 1 -W 5 {to} >/dev/null 2>&1; then echo ok; else echo lost; fi; done",
             s = stop.display()
         );
         let child = command(Some(ns), &["sh", "-c", &script])
