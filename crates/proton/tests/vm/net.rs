@@ -136,8 +136,9 @@ pub fn hs_rx_tx(p: &[String]) -> (u64, u64, u64) {
     )
 }
 
-/// One ping after another from `ns` to `to` until stopped, each given 5 s to answer (TCG under load is slow; a reset session stays silent for 15 s or more);
-/// counts answered and lost ones. A reply later than 5 s counts as lost.
+/// One ping after another from `ns` to `to` until stopped, each given 5 s to answer
+/// (TCG under load is slow; a reset session stays silent for 15 s or more); counts
+/// answered and lost ones. A reply later than 5 s counts as lost.
 pub struct Pinger {
     child: Child,
     stop: PathBuf,
