@@ -92,6 +92,16 @@ fn until<T>(
     }
 }
 
+/// Whether this network namespace has an interface `name`: `/proc/net/dev` is per
+/// namespace (it is `/proc/self/net`), unlike a `/sys` mounted by someone else.
+fn interface_exists(name: &str) -> bool {
+    std::fs::read_to_string("/proc/net/dev")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .any(|(n, _)| n.trim() == name)
+}
+
 pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
     let kernel = match args.backend.as_str() {
         "kernel" => true,
@@ -113,6 +123,18 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
         return Err(bad_input(
             "this invitation has expired",
             Some("ask the gateway's admin for a new one: proton invite <name>".into()),
+        ));
+    }
+    // An existing link of that name is refused, not taken over: the kernel backend would
+    // adopt it (and delete it when the join ends), which could be a running tunnel.
+    if interface_exists(&args.interface) {
+        return Err(bad_input(
+            format!("network interface `{}` already exists", args.interface),
+            Some(format!(
+                "if it is this machine's tunnel from an earlier join, stop it first \
+                 (`wg-quick down {0}` or `ip link del {0}`), or pass --interface",
+                args.interface
+            )),
         ));
     }
     let endpoint = resolve(&inv.endpoint)?;
