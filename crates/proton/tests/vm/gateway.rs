@@ -185,8 +185,8 @@ pub fn scenario(worker: &str) {
     assert!(link.contains("wireguard") && link.contains(",UP"), "{link}");
     println!("gateway: daemon up on kernel WireGuard: {st}");
 
-    // The worker joins with an invitation (the join's own temporary tunnel is
-    // Proton's userspace one, whatever the permanent backend).
+    // The worker joins with an invitation; the join's temporary tunnel runs on the
+    // data plane the permanent one will use (kernel here for `--backend kernel`).
     let inv = proton("gw", &gwr, &["invite", "w1", "--no-qr"]);
     let inv = inv
         .lines()
