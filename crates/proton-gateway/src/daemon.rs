@@ -63,38 +63,38 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The peers the DB wants on the device, and the invitees among them (fenced).
+fn desired(root: &Root, spec: &Spec) -> Result<(Vec<PeerConfig>, Vec<Ipv4Addr>), DaemonError> {
+    let keepalive = Some(spec.network.persistent_keepalive).filter(|k| *k != 0);
+    let peers = Store::open_existing(root, &spec.network.cidr)
+        .and_then(|s| s.active_peers())
+        .map_err(|e| DaemonError(e.to_string()))?;
+    let invitees = peers
+        .iter()
+        .filter(|p| p.state == PeerState::Invited)
+        .map(|p| p.address)
+        .collect();
+    let desired = peers
+        .into_iter()
+        .map(|p| PeerConfig {
+            keepalive,
+            ..PeerConfig::new(p.public_key, vec![ipnet::Ipv4Net::from(p.address).into()])
+        })
+        .collect();
+    Ok((desired, invitees))
+}
+
 impl Gateway {
     fn store(&self) -> Result<Store, DaemonError> {
         Store::open_existing(&self.root, &self.spec.network.cidr)
             .map_err(|e| DaemonError(e.to_string()))
     }
 
-    fn desired(&self) -> Result<(Vec<PeerConfig>, Vec<Ipv4Addr>), DaemonError> {
-        let keepalive = Some(self.spec.network.persistent_keepalive).filter(|k| *k != 0);
-        let peers = self
-            .store()?
-            .active_peers()
-            .map_err(|e| DaemonError(e.to_string()))?;
-        let invitees = peers
-            .iter()
-            .filter(|p| p.state == PeerState::Invited)
-            .map(|p| p.address)
-            .collect();
-        let desired = peers
-            .into_iter()
-            .map(|p| PeerConfig {
-                keepalive,
-                ..PeerConfig::new(p.public_key, vec![ipnet::Ipv4Net::from(p.address).into()])
-            })
-            .collect();
-        Ok((desired, invitees))
-    }
-
     /// Brings the device in line with the DB; serialized, so concurrent triggers queue.
     async fn reconcile(&self) -> Result<proton_wg::Applied, DaemonError> {
         let _guard = self.lock.lock().await;
         let started = std::time::Instant::now();
-        let (desired, invitees) = self.desired()?;
+        let (desired, invitees) = desired(&self.root, &self.spec)?;
         // Fence invitees before their keys reach the device.
         if let Err(e) = crate::fence::set_invitees(&invitees) {
             tracing::error!("could not fence invitees to the join API: {e}");
@@ -336,6 +336,13 @@ pub async fn run(
     }
     crate::fence::install(&spec.network.interface, JOIN_API_PORT)
         .map_err(|e| DaemonError(format!("installing the invitee fence (nftables): {e}")))?;
+    // The device starts with the DB's peers. A kernel interface left by a crashed daemon
+    // is adopted and reconciled to these: an empty list would remove every peer and
+    // reset every session (found by the VM test's SIGKILL-and-restart step).
+    let (peers, invitees) = desired(&opts.root, &spec)?;
+    crate::fence::set_invitees(&invitees)
+        .map_err(|e| DaemonError(format!("fencing invitees (nftables): {e}")))?;
+    cfg.peers = peers;
     let device = Device::up(cfg)
         .await
         .map_err(|e| DaemonError(e.to_string()))?;

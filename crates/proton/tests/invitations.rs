@@ -85,6 +85,19 @@ fn bad_invitations_are_refused_with_one_line_and_change_nothing() {
             "{needle}: the worker wrote files"
         );
     }
+    // A good invitation, but the tunnel's interface name is taken (`lo` always is).
+    let worker = tempfile::tempdir().unwrap();
+    let out = proton(worker.path(), &["join", "--interface", "lo"], Some(&good));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("`lo` already exists"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(worker.path()).unwrap().next().is_none(),
+        "an interface clash wrote files"
+    );
     assert_eq!(
         peers(gw.path()),
         state_before,

@@ -254,6 +254,16 @@ fn confirm_own_key(
     }
 }
 
+/// Whether this network namespace has an interface `name`: `/proc/net/dev` is per
+/// namespace (it is `/proc/self/net`), unlike a `/sys` mounted by someone else.
+fn interface_exists(name: &str) -> bool {
+    std::fs::read_to_string("/proc/net/dev")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .any(|(n, _)| n.trim() == name)
+}
+
 pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
     let kernel = match args.backend.as_str() {
         "kernel" => true,
@@ -277,6 +287,18 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
             Some("ask the gateway's admin for a new one: proton invite <name>".into()),
         ));
     }
+    // An existing link of that name is refused, not taken over: the kernel backend would
+    // adopt it (and delete it when the join ends), which could be a running tunnel.
+    if interface_exists(&args.interface) {
+        return Err(bad_input(
+            format!("network interface `{}` already exists", args.interface),
+            Some(format!(
+                "if it is this machine's tunnel from an earlier join, stop it first \
+                 (`wg-quick down {0}` or `ip link del {0}`), or pass --interface",
+                args.interface
+            )),
+        ));
+    }
     let endpoint = resolve(&inv.endpoint)?;
     let api = SocketAddrV4::new(inv.network.gateway(), JOIN_API_PORT);
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
@@ -293,6 +315,16 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
             inv.network.with_host(inv.address),
         );
         cfg.peers = vec![gateway_peer(&inv, endpoint, 25)];
+        // Join on the data plane the tunnel will keep. gotatun stamps handshakes with
+        // TAI64N based at 2^62+37 s, the kernel (and wireguard-go) at 2^62+10 s: after a
+        // userspace handshake with our key, the gateway would drop the kernel tunnel's
+        // handshakes as replays for ~27 s (found by the VM test). Auto: kernel where the
+        // module is, else userspace (wg-quick cannot run there anyway).
+        cfg.backend = if kernel {
+            proton_wg::BackendKind::Auto
+        } else {
+            proton_wg::BackendKind::Userspace
+        };
         cfg
     };
     let (mine, answer) = redeem_loop(root, &rt, &inv, &config, api, deadline, args.timeout)?;
