@@ -290,10 +290,20 @@ pub enum PeerCommand {
         json: bool,
     },
     /// Remove a peer: its key leaves the live interface at once (not a single packet more)
-    /// and its address is freed.
-    Remove { name: String },
-    /// Rename a peer.
-    Rename { old: String, new: String },
+    /// and its address is freed. For a worker, when K3s runs here, its K8s Node, its
+    /// node-password secret and its bootstrap token are deleted too.
+    Remove {
+        /// The peer's name, as `proton peer list` shows it.
+        name: String,
+    },
+    /// Rename a peer in Proton's inventory (audited). Its key and address stay; a worker's
+    /// Kubernetes node keeps the name it joined with.
+    Rename {
+        /// The peer's current name.
+        old: String,
+        /// The new name: 1-63 lowercase letters, digits and `-`.
+        new: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -302,6 +312,7 @@ pub enum ClientCommand {
     /// Proton. The key pair is made here, shown once, and never stored. Split tunnel
     /// (only the VPN network goes through the gateway) unless --full-tunnel.
     Add {
+        /// A name for the device, e.g. `phone`: 1-63 lowercase letters, digits and `-`.
         name: String,
         /// Send all traffic through the gateway (AllowedIPs = 0.0.0.0/0).
         #[arg(long)]
