@@ -45,14 +45,14 @@ pub fn run(root: &Root, cmd: ClientCommand) -> anyhow::Result<()> {
     // The PNG is written before anything is shown or the daemon hears of the peer: when it
     // cannot be written, the peer is taken out again, so a failed command leaves no client
     // whose key nobody has.
-    if let Some(path) = &qr_png {
-        if let Err(e) = crate::qr::write_png(&text, path, 8) {
-            ctx.store.remove_peer(name.as_str(), "cli")?;
-            return Err(bad_input(
-                format!("cannot write the QR code to {}: {e:#}", path.display()),
-                Some("choose a writable --qr-png path; nothing was added".into()),
-            ));
-        }
+    if let Some(path) = &qr_png
+        && let Err(e) = crate::qr::write_png(&text, path, 8)
+    {
+        ctx.store.remove_peer(name.as_str(), "cli")?;
+        return Err(bad_input(
+            format!("cannot write the QR code to {}: {e:#}", path.display()),
+            Some("choose a writable --qr-png path; nothing was added".into()),
+        ));
     }
     notify_daemon(root);
     eprintln!(
