@@ -15,7 +15,7 @@ On the VPS:   proton init --endpoint vps.example.com\n\
 Converge:     proton apply   (firewall, K3s, add-ons; --dry-run shows the plan)\n\
 The daemon:   systemctl enable --now proton-gateway\n\
 Invite:       proton invite home-1   (prints a one-line invitation and a QR code)\n\
-On a worker:  proton join <INVITATION>\n\
+On a worker:  proton join   (paste the invitation: stdin keeps it out of ps)\n\
 Try it all on one machine first: proton lab up --workers 2",
     propagate_version = true
 )]
