@@ -187,7 +187,7 @@ impl Default for IngressSpec {
     fn default() -> Self {
         IngressSpec {
             enabled: true,
-            chart_version: "41.3.0".into(),
+            chart_version: TRAEFIK_CHART_VERSION.into(),
             class: "traefik-cert-manager".into(),
             dashboard_host: None,
             extra_ports: Vec::new(),
@@ -229,7 +229,7 @@ impl Default for TlsSpec {
         TlsSpec {
             enabled: true,
             acme_email: None,
-            chart_version: "v1.21.1".into(),
+            chart_version: CERT_MANAGER_CHART_VERSION.into(),
             default_issuer: "letsencrypt-prod".into(),
         }
     }
@@ -265,6 +265,10 @@ impl Default for DashboardSpec {
     }
 }
 
+/// Pinned Traefik chart (traefik/traefik-helm-chart), `ingress.chart_version`'s default.
+pub const TRAEFIK_CHART_VERSION: &str = "41.3.0";
+/// Pinned cert-manager chart, `tls.chart_version`'s default.
+pub const CERT_MANAGER_CHART_VERSION: &str = "v1.21.1";
 /// Pinned Headlamp chart (kubernetes-sigs/headlamp), the default dashboard.
 pub const HEADLAMP_CHART_VERSION: &str = "0.39.0";
 /// Pinned Kubernetes Dashboard chart (archived upstream; kept as an option).
