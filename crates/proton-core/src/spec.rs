@@ -524,7 +524,7 @@ impl Spec {
             Some(e) => Ok(Some(e)),
             None => Err(field(
                 "tls.acme_email",
-                "is required while tls.enabled and ingress.enabled are true: Let's Encrypt needs a contact address (or set tls.enabled = false)",
+                "is required while tls.enabled and ingress.enabled are true: Let's Encrypt needs a contact address (add acme_email = \"you@example.org\" under [tls], or set tls.enabled = false)",
             )),
         }
     }
@@ -573,7 +573,7 @@ impl Spec {
                     Some("# Traefik ingress pinned to this gateway, client IPs preserved.")
                 }
                 "[tls]" => Some(
-                    "# Let's Encrypt through cert-manager (set acme_email before `proton apply`).",
+                    "# Let's Encrypt through cert-manager. Before `proton apply`, add your contact address\n# below [tls]:  acme_email = \"you@example.org\"",
                 ),
                 "[dashboard]" => Some(
                     "# Cluster dashboard (headlamp or kubernetes-dashboard), reachable only over the VPN.",
