@@ -183,3 +183,27 @@ fn rename_and_remove_refuse_bad_input_and_renames_are_audited() {
         ("peer.rename", "cli")
     );
 }
+
+#[test]
+fn a_worker_that_joined_k3s_cannot_be_renamed() {
+    let gw = gateway();
+    let out = proton(gw.path(), &["invite", "home-1", "--no-qr"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // What the join API records when it mints the worker's K3s bootstrap token.
+    let tokens = gw.path().join("var/lib/proton/k3s-tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    std::fs::write(tokens.join("home-1"), "abcdef\n").unwrap();
+    let before = peers(gw.path());
+    let out = proton(gw.path(), &["peer", "rename", "home-1", "home-2"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("cannot rename a node"),
+        "{err}"
+    );
+    assert_eq!(peers(gw.path()), before);
+    // Without K3s join data, a worker renames like any peer.
+    std::fs::remove_file(tokens.join("home-1")).unwrap();
+    let out = proton(gw.path(), &["peer", "rename", "home-1", "home-2"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
