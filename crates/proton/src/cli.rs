@@ -296,8 +296,8 @@ pub enum PeerCommand {
         /// The peer's name, as `proton peer list` shows it.
         name: String,
     },
-    /// Rename a peer in Proton's inventory (audited). Its key and address stay; a worker's
-    /// Kubernetes node keeps the name it joined with.
+    /// Rename a peer in Proton's inventory (audited). Its key and address stay. A worker
+    /// that joined K3s cannot be renamed: its Kubernetes node keeps the name it joined with.
     Rename {
         /// The peer's current name.
         old: String,
