@@ -157,6 +157,7 @@ fn rename_and_remove_refuse_bad_input_and_renames_are_audited() {
         &["invite", "w1", "--ttl", "0s", "--no-qr"],
         &["invite", "w1", "--ttl", "31d", "--no-qr"],
         &["invite", "w1", "--ttl", "1x", "--no-qr"],
+        &["invite", "w1", "--ttl", "99999999999999999d", "--no-qr"],
     ] {
         let out = proton(gw.path(), args);
         let err = String::from_utf8_lossy(&out.stderr).to_string();
