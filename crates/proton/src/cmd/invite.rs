@@ -23,8 +23,8 @@ pub fn parse_ttl(text: &str) -> Result<u64, String> {
         "d" => 86400,
         _ => return Err(format!("`{t}`: unknown unit `{unit}` (use s, m, h or d)")),
     };
-    // Checked: a huge number must be refused, not overflow (a panic, or a wrapped TTL).
-    let secs = n.checked_mul(unit_secs).unwrap_or(u64::MAX);
+    // Saturating: a huge number must be refused, not overflow (a panic, or a wrapped TTL).
+    let secs = n.saturating_mul(unit_secs);
     if secs == 0 || secs > 30 * 86400 {
         return Err(format!("`{t}`: choose between 1s and 30d"));
     }
