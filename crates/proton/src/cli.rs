@@ -64,8 +64,8 @@ pub enum Command {
     Invite(InviteArgs),
     /// On a worker (root): join the gateway with an invitation. Makes this machine's own
     /// key, brings the tunnel up through NAT, redeems the invitation over the tunnel,
-    /// switches to its own key, and makes the tunnel permanent (proton-agent.service).
-    /// When the gateway runs K3s, it also writes the agent's /etc/rancher/k3s/config.yaml
+    /// switches to its own key, and makes the tunnel permanent (wg-quick@wg0 with the
+    /// kernel backend, proton-agent.service with the userspace one). When the gateway runs K3s, it also writes the agent's /etc/rancher/k3s/config.yaml
     /// (server over the tunnel, a short-lived bootstrap token, node-ip = the tunnel
     /// address, flannel over the WireGuard interface) and installs the gateway's K3s
     /// version with the official script. Safe to re-run after a failure: it finishes the job.
