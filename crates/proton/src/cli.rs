@@ -65,10 +65,11 @@ pub enum Command {
     /// On a worker (root): join the gateway with an invitation. Makes this machine's own
     /// key, brings the tunnel up through NAT, redeems the invitation over the tunnel,
     /// switches to its own key, and makes the tunnel permanent (wg-quick@wg0 with the
-    /// kernel backend, proton-agent.service with the userspace one). When the gateway runs K3s, it also writes the agent's /etc/rancher/k3s/config.yaml
-    /// (server over the tunnel, a short-lived bootstrap token, node-ip = the tunnel
-    /// address, flannel over the WireGuard interface) and installs the gateway's K3s
-    /// version with the official script. Safe to re-run after a failure: it finishes the job.
+    /// kernel backend, proton-agent.service with the userspace one). When the gateway
+    /// runs K3s, it also writes the agent's /etc/rancher/k3s/config.yaml (server over the
+    /// tunnel, a short-lived bootstrap token, node-ip = the tunnel address, flannel over
+    /// the WireGuard interface) and installs the gateway's K3s version with the official
+    /// script. Safe to re-run after a failure: it finishes the job.
     Join(JoinArgs),
     /// On a worker: run the tunnel (userspace WireGuard) from /etc/proton/agent.conf,
     /// re-resolving the gateway's host name when it moves. What proton-agent.service runs.
