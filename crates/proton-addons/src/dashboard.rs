@@ -19,10 +19,11 @@ pub const ADMIN_TOKEN_SECRET: &str = "proton-admin-token";
 pub const HEADLAMP_REPO: &str = "https://kubernetes-sigs.github.io/headlamp/";
 /// Pinned default. From 0.39.0 the chart no longer binds its own account to
 /// cluster-admin; users log in with Proton's admin token instead.
-pub const HEADLAMP_DEFAULT_VERSION: &str = "0.39.0";
+pub const HEADLAMP_DEFAULT_VERSION: &str = proton_core::spec::HEADLAMP_CHART_VERSION;
 pub const KUBERNETES_DASHBOARD_REPO: &str = "https://kubernetes.github.io/dashboard/";
 /// Pinned default: the last release of the archived project's chart.
-pub const KUBERNETES_DASHBOARD_DEFAULT_VERSION: &str = "7.14.0";
+pub const KUBERNETES_DASHBOARD_DEFAULT_VERSION: &str =
+    proton_core::spec::KUBERNETES_DASHBOARD_CHART_VERSION;
 
 /// Everything a dashboard kind decides: chart, namespace, and the Service to route to.
 struct Flavour {

@@ -45,9 +45,9 @@ pub use traefik::{ALLOWLIST_NAME, GATEWAY_NODE_LABELS, LB_POOL, TRAEFIK_NAMESPAC
 use proton_core::net::Cidr;
 use std::net::IpAddr;
 
-/// Pinned default chart versions (the spec may override them).
-pub const TRAEFIK_DEFAULT_VERSION: &str = "41.3.0";
-pub const CERT_MANAGER_DEFAULT_VERSION: &str = "v1.21.1";
+/// Pinned default chart versions (the spec may override them); pinned once, in the spec.
+pub const TRAEFIK_DEFAULT_VERSION: &str = proton_core::spec::TRAEFIK_CHART_VERSION;
+pub const CERT_MANAGER_DEFAULT_VERSION: &str = proton_core::spec::CERT_MANAGER_CHART_VERSION;
 pub const DEFAULT_INGRESS_CLASS: &str = "traefik-cert-manager";
 
 /// What the add-ons are made from. `None` turns an add-on off.

@@ -187,7 +187,7 @@ impl Default for IngressSpec {
     fn default() -> Self {
         IngressSpec {
             enabled: true,
-            chart_version: "41.3.0".into(),
+            chart_version: TRAEFIK_CHART_VERSION.into(),
             class: "traefik-cert-manager".into(),
             dashboard_host: None,
             extra_ports: Vec::new(),
@@ -229,7 +229,7 @@ impl Default for TlsSpec {
         TlsSpec {
             enabled: true,
             acme_email: None,
-            chart_version: "v1.21.1".into(),
+            chart_version: CERT_MANAGER_CHART_VERSION.into(),
             default_issuer: "letsencrypt-prod".into(),
         }
     }
@@ -265,6 +265,10 @@ impl Default for DashboardSpec {
     }
 }
 
+/// Pinned Traefik chart (traefik/traefik-helm-chart), `ingress.chart_version`'s default.
+pub const TRAEFIK_CHART_VERSION: &str = "41.3.0";
+/// Pinned cert-manager chart, `tls.chart_version`'s default.
+pub const CERT_MANAGER_CHART_VERSION: &str = "v1.21.1";
 /// Pinned Headlamp chart (kubernetes-sigs/headlamp), the default dashboard.
 pub const HEADLAMP_CHART_VERSION: &str = "0.39.0";
 /// Pinned Kubernetes Dashboard chart (archived upstream; kept as an option).
@@ -520,7 +524,7 @@ impl Spec {
             Some(e) => Ok(Some(e)),
             None => Err(field(
                 "tls.acme_email",
-                "is required while tls.enabled and ingress.enabled are true: Let's Encrypt needs a contact address (or set tls.enabled = false)",
+                "is required while tls.enabled and ingress.enabled are true: Let's Encrypt needs a contact address (add acme_email = \"you@example.org\" under [tls], or set tls.enabled = false)",
             )),
         }
     }
@@ -569,7 +573,7 @@ impl Spec {
                     Some("# Traefik ingress pinned to this gateway, client IPs preserved.")
                 }
                 "[tls]" => Some(
-                    "# Let's Encrypt through cert-manager (set acme_email before `proton apply`).",
+                    "# Let's Encrypt through cert-manager. Before `proton apply`, add your contact address\n# below [tls]:  acme_email = \"you@example.org\"",
                 ),
                 "[dashboard]" => Some(
                     "# Cluster dashboard (headlamp or kubernetes-dashboard), reachable only over the VPN.",

@@ -66,6 +66,10 @@ pub struct ServerParams {
     pub gogc: u32,
     pub version: String,
     pub tunnel_unit: TunnelUnit,
+    /// Labels this node registers with (`node-label`), e.g. the ServiceLB pool Proton's
+    /// Traefik Service is bound to: without them on the gateway node, ServiceLB runs that
+    /// Service nowhere and 80/443 never open.
+    pub node_labels: Vec<(String, String)>,
     /// Extra `config.yaml` keys (flag name → value), appended verbatim. Must not name
     /// a key Proton sets itself.
     pub extra_args: Vec<(String, String)>,
@@ -134,6 +138,8 @@ struct ServerConfig<'a> {
     tls_san: Vec<String>,
     flannel_iface: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    node_label: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     disable: Vec<String>,
     disable_cloud_controller: bool,
     write_kubeconfig_mode: &'static str,
@@ -176,11 +182,21 @@ fn server_config_yaml(p: &ServerParams) -> Result<String, Error> {
     }
     // A flag given several times (`--kube-apiserver-arg`) becomes a YAML list, as K3s's
     // config file expects for repeatable flags; `disable` adds to Proton's own list.
+    let mut node_label: Vec<String> = p
+        .node_labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     let mut extra = std::collections::BTreeMap::<String, Value>::new();
     for (k, v) in &p.extra_args {
-        if k == "disable" {
-            if !disable.contains(v) {
-                disable.push(v.clone());
+        let own = match k.as_str() {
+            "disable" => Some(&mut disable),
+            "node-label" => Some(&mut node_label),
+            _ => None,
+        };
+        if let Some(list) = own {
+            if !list.contains(v) {
+                list.push(v.clone());
             }
             continue;
         }
@@ -213,6 +229,7 @@ fn server_config_yaml(p: &ServerParams) -> Result<String, Error> {
         advertise_address: p.tunnel_ip.to_string(),
         tls_san,
         flannel_iface: &p.interface,
+        node_label,
         disable,
         disable_cloud_controller: true,
         write_kubeconfig_mode: "0600",

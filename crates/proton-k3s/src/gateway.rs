@@ -70,6 +70,7 @@ pub fn server_params(spec: &Spec) -> Result<ServerParams, Error> {
         gogc: spec.k3s.gogc,
         version: spec.k3s.version.clone(),
         tunnel_unit: TunnelUnit::ProtonGateway,
+        node_labels: Vec::new(),
         extra_args: parse_extra_args(&spec.k3s.extra_args)?,
     })
 }
@@ -155,9 +156,10 @@ mod tests {
     #[test]
     fn extra_args_parse_and_merge_into_config() {
         let s = spec(
-            "[k3s]\nextra_args = [\"--disable=servicelb\", \"--kube-apiserver-arg=v=2\", \"--kube-apiserver-arg audit-log-maxage=3\", \"--secrets-encryption\"]\n",
+            "[k3s]\nextra_args = [\"--disable=servicelb\", \"--kube-apiserver-arg=v=2\", \"--kube-apiserver-arg audit-log-maxage=3\", \"--secrets-encryption\", \"--node-label=disk=ssd\"]\n",
         );
-        let p = server_params(&s).unwrap();
+        let mut p = server_params(&s).unwrap();
+        p.node_labels = vec![("pool".into(), "gw".into())];
         let files = crate::server_files(&p).unwrap();
         let cfg = &files[0].contents;
         assert!(cfg.contains("disable:\n- traefik\n- servicelb\n"), "{cfg}");
@@ -166,6 +168,11 @@ mod tests {
             "{cfg}"
         );
         assert!(cfg.contains("secrets-encryption: 'true'"), "{cfg}");
+        // Proton's node labels and the spec's extra ones end up in one list.
+        assert!(
+            cfg.contains("node-label:\n- pool=gw\n- disk=ssd\n"),
+            "{cfg}"
+        );
         for bad in ["disable=x", "--", "--a;b=1"] {
             assert!(parse_extra_args(&[bad.to_string()]).is_err(), "{bad}");
         }

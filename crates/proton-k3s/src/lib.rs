@@ -27,6 +27,7 @@
 //!     gogc: 10,
 //!     version: "v1.33.4+k3s1".into(),
 //!     tunnel_unit: TunnelUnit::ProtonGateway,
+//!     node_labels: vec![],
 //!     extra_args: vec![],
 //! };
 //! let plan = Plan { files: server_files(&params).unwrap(), commands: vec![] };

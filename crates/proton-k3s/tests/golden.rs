@@ -20,6 +20,10 @@ fn server() -> ServerParams {
         gogc: 10,
         version: "v1.33.4+k3s1".into(),
         tunnel_unit: TunnelUnit::ProtonGateway,
+        node_labels: vec![(
+            "svccontroller.k3s.cattle.io/lbpool".into(),
+            "proton-gateway".into(),
+        )],
         extra_args: vec![],
     }
 }

@@ -15,7 +15,7 @@ On the VPS:   proton init --endpoint vps.example.com\n\
 Converge:     proton apply   (firewall, K3s, add-ons; --dry-run shows the plan)\n\
 The daemon:   systemctl enable --now proton-gateway\n\
 Invite:       proton invite home-1   (prints a one-line invitation and a QR code)\n\
-On a worker:  proton join <INVITATION>\n\
+On a worker:  proton join   (paste the invitation: stdin keeps it out of ps)\n\
 Try it all on one machine first: proton lab up --workers 2",
     propagate_version = true
 )]
@@ -64,11 +64,12 @@ pub enum Command {
     Invite(InviteArgs),
     /// On a worker (root): join the gateway with an invitation. Makes this machine's own
     /// key, brings the tunnel up through NAT, redeems the invitation over the tunnel,
-    /// switches to its own key, and makes the tunnel permanent (proton-agent.service).
-    /// When the gateway runs K3s, it also writes the agent's /etc/rancher/k3s/config.yaml
-    /// (server over the tunnel, a short-lived bootstrap token, node-ip = the tunnel
-    /// address, flannel over the WireGuard interface) and installs the gateway's K3s
-    /// version with the official script. Safe to re-run after a failure: it finishes the job.
+    /// switches to its own key, and makes the tunnel permanent (wg-quick@wg0 with the
+    /// kernel backend, proton-agent.service with the userspace one). When the gateway
+    /// runs K3s, it also writes the agent's /etc/rancher/k3s/config.yaml (server over the
+    /// tunnel, a short-lived bootstrap token, node-ip = the tunnel address, flannel over
+    /// the WireGuard interface) and installs the gateway's K3s version with the official
+    /// script. Safe to re-run after a failure: it finishes the job.
     Join(JoinArgs),
     /// On a worker: run the tunnel (userspace WireGuard) from /etc/proton/agent.conf,
     /// re-resolving the gateway's host name when it moves. What proton-agent.service runs.
@@ -290,10 +291,20 @@ pub enum PeerCommand {
         json: bool,
     },
     /// Remove a peer: its key leaves the live interface at once (not a single packet more)
-    /// and its address is freed.
-    Remove { name: String },
-    /// Rename a peer.
-    Rename { old: String, new: String },
+    /// and its address is freed. For a worker, when K3s runs here, its K8s Node, its
+    /// node-password secret and its bootstrap token are deleted too.
+    Remove {
+        /// The peer's name, as `proton peer list` shows it.
+        name: String,
+    },
+    /// Rename a peer in Proton's inventory (audited). Its key and address stay. A worker
+    /// that joined K3s cannot be renamed: its Kubernetes node keeps the name it joined with.
+    Rename {
+        /// The peer's current name.
+        old: String,
+        /// The new name: 1-63 lowercase letters, digits and `-`.
+        new: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -302,6 +313,7 @@ pub enum ClientCommand {
     /// Proton. The key pair is made here, shown once, and never stored. Split tunnel
     /// (only the VPN network goes through the gateway) unless --full-tunnel.
     Add {
+        /// A name for the device, e.g. `phone`: 1-63 lowercase letters, digits and `-`.
         name: String,
         /// Send all traffic through the gateway (AllowedIPs = 0.0.0.0/0).
         #[arg(long)]

@@ -178,6 +178,22 @@ fn first_apply_writes_every_file_as_golden_and_installs_the_pinned_version() {
         };
         assert_eq!(mode, want, "{rel}");
     }
+    // Traefik's LoadBalancer Service asks ServiceLB for a pool; unless the gateway node
+    // registers with that pool (and enablelb), ServiceLB runs it nowhere: no 80/443.
+    let config = std::fs::read_to_string(gw.path("etc/rancher/k3s/config.yaml")).unwrap();
+    let traefik =
+        std::fs::read_to_string(gw.path(&format!("{MANIFESTS}/proton-traefik.yaml"))).unwrap();
+    let pool = "svccontroller.k3s.cattle.io/lbpool";
+    let wanted = traefik
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{pool}: ")))
+        .expect("the Traefik Service names its ServiceLB pool");
+    for label in [
+        format!("- {pool}={wanted}"),
+        "- svccontroller.k3s.cattle.io/enablelb=true".to_string(),
+    ] {
+        assert!(config.lines().any(|l| l == label), "{label} in {config}");
+    }
 }
 
 #[test]

@@ -112,7 +112,9 @@ pub fn fwmark(iface: &str, expected: u32, actual: Result<Option<u32>, String>) -
         Err(e) => warn(
             C,
             format!("cannot read it: {e}"),
-            "apt-get install wireguard-tools",
+            format!(
+                "bring the tunnel up if {iface} is missing (see the mtu check); if `wg` itself is missing: apt-get install wireguard-tools"
+            ),
         ),
     }
 }

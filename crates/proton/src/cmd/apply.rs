@@ -129,7 +129,14 @@ fn plan(root: &Root, spec: &Spec) -> anyhow::Result<ApplyPlan> {
     let mut install = None;
     let mut installed = None;
     if spec.k3s.enabled {
-        let params = server_params(spec).map_err(|e| bad(e.to_string()))?;
+        let mut params = server_params(spec).map_err(|e| bad(e.to_string()))?;
+        if spec.ingress.enabled {
+            // Traefik's Service asks ServiceLB for this pool: the gateway must be in it.
+            params.node_labels = proton_addons::GATEWAY_NODE_LABELS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        }
         files.extend(proton_k3s::server_files(&params).map_err(|e| bad(e.to_string()))?);
         let addons = proton_addons::from_spec(spec).map_err(|e| bad(e.to_string()))?;
         let next = render_manifests(&addons).map_err(|e| bad(e.to_string()))?;

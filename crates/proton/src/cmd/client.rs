@@ -42,6 +42,18 @@ pub fn run(root: &Root, cmd: ClientCommand) -> anyhow::Result<()> {
     gw.persistent_keepalive = Some(spec.network.persistent_keepalive).filter(|k| *k != 0);
     cfg.peers.push(gw);
     let text = cfg.render();
+    // The PNG is written before anything is shown or the daemon hears of the peer: when it
+    // cannot be written, the peer is taken out again, so a failed command leaves no client
+    // whose key nobody has.
+    if let Some(path) = &qr_png
+        && let Err(e) = crate::qr::write_png(&text, path, 8)
+    {
+        ctx.store.remove_peer(name.as_str(), "cli")?;
+        return Err(bad_input(
+            format!("cannot write the QR code to {}: {e:#}", path.display()),
+            Some("choose a writable --qr-png path; nothing was added".into()),
+        ));
+    }
     notify_daemon(root);
     eprintln!(
         "Client `{name}` added at {}. This config holds its private key: it is shown once and not stored.",
@@ -50,7 +62,6 @@ pub fn run(root: &Root, cmd: ClientCommand) -> anyhow::Result<()> {
     println!("{}", text.as_str());
     println!("{}", crate::qr::terminal(&text)?);
     if let Some(path) = qr_png {
-        crate::qr::write_png(&text, &path, 8)?;
         eprintln!("QR code written to {} (mode 0600)", path.display());
     }
     Ok(())

@@ -16,13 +16,15 @@ pub fn parse_ttl(text: &str) -> Result<u64, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("`{t}` is not a duration: write it like 30m, 1h or 2d"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" | "" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
+    let unit_secs: u64 = match unit {
+        "s" => 1,
+        "m" | "" => 60,
+        "h" => 3600,
+        "d" => 86400,
         _ => return Err(format!("`{t}`: unknown unit `{unit}` (use s, m, h or d)")),
     };
+    // Saturating: a huge number must be refused, not overflow (a panic, or a wrapped TTL).
+    let secs = n.saturating_mul(unit_secs);
     if secs == 0 || secs > 30 * 86400 {
         return Err(format!("`{t}`: choose between 1s and 30d"));
     }

@@ -43,6 +43,23 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
             let new: PeerName = new
                 .parse()
                 .map_err(|e: proton_store::StoreError| bad_input(e.to_string(), None))?;
+            // A worker that got K3s join data is a Node named after the peer, and K8s
+            // cannot rename a Node: renaming only here would make `peer remove` forget
+            // the wrong node later.
+            let worker = ctx
+                .store
+                .peer_by_name(&old)?
+                .is_some_and(|p| p.role == proton_store::Role::Worker);
+            if worker && proton_k3s::tokens::recorded_token_id(root, &old)?.is_some() {
+                return Err(bad_input(
+                    format!(
+                        "`{old}` joined K3s as node `{old}`, and Kubernetes cannot rename a node"
+                    ),
+                    Some(format!(
+                        "keep the name, or `proton peer remove {old}` and invite the machine again as `{new}`"
+                    )),
+                ));
+            }
             let peer = ctx.store.rename_peer(&old, &new, "cli")?;
             println!("Renamed `{old}` to `{}`.", peer.name);
         }

@@ -1,0 +1,210 @@
+//! `proton client add`, `proton peer rename|remove` and `proton invite --ttl` through the
+//! real binary, without a network: split tunnel by default, `--full-tunnel`, the PNG QR
+//! code private (0600) and a failed PNG adding nothing, the private key never stored,
+//! renames audited, and bad input one line that changes nothing.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn proton(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_proton"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("PROTON_ROOT")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn gateway() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = proton(dir.path(), &["init", "--endpoint", "203.0.113.5"]);
+    assert!(out.status.success(), "{}", text(&out));
+    dir
+}
+
+fn peers(root: &Path) -> String {
+    let out = proton(root, &["peer", "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The value of `key` in the config's [Peer] section (the gateway).
+fn peer_value(config: &str, key: &str) -> String {
+    config
+        .split("[Peer]")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no {key} in {config}"))
+        .to_string()
+}
+
+/// Every byte under `dir`, for "is this secret anywhere on disk?".
+fn all_bytes(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(all_bytes(&path));
+        } else {
+            out.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn client_add_is_split_tunnel_unless_asked_and_its_key_is_never_stored() {
+    use std::os::unix::fs::PermissionsExt;
+    let gw = gateway();
+    let out = proton(gw.path(), &["client", "add", "phone"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let config = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(peer_value(&config, "AllowedIPs"), "10.7.7.0/24");
+    let private = config
+        .lines()
+        .find_map(|l| l.strip_prefix("PrivateKey = "))
+        .unwrap()
+        .to_string();
+    let disk = all_bytes(gw.path());
+    assert!(
+        !disk.windows(private.len()).any(|w| w == private.as_bytes()),
+        "the client's private key was stored under the root"
+    );
+
+    let png = gw.path().join("laptop.png");
+    let out = proton(
+        gw.path(),
+        &[
+            "client",
+            "add",
+            "laptop",
+            "--full-tunnel",
+            "--qr-png",
+            png.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let config = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(peer_value(&config, "AllowedIPs"), "0.0.0.0/0");
+    let meta = std::fs::metadata(&png).unwrap();
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o600,
+        "the PNG holds a key"
+    );
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    assert!(peers(gw.path()).contains("\"laptop\""));
+}
+
+#[test]
+fn a_qr_png_that_cannot_be_written_adds_no_client() {
+    let gw = gateway();
+    let before = peers(gw.path());
+    // A directory where the file should go: the write fails after the key was made.
+    let dir = gw.path().join("taken.png");
+    std::fs::create_dir(&dir).unwrap();
+    let out = proton(
+        gw.path(),
+        &["client", "add", "phone", "--qr-png", dir.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error: ") && l.contains("QR code")),
+        "{err}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("PrivateKey"),
+        "a config was shown for a client that does not exist"
+    );
+    assert_eq!(peers(gw.path()), before, "the peer was left behind");
+}
+
+#[test]
+fn rename_and_remove_refuse_bad_input_and_renames_are_audited() {
+    let gw = gateway();
+    assert!(
+        proton(gw.path(), &["client", "add", "phone"])
+            .status
+            .success()
+    );
+    assert!(
+        proton(gw.path(), &["client", "add", "tablet"])
+            .status
+            .success()
+    );
+    let before = peers(gw.path());
+    for args in [
+        &["peer", "rename", "phone", "tablet"][..],
+        &["peer", "rename", "phone", "Bad Name"],
+        &["peer", "rename", "nope", "other"],
+        &["peer", "rename", "proton", "gw"],
+        &["peer", "remove", "nope"],
+        &["peer", "remove", "proton"],
+        &["invite", "w1", "--ttl", "0s", "--no-qr"],
+        &["invite", "w1", "--ttl", "31d", "--no-qr"],
+        &["invite", "w1", "--ttl", "1x", "--no-qr"],
+        &["invite", "w1", "--ttl", "99999999999999999d", "--no-qr"],
+    ] {
+        let out = proton(gw.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert_eq!(peers(gw.path()), before, "{args:?} changed the inventory");
+    }
+
+    let out = proton(gw.path(), &["peer", "rename", "phone", "phone-2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let list = peers(gw.path());
+    assert!(
+        list.contains("\"phone-2\"") && !list.contains("\"phone\""),
+        "{list}"
+    );
+    // The rename is in the audit log, with the CLI as its actor.
+    let root = proton_core::host::Root::new(gw.path());
+    let cidr: proton_core::net::Cidr = "10.7.7.0/24".parse().unwrap();
+    let store = proton_store::Store::open_existing(&root, &cidr).unwrap();
+    let last = &store.audit_log(1).unwrap()[0];
+    assert_eq!(
+        (last.action.as_str(), last.actor.as_str()),
+        ("peer.rename", "cli")
+    );
+}
+
+#[test]
+fn a_worker_that_joined_k3s_cannot_be_renamed() {
+    let gw = gateway();
+    let out = proton(gw.path(), &["invite", "home-1", "--no-qr"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // What the join API records when it mints the worker's K3s bootstrap token.
+    let tokens = gw.path().join("var/lib/proton/k3s-tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    std::fs::write(tokens.join("home-1"), "abcdef\n").unwrap();
+    let before = peers(gw.path());
+    let out = proton(gw.path(), &["peer", "rename", "home-1", "home-2"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("cannot rename a node"),
+        "{err}"
+    );
+    assert_eq!(peers(gw.path()), before);
+    // Without K3s join data, a worker renames like any peer.
+    std::fs::remove_file(tokens.join("home-1")).unwrap();
+    let out = proton(gw.path(), &["peer", "rename", "home-1", "home-2"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
