@@ -317,11 +317,6 @@ impl Object {
             Object::Certificate(o) => custom(o.api_version, o.kind, &o.metadata),
         }
     }
-
-    /// The object as a JSON value (what the schema tests validate).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("Proton's object types always serialize")
-    }
 }
 
 pub(crate) fn helm_chart(

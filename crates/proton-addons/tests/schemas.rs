@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use proton_addons::{
-    ALLOWLIST_NAME, FILE_NAMES, Object, PACKAGED_COMPONENT_FILES, PROD_ISSUER, STAGING_ISSUER,
+    ALLOWLIST_NAME, FILE_NAMES, PACKAGED_COMPONENT_FILES, PROD_ISSUER, STAGING_ISSUER,
     TRAEFIK_NAMESPACE, expose, expose_manifest, object_refs, plan_removal, render_manifests,
     to_yaml, unexpose_manifest,
 };
@@ -210,7 +210,6 @@ fn cert_manager_values_install_crds() {
     let chart = rendered("HelmChart", Some("cert-manager"));
     let values = yaml_to_json(chart["spec"]["valuesContent"].as_str().unwrap());
     assert_eq!(values["crds"]["enabled"], json!(true));
-    let _ = Object::to_json; // the public JSON view exists for callers
 }
 
 /// `proton expose`'s file: valid objects, a middleware reference that resolves to the

@@ -41,7 +41,8 @@ pub struct RedeemResponse {
 pub struct K3sJoin {
     pub server_url: String,
     pub version: String,
-    pub token: String,
+    /// The bootstrap token: wiped from memory when the answer is dropped.
+    pub token: zeroize::Zeroizing<String>,
 }
 
 impl std::fmt::Debug for K3sJoin {

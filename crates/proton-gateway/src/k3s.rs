@@ -75,7 +75,7 @@ pub fn mint_with(
     let join = K3sJoin {
         server_url: server_url(spec),
         version,
-        token: token.expose().to_string(),
+        token: zeroize::Zeroizing::new(token.expose().to_string()),
     };
     Ok(Some(Minted { join, token }))
 }

@@ -12,10 +12,6 @@ impl BootstrapToken {
     pub fn expose(&self) -> &str {
         &self.0
     }
-    /// Hands the secret on (e.g. into [`crate::AgentParams::token`] or a join answer).
-    pub fn into_secret(self) -> Zeroizing<String> {
-        self.0
-    }
     /// The token ID (`<id>.<secret>`), the handle `k3s token delete` takes; not secret.
     pub fn id(&self) -> &str {
         self.0.split('.').next().unwrap_or_default()

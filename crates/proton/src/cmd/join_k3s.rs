@@ -12,7 +12,6 @@ use proton_gateway::api::RedeemResponse;
 use proton_k3s::config::CONFIG_PATH;
 use proton_k3s::install::{InstallOutcome, Installer, Role, ScriptSource};
 use proton_k3s::{AgentParams, Plan, TunnelUnit, agent_files, pod_mtu};
-use zeroize::Zeroizing;
 
 /// Where the script comes from: an absolute path (resolved under the root) or a URL.
 pub fn script_source(text: &str) -> ScriptSource {
@@ -40,7 +39,7 @@ pub fn write_agent(
     let tunnel: ipnet::Ipv4Net = answer.address.parse()?;
     let params = AgentParams {
         server_url: k3s.server_url.clone(),
-        token: Zeroizing::new(k3s.token.clone()),
+        token: k3s.token.clone(),
         node_name: answer.name.clone(),
         tunnel_ip: tunnel.addr(),
         interface: args.interface.clone(),
@@ -94,7 +93,7 @@ pub fn install_agent(
         println!("--no-k3s: the K3s agent was not installed (the bootstrap token expires unused).");
         return Ok(());
     }
-    let token = Zeroizing::new(k3s.token.clone());
+    let token = k3s.token.clone();
     let source = script_source(&args.k3s_install_script);
     if let ScriptSource::Url(url) = &source
         && !root.is_system()
