@@ -142,8 +142,8 @@ fn kube_api_answers_on_tunnel_and_loopback_not_public() {
     if !is_root() {
         return;
     }
-    let (_guard, ns) = netns("fw", &["gw", "pub", "wk"]);
-    let (gw, public, wk) = (&ns[0], &ns[1], &ns[2]);
+    let (_guard, ns) = netns("fw", &["gw", "pub", "wk", "pod"]);
+    let (gw, public, wk, pod) = (&ns[0], &ns[1], &ns[2], &ns[3]);
     sh(&[
         "ip", "-n", gw, "link", "add", "pub0", "type", "veth", "peer", "name", "eth0", "netns",
         public,
@@ -151,20 +151,36 @@ fn kube_api_answers_on_tunnel_and_loopback_not_public() {
     sh(&[
         "ip", "-n", gw, "link", "add", "wg0", "type", "veth", "peer", "name", "eth0", "netns", wk,
     ]);
+    // A pod on the gateway, behind flannel's bridge name.
+    sh(&[
+        "ip", "-n", gw, "link", "add", "cni0", "type", "veth", "peer", "name", "eth0", "netns", pod,
+    ]);
     for (n, dev, addr) in [
         (gw, "pub0", "192.0.2.1/24"),
         (public, "eth0", "192.0.2.2/24"),
         (gw, "wg0", "10.7.7.1/24"),
         (wk, "eth0", "10.7.7.2/24"),
+        (gw, "cni0", "10.42.0.1/24"),
+        (pod, "eth0", "10.42.0.5/24"),
     ] {
         sh(&["ip", "-n", n, "addr", "add", addr, "dev", dev]);
         sh(&["ip", "-n", n, "link", "set", dev, "up"]);
     }
     sh(&["ip", "-n", gw, "link", "set", "lo", "up"]);
+    sh(&[
+        "ip",
+        "-n",
+        pod,
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.42.0.1",
+    ]);
     // Listeners in the gateway namespace on every address: kube API, ingress, and a
     // port Proton does not own (stands in for the admin's SSH).
     let listeners: Vec<TcpListener> = in_netns(gw, || {
-        [6443u16, 443, 2222]
+        [6443u16, 10250, 443, 2222]
             .iter()
             .map(|p| TcpListener::bind(("0.0.0.0", *p)).unwrap())
             .collect()
@@ -184,6 +200,49 @@ fn kube_api_answers_on_tunnel_and_loopback_not_public() {
         "dropped, not refused: {err}"
     );
     connect(public, "192.0.2.1:443").expect("ingress 443 stays public");
+    connect(wk, "10.7.7.1:10250").expect("tunnel side must reach the kubelet");
+    let err = connect(public, "192.0.2.1:10250").expect_err("public side reached the kubelet");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    // Pods reach the kube API through the ClusterIP, i.e. from a pod address on the CNI
+    // bridge; the same pod range arriving on the public side is dropped.
+    connect(pod, "10.7.7.1:6443").expect("a pod on the gateway must reach the kube API");
+    connect(pod, "192.0.2.1:10250").expect("a pod must reach the kubelet");
+    sh(&[
+        "ip",
+        "-n",
+        public,
+        "addr",
+        "add",
+        "10.42.9.9/32",
+        "dev",
+        "eth0",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        public,
+        "route",
+        "add",
+        "192.0.2.1/32",
+        "dev",
+        "eth0",
+        "src",
+        "10.42.9.9",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        gw,
+        "route",
+        "add",
+        "10.42.9.9/32",
+        "dev",
+        "pub0",
+    ]);
+    connect(public, "192.0.2.1:2222").expect("pod-range source on the public side: routing works");
+    let err = connect(public, "192.0.2.1:6443")
+        .expect_err("a pod address from the public side reached 6443");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
 
     // Arriving on the tunnel interface is not enough: the source must be in network.cidr.
     // From 10.99.0.2 on the same link, 2222 (not Proton's) answers, so routing works
