@@ -56,10 +56,19 @@ pub fn forwarding(value: Option<&str>, required: bool) -> Finding {
     }
 }
 
-pub fn udp_bound(port: u16, bound: bool) -> Finding {
+/// `idle_userspace`: the daemon runs the userspace backend with no peer at all, which
+/// binds its UDP socket only when the first peer (an invitation) arrives.
+pub fn udp_bound(port: u16, bound: bool, idle_userspace: bool) -> Finding {
     const C: &str = "udp port bound";
     if bound {
         pass(C, format!("a socket listens on udp/{port}"))
+    } else if idle_userspace {
+        skip(
+            C,
+            format!(
+                "no peer yet: the userspace backend binds udp/{port} with the first one (proton invite NAME)"
+            ),
+        )
     } else {
         fail(
             C,
@@ -202,6 +211,11 @@ pub fn k3s_service(unit: &str, wanted: bool, state: Option<&str>) -> Finding {
         None if wanted => warn(C, "K3s is not installed yet", "proton apply"),
         None => skip(C, "K3s is not installed here"),
         Some("active") => pass(C, format!("{unit} is active")),
+        Some("unknown") => warn(
+            C,
+            format!("{unit} is installed but its state is unknown (no systemd to ask)"),
+            format!("systemctl status {unit}"),
+        ),
         Some(s) => fail(
             C,
             format!("{unit} is {s}"),

@@ -8,7 +8,7 @@ fn every_failure_and_warning_carries_a_fix() {
         wireguard(false, true, BackendChoice::Kernel),
         forwarding(Some("0"), true),
         forwarding(Some("0"), false),
-        udp_bound(51820, false),
+        udp_bound(51820, false, false),
         fwmark("wg0", 0x4000, Ok(None)),
         mtu("wg0", None, 1420, None, None),
         mtu("wg0", Some(1420), 1420, Some(("eth0".into(), 1450)), None),
@@ -58,7 +58,9 @@ fn healthy_inputs_pass() {
         Level::Pass
     );
     assert_eq!(forwarding(Some("1"), true).level, Level::Pass);
-    assert_eq!(udp_bound(51820, true).level, Level::Pass);
+    assert_eq!(udp_bound(51820, true, false).level, Level::Pass);
+    // A userspace gateway without peers has no UDP socket yet; restarting won't bind one.
+    assert_eq!(udp_bound(51820, false, true).level, Level::Skip);
     assert_eq!(fwmark("wg0", 0x4000, Ok(Some(0x4000))).level, Level::Pass);
     assert_eq!(fwmark("wg0", 0, Ok(None)).level, Level::Skip);
     assert_eq!(
