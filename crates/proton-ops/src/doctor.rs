@@ -245,6 +245,7 @@ pub fn gateway(root: &Root, stale_after: Option<std::time::Duration>) -> Result<
         unit_state(root, "k3s", Some(&cluster)).as_deref(),
     ));
     findings.extend(version_skew(&cluster));
+    findings.extend(cluster_health(&cluster));
     let host = spec.gateway.endpoint.host_string();
     findings.push(endpoint(
         &host,

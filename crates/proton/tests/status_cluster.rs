@@ -3,8 +3,9 @@
 //! gives. The gateway daemon is the real one (`proton gateway run --backend userspace`)
 //! in a private network namespace, so every other doctor check reads a real interface,
 //! socket and ruleset and the exit code can be asserted exactly: 1 when only warnings
-//! remain (a gateway before `proton apply`), 2 with a kubelet newer than the server,
-//! 0 when the cluster is healthy.
+//! remain (a gateway before `proton apply`; an invitee that never connected), 2 with a
+//! kubelet newer than the server or a failed add-on job or the API down, 0 when the
+//! cluster is healthy.
 //!
 //! Needs root (network namespace, TUN device) and wireguard-tools, nftables, conntrack;
 //! skipped with a message otherwise.
@@ -475,6 +476,24 @@ fn doctor_exit_codes_and_the_cluster_in_status() {
         table.contains("fix: on home-1: curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION=v1.34.2+k3s1 sh -s - agent"),
         "{table}"
     );
+    let level = |check: &str| finding(&findings, check)[0]["level"].clone();
+    assert_eq!(level("k3s nodes"), "warn", "{table}");
+    assert!(
+        table.contains("[warn] k3s nodes              NotReady: home-1"),
+        "{table}"
+    );
+    assert_eq!(level("k3s add-ons"), "fail", "{table}");
+    assert!(
+        table.contains(
+            "fix: read why: k3s kubectl -n kube-system logs job/helm-install-cert-manager"
+        ),
+        "{table}"
+    );
+    assert_eq!(level("certificates"), "warn", "{table}");
+    assert!(
+        table.contains("not ready: web/grafana (Issuing certificate as Secret does not exist)"),
+        "{table}"
+    );
     // Not the real root: no systemd runs this tree's K3s; its answering API stands in.
     assert_eq!(
         finding(&findings, "k3s service")[0]["level"],
@@ -531,11 +550,13 @@ fn doctor_exit_codes_and_the_cluster_in_status() {
         skew[0]["detail"],
         "2 node(s), all compatible with the server v1.34.2+k3s1"
     );
-    assert_eq!(
-        finding(&findings, "k3s service")[0]["level"],
-        "pass",
-        "{table}"
-    );
+    for check in ["k3s service", "k3s nodes", "k3s add-ons", "certificates"] {
+        assert_eq!(
+            finding(&findings, check)[0]["level"],
+            "pass",
+            "{check}: {table}"
+        );
+    }
     assert_eq!(code, 0, "all pass: {:?}\n{table}", not_passing(&findings));
     assert!(table.contains("0 warnings, 0 failures"), "{table}");
 

@@ -161,3 +161,44 @@ fn skew_and_exit_codes() {
         "{text}"
     );
 }
+
+#[test]
+fn cluster_health_flags_notready_nodes_failed_jobs_and_unready_certificates() {
+    let fixture = |name: &str| -> serde_json::Value {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let nodes = crate::kube::parse_nodes(&fixture("nodes.json"));
+    let cluster = ClusterView::Running {
+        server_version: crate::kube::server_version(&nodes),
+        skew: crate::kube::version_skew(&nodes),
+        addons: crate::kube::parse_addons(&fixture("helmcharts.json"), &fixture("jobs.json")),
+        certificates: crate::kube::parse_certificates(&fixture("certificates.json")),
+        nodes,
+    };
+    let f = cluster_health(&cluster);
+    let levels: Vec<_> = f.iter().map(|x| (x.check.as_str(), x.level)).collect();
+    assert_eq!(
+        levels,
+        [
+            ("k3s nodes", Level::Warn),
+            ("k3s add-ons", Level::Fail),
+            ("certificates", Level::Warn)
+        ]
+    );
+    assert_eq!(f[0].detail, "NotReady: home-2");
+    assert!(
+        f[1].fix
+            .as_deref()
+            .unwrap()
+            .starts_with("read why: k3s kubectl -n kube-system logs job/helm-install-cert-manager"),
+        "{f:?}"
+    );
+    assert!(f.iter().all(|x| x.fix.is_some()));
+    assert!(
+        cluster_health(&ClusterView::NotRunning {
+            reason: "no kubeconfig".into()
+        })
+        .is_empty()
+    );
+}
