@@ -45,6 +45,9 @@ fn prerequisites() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     let tools = ["ip", "wg", "nft", "conntrack"].iter().all(|t| have(t));
+    // What doctor's conntrack check asks for on any gateway (K3s needs it too); a lab
+    // test may have loaded it already, a fresh machine has not.
+    let _ = Command::new("modprobe").arg("nf_conntrack").output();
     if !(root && tools && Path::new("/dev/net/tun").exists()) {
         eprintln!(
             "skipping: needs root, /dev/net/tun, iproute2, wireguard-tools, nftables, conntrack"
