@@ -144,22 +144,39 @@ fn conntrack_kernel() -> bool {
     std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists()
 }
 
-fn unit_state(unit: &str) -> Option<String> {
-    let installed = [
-        format!("/etc/systemd/system/{unit}.service"),
-        format!("/lib/systemd/system/{unit}.service"),
-        format!("/usr/lib/systemd/system/{unit}.service"),
-    ]
-    .iter()
-    .any(|p| std::path::Path::new(p).exists());
-    if !installed || !probe::has_tool("systemctl") {
+/// The state of K3s's unit, `None` when K3s is not installed under `root` (neither its
+/// binary nor its unit file). systemd is asked only for the real root: under another
+/// root (a rendered tree, a test) or on a host without systemctl there is no systemd
+/// that runs that tree's K3s, so the API the cluster probe reached stands in for it:
+/// answering is `active`, not answering is `not answering its API`, and without a
+/// cluster view (a worker) the state is `unknown`.
+fn unit_state(root: &Root, unit: &str, cluster: Option<&kube::ClusterView>) -> Option<String> {
+    let installed = root.exists(proton_k3s::install::DEFAULT_K3S_BIN)
+        || [
+            format!("/etc/systemd/system/{unit}.service"),
+            format!("/lib/systemd/system/{unit}.service"),
+            format!("/usr/lib/systemd/system/{unit}.service"),
+        ]
+        .iter()
+        .any(|p| root.exists(p));
+    if !installed {
         return None;
     }
-    let out = std::process::Command::new("systemctl")
-        .args(["is-active", unit])
-        .output()
-        .ok()?;
-    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    if root.is_system() && probe::has_tool("systemctl") {
+        let out = std::process::Command::new("systemctl")
+            .args(["is-active", unit])
+            .output()
+            .ok()?;
+        return Some(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    Some(
+        match cluster {
+            Some(kube::ClusterView::Running { .. }) => "active",
+            Some(kube::ClusterView::Unreachable { .. }) => "not answering its API",
+            _ => "unknown",
+        }
+        .to_string(),
+    )
 }
 
 fn underlay() -> Option<(String, u16)> {
@@ -197,9 +214,15 @@ pub fn gateway(root: &Root, stale_after: Option<std::time::Duration>) -> Result<
         std::fs::read_to_string("/proc/net/udp").unwrap_or_default(),
         std::fs::read_to_string("/proc/net/udp6").unwrap_or_default(),
     ];
+    let live = status::daemon_status(root);
+    // gotatun binds its UDP socket with the first peer (see proton-wg's userspace.rs).
+    let idle_userspace = live
+        .as_ref()
+        .is_ok_and(|s| s.backend == "userspace" && s.peers.is_empty());
     findings.push(udp_bound(
         port,
         udp.iter().any(|t| probe::udp_port_bound(t, port)),
+        idle_userspace,
     ));
     findings.push(firewall(port, ruleset_verdict(port, &n.interface)));
     findings.push(fwmark(
@@ -215,13 +238,14 @@ pub fn gateway(root: &Root, stale_after: Option<std::time::Duration>) -> Result<
         probe::interface_mtu("flannel.1"),
     ));
     findings.push(conntrack(conntrack_kernel(), probe::has_tool("conntrack")));
+    let cluster = kube::probe(root);
     findings.push(k3s_service(
         "k3s",
         spec.k3s.enabled,
-        unit_state("k3s").as_deref(),
+        unit_state(root, "k3s", Some(&cluster)).as_deref(),
     ));
-    let cluster = kube::probe(root);
     findings.extend(version_skew(&cluster));
+    findings.extend(cluster_health(&cluster));
     let host = spec.gateway.endpoint.host_string();
     findings.push(endpoint(
         &host,
@@ -229,7 +253,7 @@ pub fn gateway(root: &Root, stale_after: Option<std::time::Duration>) -> Result<
         probe::is_local_address,
         spec.public_ip(),
     ));
-    match status::daemon_status(root) {
+    match live {
         Ok(live) => {
             let threshold =
                 stale_after.unwrap_or_else(|| observe::stale_after(n.persistent_keepalive));
@@ -249,7 +273,7 @@ pub fn gateway(root: &Root, stale_after: Option<std::time::Duration>) -> Result<
 }
 
 /// Every check on a joined worker.
-pub fn worker(t: &WorkerTunnel, stale_after: Option<std::time::Duration>) -> Report {
+pub fn worker(root: &Root, t: &WorkerTunnel, stale_after: Option<std::time::Duration>) -> Report {
     let report = status::worker_report(t, stale_after.or(Some(REJECT_AFTER)));
     let live = report
         .gateway
@@ -283,7 +307,11 @@ pub fn worker(t: &WorkerTunnel, stale_after: Option<std::time::Duration>) -> Rep
             live.as_deref(),
         ),
         conntrack(conntrack_kernel(), probe::has_tool("conntrack")),
-        k3s_service("k3s-agent", false, unit_state("k3s-agent").as_deref()),
+        k3s_service(
+            "k3s-agent",
+            false,
+            unit_state(root, "k3s-agent", None).as_deref(),
+        ),
     ];
     Report {
         role: "worker",
@@ -301,7 +329,7 @@ pub fn run(
         return gateway(root, stale_after);
     }
     match worker::load(root, iface)? {
-        Some(t) => Ok(worker(&t, stale_after)),
+        Some(t) => Ok(worker(root, &t, stale_after)),
         None => Err(OpsError::NotSetUp(
             root.path(SPEC_PATH).display().to_string(),
         )),

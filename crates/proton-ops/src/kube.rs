@@ -2,10 +2,14 @@
 //! certificates (cert-manager), and version skew between the server and each kubelet.
 //!
 //! Read with `k3s kubectl … -o json` only when K3s is installed here (its kubeconfig
-//! exists and the `k3s` binary is on PATH); otherwise the cluster is "not running".
+//! and the `k3s` binary exist under the root, where the K3s installer puts them);
+//! otherwise the cluster is "not running". The binary is taken from the root, not from
+//! PATH, like `proton apply` and the join API do: `--root DIR` then reads the cluster
+//! of that tree and never the host's.
 //! The parsing works on `serde_json::Value` and is tested on sample output.
 
 use crate::probe;
+use proton_k3s::install::DEFAULT_K3S_BIN;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -208,9 +212,9 @@ pub fn version_skew(nodes: &[NodeInfo]) -> Vec<Skew> {
         .collect()
 }
 
-fn kubectl(kubeconfig: &str, args: &[&str]) -> Result<Value, String> {
+fn kubectl(k3s: &str, kubeconfig: &str, args: &[&str]) -> Result<Value, String> {
     let mut argv = vec![
-        "k3s",
+        k3s,
         "kubectl",
         "--kubeconfig",
         kubeconfig,
@@ -230,20 +234,23 @@ pub fn probe(root: &proton_core::host::Root) -> ClusterView {
             reason: format!("no kubeconfig at {}", kubeconfig.display()),
         };
     }
-    if !probe::has_tool("k3s") {
+    let k3s = root.path(DEFAULT_K3S_BIN);
+    if !k3s.is_file() {
         return ClusterView::NotRunning {
-            reason: "the k3s binary is not installed".into(),
+            reason: format!("the k3s binary is not installed ({})", k3s.display()),
         };
     }
+    let k3s = k3s.display().to_string();
     let kc = kubeconfig.display().to_string();
-    let nodes = match kubectl(&kc, &["get", "nodes"]) {
+    let kubectl = |args: &[&str]| kubectl(&k3s, &kc, args);
+    let nodes = match kubectl(&["get", "nodes"]) {
         Ok(v) => parse_nodes(&v),
         Err(error) => return ClusterView::Unreachable { error },
     };
-    let charts = kubectl(&kc, &["get", "helmcharts.helm.cattle.io", "-A"]).unwrap_or_default();
-    let jobs = kubectl(&kc, &["get", "jobs", "-A"]).unwrap_or_default();
+    let charts = kubectl(&["get", "helmcharts.helm.cattle.io", "-A"]).unwrap_or_default();
+    let jobs = kubectl(&["get", "jobs", "-A"]).unwrap_or_default();
     // cert-manager may not be installed (tls disabled): no certificates then.
-    let certs = kubectl(&kc, &["get", "certificates.cert-manager.io", "-A"]).unwrap_or_default();
+    let certs = kubectl(&["get", "certificates.cert-manager.io", "-A"]).unwrap_or_default();
     ClusterView::Running {
         server_version: server_version(&nodes),
         skew: version_skew(&nodes),

@@ -56,10 +56,19 @@ pub fn forwarding(value: Option<&str>, required: bool) -> Finding {
     }
 }
 
-pub fn udp_bound(port: u16, bound: bool) -> Finding {
+/// `idle_userspace`: the daemon runs the userspace backend with no peer at all, which
+/// binds its UDP socket only when the first peer (an invitation) arrives.
+pub fn udp_bound(port: u16, bound: bool, idle_userspace: bool) -> Finding {
     const C: &str = "udp port bound";
     if bound {
         pass(C, format!("a socket listens on udp/{port}"))
+    } else if idle_userspace {
+        skip(
+            C,
+            format!(
+                "no peer yet: the userspace backend binds udp/{port} with the first one (proton invite NAME)"
+            ),
+        )
     } else {
         fail(
             C,
@@ -202,6 +211,11 @@ pub fn k3s_service(unit: &str, wanted: bool, state: Option<&str>) -> Finding {
         None if wanted => warn(C, "K3s is not installed yet", "proton apply"),
         None => skip(C, "K3s is not installed here"),
         Some("active") => pass(C, format!("{unit} is active")),
+        Some("unknown") => warn(
+            C,
+            format!("{unit} is installed but its state is unknown (no systemd to ask)"),
+            format!("systemctl status {unit}"),
+        ),
         Some(s) => fail(
             C,
             format!("{unit} is {s}"),
@@ -263,6 +277,97 @@ pub fn version_skew(cluster: &ClusterView) -> Vec<Finding> {
             "systemctl restart k3s  (then: journalctl -u k3s -n 50)",
         )],
     }
+}
+
+/// Nodes, add-on install jobs and certificates as the API reports them; nothing when
+/// the cluster is not running (the skew check already says why).
+pub fn cluster_health(cluster: &ClusterView) -> Vec<Finding> {
+    let ClusterView::Running {
+        nodes,
+        addons,
+        certificates,
+        ..
+    } = cluster
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    const N: &str = "k3s nodes";
+    let down: Vec<_> = nodes.iter().filter(|n| !n.ready).collect();
+    if let Some(server) = down.iter().find(|n| n.control_plane) {
+        out.push(fail(
+            N,
+            format!("the server node {} is NotReady", server.name),
+            "systemctl restart k3s  (then: journalctl -u k3s -n 50)",
+        ));
+    } else if !down.is_empty() {
+        let names: Vec<&str> = down.iter().map(|n| n.name.as_str()).collect();
+        out.push(warn(
+            N,
+            format!("NotReady: {}", names.join(", ")),
+            format!(
+                "on {}: proton doctor (its tunnel), then systemctl restart k3s-agent",
+                names.join(", ")
+            ),
+        ));
+    } else {
+        out.push(pass(N, format!("{} node(s), all Ready", nodes.len())));
+    }
+    const A: &str = "k3s add-ons";
+    let failed: Vec<_> = addons.iter().filter(|a| a.job == "failed").collect();
+    let missing: Vec<_> = addons.iter().filter(|a| a.job == "missing").collect();
+    if let Some(a) = failed.first() {
+        let names: Vec<&str> = failed.iter().map(|a| a.name.as_str()).collect();
+        out.push(fail(
+            A,
+            format!("the helm install job failed: {}", names.join(", ")),
+            format!(
+                "read why: k3s kubectl -n {} logs job/helm-install-{}; correct it in /etc/proton/proton.toml, then proton apply",
+                a.namespace, a.name
+            ),
+        ));
+    } else if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|a| a.name.as_str()).collect();
+        out.push(warn(
+            A,
+            format!("no helm install job yet: {}", names.join(", ")),
+            "journalctl -u k3s -n 50 | grep -i helm  (K3s's helm controller starts one per chart)",
+        ));
+    } else if !addons.is_empty() {
+        out.push(pass(
+            A,
+            format!("{} add-on(s), none failed to install", addons.len()),
+        ));
+    }
+    const T: &str = "certificates";
+    let unready: Vec<_> = certificates.iter().filter(|c| !c.ready).collect();
+    if let Some(c) = unready.first() {
+        let names: Vec<String> = unready
+            .iter()
+            .map(|c| format!("{}/{}", c.namespace, c.name))
+            .collect();
+        out.push(warn(
+            T,
+            format!(
+                "not ready: {}{}",
+                names.join(", "),
+                c.message
+                    .as_deref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default()
+            ),
+            format!(
+                "point its host name's DNS at this gateway, then: k3s kubectl -n {} describe certificate {}",
+                c.namespace, c.name
+            ),
+        ));
+    } else if !certificates.is_empty() {
+        out.push(pass(
+            T,
+            format!("{} certificate(s), all ready", certificates.len()),
+        ));
+    }
+    out
 }
 
 /// Whether the spec's endpoint name leads to this host.

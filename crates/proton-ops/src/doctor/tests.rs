@@ -8,7 +8,7 @@ fn every_failure_and_warning_carries_a_fix() {
         wireguard(false, true, BackendChoice::Kernel),
         forwarding(Some("0"), true),
         forwarding(Some("0"), false),
-        udp_bound(51820, false),
+        udp_bound(51820, false, false),
         fwmark("wg0", 0x4000, Ok(None)),
         mtu("wg0", None, 1420, None, None),
         mtu("wg0", Some(1420), 1420, Some(("eth0".into(), 1450)), None),
@@ -58,7 +58,9 @@ fn healthy_inputs_pass() {
         Level::Pass
     );
     assert_eq!(forwarding(Some("1"), true).level, Level::Pass);
-    assert_eq!(udp_bound(51820, true).level, Level::Pass);
+    assert_eq!(udp_bound(51820, true, false).level, Level::Pass);
+    // A userspace gateway without peers has no UDP socket yet; restarting won't bind one.
+    assert_eq!(udp_bound(51820, false, true).level, Level::Skip);
     assert_eq!(fwmark("wg0", 0x4000, Ok(Some(0x4000))).level, Level::Pass);
     assert_eq!(fwmark("wg0", 0, Ok(None)).level, Level::Skip);
     assert_eq!(
@@ -157,5 +159,46 @@ fn skew_and_exit_codes() {
     assert!(
         text.contains("fix: sysctl -w net.ipv4.ip_forward=1"),
         "{text}"
+    );
+}
+
+#[test]
+fn cluster_health_flags_notready_nodes_failed_jobs_and_unready_certificates() {
+    let fixture = |name: &str| -> serde_json::Value {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let nodes = crate::kube::parse_nodes(&fixture("nodes.json"));
+    let cluster = ClusterView::Running {
+        server_version: crate::kube::server_version(&nodes),
+        skew: crate::kube::version_skew(&nodes),
+        addons: crate::kube::parse_addons(&fixture("helmcharts.json"), &fixture("jobs.json")),
+        certificates: crate::kube::parse_certificates(&fixture("certificates.json")),
+        nodes,
+    };
+    let f = cluster_health(&cluster);
+    let levels: Vec<_> = f.iter().map(|x| (x.check.as_str(), x.level)).collect();
+    assert_eq!(
+        levels,
+        [
+            ("k3s nodes", Level::Warn),
+            ("k3s add-ons", Level::Fail),
+            ("certificates", Level::Warn)
+        ]
+    );
+    assert_eq!(f[0].detail, "NotReady: home-2");
+    assert!(
+        f[1].fix
+            .as_deref()
+            .unwrap()
+            .starts_with("read why: k3s kubectl -n kube-system logs job/helm-install-cert-manager"),
+        "{f:?}"
+    );
+    assert!(f.iter().all(|x| x.fix.is_some()));
+    assert!(
+        cluster_health(&ClusterView::NotRunning {
+            reason: "no kubeconfig".into()
+        })
+        .is_empty()
     );
 }
