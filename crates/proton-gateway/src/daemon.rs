@@ -179,6 +179,7 @@ impl JoinService for Join {
     fn redeem(&self, caller: Ipv4Addr, req: RedeemRequest) -> Result<Redeemed, JoinRefusal> {
         let outcome = self.redeem_inner(caller, req);
         match &outcome {
+            Ok(r) if r.repeat => {}
             Ok(_) => self.0.observer.join_succeeded(),
             Err(_) => self.0.observer.join_failed(),
         }
@@ -219,6 +220,7 @@ impl Join {
                 return Ok(Redeemed {
                     response: self.answer(&p, k3s)?,
                     swap: Box::new(|| {}),
+                    repeat: true,
                 });
             }
             Ok(_) => return Err(JoinRefusal::UnknownCaller(caller)),
@@ -266,6 +268,7 @@ impl Join {
             response: self.answer(&peer, k3s)?,
             // The DB already holds the new key; the device follows after the answer left.
             swap: Box::new(move || gw.wake.notify_one()),
+            repeat: false,
         })
     }
 

@@ -58,6 +58,9 @@ impl IntoResponse for JoinRefusal {
 pub struct Redeemed {
     pub response: RedeemResponse,
     pub swap: Box<dyn FnOnce() + Send>,
+    /// The answer repeated to the invitee that already redeemed (its first answer was
+    /// lost): not a new join.
+    pub repeat: bool,
 }
 
 /// What the daemon provides to the API: the state and the device behind it.

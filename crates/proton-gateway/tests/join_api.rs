@@ -45,6 +45,7 @@ impl JoinService for Fake {
                 k3s: None,
             },
             swap: Box::new(move || swapped.store(true, Ordering::SeqCst)),
+            repeat: false,
         })
     }
 }
