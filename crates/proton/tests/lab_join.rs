@@ -221,6 +221,12 @@ fn wrong_gateway_and_used_invitations_change_nothing_and_a_rerun_finishes_a_join
 
     // A join that stopped after the redeem (here: its tunnel config lost) is finished by
     // running the same command again, with the same key and address.
+    let joins = || {
+        let out = lab.proton("gw", &["status", "--json"], None);
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        status["counters"]["joins"].as_u64().unwrap()
+    };
+    let joins_before = joins();
     let conf = format!("{}/etc/proton/agent.conf", w2_root);
     let first = std::fs::read_to_string(&conf).unwrap();
     std::fs::remove_file(&conf).unwrap();
@@ -243,4 +249,5 @@ fn wrong_gateway_and_used_invitations_change_nothing_and_a_rerun_finishes_a_join
         after_join,
         "the re-run changed nothing"
     );
+    assert_eq!(joins(), joins_before, "a repeated answer is not a new join");
 }
