@@ -271,4 +271,25 @@ fn apply_and_a_new_invitation_finish_pending_node_cleanups() {
     let out = gw.ok(&["apply"]);
     assert!(out.contains("Nothing to change"), "{out}");
     assert!(!gw.take_calls().contains("delete"));
+
+    // With K3s disabled, `apply` cannot delete a pending node: it says so, does not fail,
+    // and keeps the record.
+    gw.invite("w5");
+    gw.k3s_down(true);
+    gw.fails(&["peer", "remove", "w5"]);
+    let spec = gw.path("etc/proton/proton.toml");
+    let s = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        s.replacen("[k3s]\nenabled = true", "[k3s]\nenabled = false", 1),
+    )
+    .unwrap();
+    let out = gw.run(&["apply"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("1 removed worker(s) still have a K8s node to delete"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(gw.list().1.len(), 1);
 }

@@ -371,10 +371,20 @@ fn pending_node_cleanups(root: &Root) -> anyhow::Result<Vec<proton_store::NodeCl
 /// Returns how many nodes were deleted; a failure is the run's error, the rest of the
 /// run having been applied.
 fn finish_node_cleanups(root: &Root) -> anyhow::Result<usize> {
-    if pending_node_cleanups(root)?.is_empty() {
+    let pending = pending_node_cleanups(root)?;
+    if pending.is_empty() {
         return Ok(0);
     }
     let mut ctx = crate::context::GatewayContext::load(root)?;
+    if proton_gateway::k3s::server_version(root, &ctx.spec).is_none() {
+        // K3s disabled or not installed: nothing here can delete them, and failing every
+        // run for it would block the rest; they stay listed by `peer list`.
+        eprintln!(
+            "warning: {} removed worker(s) still have a K8s node to delete, but K3s is not installed here; they stay pending",
+            pending.len()
+        );
+        return Ok(0);
+    }
     let out = node_cleanup::run_pending(&mut ctx, None, false)?;
     if let Some((name, e)) = &out.failed {
         return Err(failure(
