@@ -35,6 +35,10 @@ pub enum StoreError {
         "a peer named `{0}` already exists: choose another name or `proton peer remove {0}` first"
     )]
     NameTaken(String),
+    #[error(
+        "`{0}` was removed, but its K8s node is not deleted yet: a new peer cannot take the name until it is (run `proton apply` to retry the cleanup)"
+    )]
+    NodeCleanupPending(String),
     #[error("this public key already belongs to peer `{0}`")]
     KeyTaken(String),
     #[error("no peer named `{0}` (see `proton peer list`)")]

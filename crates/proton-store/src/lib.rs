@@ -1,5 +1,6 @@
 //! Proton's state: one SQLite file (`/var/lib/proton/proton.db`, mode `0600`) holding
-//! the peers, the invitations and an audit log of every change.
+//! the peers, the invitations, an audit log of every change, and the removed workers
+//! whose K8s node is still to be deleted.
 //!
 //! - Schema versions live in SQLite's `user_version`; each migration is a named
 //!   constant applied in its own transaction ([`schema`]).
@@ -21,12 +22,14 @@
 #![deny(unsafe_code)]
 
 mod audit;
+mod cleanup;
 mod error;
 mod invitation;
 mod peer;
 mod schema;
 
 pub use audit::AuditEvent;
+pub use cleanup::NodeCleanup;
 pub use error::StoreError;
 pub use invitation::InvitationId;
 pub use invitation::{Invitation, RedeemError};

@@ -170,6 +170,7 @@ pub(crate) fn insert_peer(
     if live_by(tx, "name", name.as_str())?.is_some() {
         return Err(StoreError::NameTaken(name.to_string()));
     }
+    crate::cleanup::refuse_pending(tx, name.as_str())?;
     if let Some(other) = live_by(tx, "public_key", &key.to_base64())? {
         return Err(StoreError::KeyTaken(other.name.to_string()));
     }
@@ -273,6 +274,27 @@ impl Store {
     /// Revokes a peer: it leaves the device at the next reconcile; its name and address
     /// become free. Pending invitations for it are cancelled.
     pub fn remove_peer(&mut self, name: &str, actor: &str) -> Result<Peer, StoreError> {
+        self.remove_peer_inner(name, actor, false)
+    }
+
+    /// [`Store::remove_peer`], and when the peer is a worker, also records (in the same
+    /// transaction) that its K8s node is still to be deleted ([`Store::node_cleanups`]).
+    /// For gateways running K3s: a crash or a K3s outage after this cannot lose the
+    /// cleanup, and the name stays reserved until [`Store::node_cleanup_done`].
+    pub fn remove_peer_queue_node_cleanup(
+        &mut self,
+        name: &str,
+        actor: &str,
+    ) -> Result<Peer, StoreError> {
+        self.remove_peer_inner(name, actor, true)
+    }
+
+    fn remove_peer_inner(
+        &mut self,
+        name: &str,
+        actor: &str,
+        queue_cleanup: bool,
+    ) -> Result<Peer, StoreError> {
         self.write(|tx, _, now| {
             let mut peer =
                 live_by(tx, "name", name)?.ok_or_else(|| StoreError::NotFound(name.into()))?;
@@ -287,6 +309,9 @@ impl Store {
             )?;
             peer.revoked_at = Some(at);
             record(tx, now, actor, "peer.remove", name, &peer_detail(&peer))?;
+            if queue_cleanup && peer.role == Role::Worker {
+                crate::cleanup::queue(tx, name, now)?;
+            }
             Ok(peer)
         })
     }
@@ -307,6 +332,7 @@ impl Store {
             if live_by(tx, "name", new.as_str())?.is_some() {
                 return Err(StoreError::NameTaken(new.to_string()));
             }
+            crate::cleanup::refuse_pending(tx, new.as_str())?;
             tx.execute(
                 "UPDATE peers SET name = ?1 WHERE id = ?2",
                 params![new.as_str(), peer.id],

@@ -56,8 +56,21 @@ UPDATE invitations SET role = (SELECT role FROM peers WHERE peers.id = invitatio
 CREATE INDEX invitations_peer ON invitations(peer_id);
 ";
 
+/// Version 3: removed workers whose Kubernetes Node (and node-password secret, and
+/// bootstrap token) are still to be deleted. Written in the same transaction as the
+/// removal, deleted only once the cluster side is gone, so a failed cleanup is retried
+/// instead of forgotten. A name listed here cannot be given to a new peer.
+const V3_NODE_CLEANUP: &str = "
+CREATE TABLE node_cleanup (
+    name        TEXT PRIMARY KEY,
+    since       INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT
+);
+";
+
 /// Every migration in order; the DB's `user_version` is how many have run.
-pub(crate) const MIGRATIONS: &[&str] = &[V1_INITIAL, V2_INVITATION_ROLE];
+pub(crate) const MIGRATIONS: &[&str] = &[V1_INITIAL, V2_INVITATION_ROLE, V3_NODE_CLEANUP];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let known = MIGRATIONS.len() as i64;

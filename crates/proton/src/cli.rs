@@ -284,7 +284,8 @@ pub struct KubeconfigArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum PeerCommand {
-    /// Every peer: name, role, address, state, public key.
+    /// Every peer: name, role, address, state, public key. Below them, removed workers
+    /// whose K8s node is not deleted yet (in `--json`: entries in state `removing`).
     List {
         /// Stable JSON for scripts.
         #[arg(long)]
@@ -292,7 +293,9 @@ pub enum PeerCommand {
     },
     /// Remove a peer: its key leaves the live interface at once (not a single packet more)
     /// and its address is freed. For a worker, when K3s runs here, its K8s Node, its
-    /// node-password secret and its bootstrap token are deleted too.
+    /// node-password secret and its bootstrap token are deleted too; if K3s does not
+    /// answer, that cleanup is kept as pending (see `peer list`) and retried by the next
+    /// `peer remove` (of any peer, or this one again) or `proton apply`.
     Remove {
         /// The peer's name, as `proton peer list` shows it.
         name: String,

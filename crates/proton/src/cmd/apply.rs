@@ -14,13 +14,16 @@
 //! 2. the files are written, each atomically (old or new, never half);
 //! 3. sysctl, daemon-reload, the firewall (before K3s opens 6443), then K3s: the
 //!    installer when the installed version is not the pinned one (it restarts K3s
-//!    itself), else a restart only when Proton's own K3s files changed.
+//!    itself), else a restart only when Proton's own K3s files changed;
+//! 4. removed workers whose K8s node `peer remove` could not delete (K3s was down) are
+//!    retried last, once K3s is installed and configured.
 //!
 //! Host commands that ignore `--root` (systemctl, sysctl, nft) run only when the root
 //! is `/`; under another root they are printed as "not run". The installer and the
 //! `k3s` binary are found under the root, so tests run fixtures there.
 
 use crate::cli::ApplyArgs;
+use crate::cmd::node_cleanup;
 use crate::output::{bad_input, failure};
 use proton_addons::{FILE_NAMES, ManifestFile, ObjectRef, plan_removal, render_manifests};
 use proton_core::host::Root;
@@ -288,7 +291,14 @@ pub fn run(root: &Root, args: &ApplyArgs) -> anyhow::Result<()> {
     let spec = Spec::load(root).map_err(|e| bad_input(e.to_string(), None))?;
     let p = plan(root, &spec)?;
     if args.dry_run {
-        return dry_run(root, &p);
+        dry_run(root, &p)?;
+        for c in pending_node_cleanups(root)? {
+            println!(
+                "would delete K8s node `{}` (removed worker, cleanup pending)",
+                c.name
+            );
+        }
+        return Ok(());
     }
     let will_install = p
         .install
@@ -326,7 +336,8 @@ pub fn run(root: &Root, args: &ApplyArgs) -> anyhow::Result<()> {
     if let Some(i) = &p.install {
         run_installer(root, i, &p.installed)?;
     }
-    if written.is_empty() && p.steps.is_empty() && p.install.is_none() {
+    let cleaned = finish_node_cleanups(root)?;
+    if written.is_empty() && p.steps.is_empty() && p.install.is_none() && cleaned == 0 {
         println!("Nothing to change: the host matches the spec.");
         return Ok(());
     }
@@ -339,11 +350,52 @@ pub fn run(root: &Root, args: &ApplyArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "Applied: {} file(s) written, {} command(s).",
+        "Applied: {} file(s) written, {} command(s), {cleaned} removed node(s) deleted.",
         written.len(),
         p.steps.len() + usize::from(p.install.is_some())
     );
     Ok(())
+}
+
+/// Removed workers whose K8s node is not deleted yet (none without a state DB).
+fn pending_node_cleanups(root: &Root) -> anyhow::Result<Vec<proton_store::NodeCleanup>> {
+    if !root.exists(proton_store::DB_PATH) {
+        return Ok(Vec::new());
+    }
+    Ok(crate::context::GatewayContext::load(root)?
+        .store
+        .node_cleanups()?)
+}
+
+/// Retries the K8s cleanups `peer remove` could not finish (K3s is up to date by now).
+/// Returns how many nodes were deleted; a failure is the run's error, the rest of the
+/// run having been applied.
+fn finish_node_cleanups(root: &Root) -> anyhow::Result<usize> {
+    let pending = pending_node_cleanups(root)?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let mut ctx = crate::context::GatewayContext::load(root)?;
+    if proton_gateway::k3s::server_version(root, &ctx.spec).is_none() {
+        // K3s disabled or not installed: nothing here can delete them, and failing every
+        // run for it would block the rest; they stay listed by `peer list`.
+        eprintln!(
+            "warning: {} removed worker(s) still have a K8s node to delete, but K3s is not installed here; they stay pending",
+            pending.len()
+        );
+        return Ok(0);
+    }
+    let out = node_cleanup::run_pending(&mut ctx, None, false)?;
+    if let Some((name, e)) = &out.failed {
+        return Err(failure(
+            format!(
+                "the host is applied, but deleting the K8s node of removed worker `{name}` failed{}: {e}",
+                node_cleanup::left_note(&out)
+            ),
+            "it stays pending (see `proton peer list`): re-run `proton apply` once K3s answers",
+        ));
+    }
+    Ok(out.done.len())
 }
 
 fn run_installer(root: &Root, i: &Installer, installed: &Option<String>) -> anyhow::Result<()> {

@@ -45,6 +45,7 @@ pub fn run(root: &Root, args: &InviteArgs) -> anyhow::Result<()> {
     }
     let ttl = parse_ttl(&args.ttl).map_err(|e| bad_input(format!("--ttl {e}"), None))?;
     let mut ctx = GatewayContext::load(root)?;
+    finish_node_cleanup(&mut ctx, &name)?;
     let gateway_key = ctx.private_key()?.public_key();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -79,4 +80,23 @@ pub fn run(root: &Root, args: &InviteArgs) -> anyhow::Result<()> {
     }
     println!("On that machine, as root:  proton join   (then paste the invitation)");
     Ok(())
+}
+
+/// A removed worker of this name whose K8s node is not deleted yet: delete it now, or
+/// refuse. Inviting anyway would be wrong either way: the old node-password secret makes
+/// K3s refuse the new machine (k3s#7797), and a later retry of the cleanup would delete
+/// the Node the new machine joined as.
+fn finish_node_cleanup(ctx: &mut GatewayContext, name: &PeerName) -> anyhow::Result<()> {
+    if !ctx.store.node_cleanup_pending(name.as_str())? {
+        return Ok(());
+    }
+    println!("`{name}` was removed but its K8s node is not deleted yet; deleting it first.");
+    let out = crate::cmd::node_cleanup::run_pending(ctx, Some(name.as_str()), true)?;
+    match out.failed {
+        Some((_, e)) => Err(crate::output::failure(
+            format!("cannot invite `{name}` yet: its old K8s node is not deleted: {e}"),
+            "once K3s answers, run `proton apply` (or invite again); or choose another name",
+        )),
+        None => Ok(()),
+    }
 }

@@ -15,6 +15,7 @@ mod init;
 mod invite;
 mod join;
 mod lab;
+mod node_cleanup;
 mod observe;
 mod peer;
 

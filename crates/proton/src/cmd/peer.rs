@@ -2,6 +2,7 @@
 
 use crate::cli::PeerCommand;
 use crate::cmd::gateway::notify_daemon;
+use crate::cmd::node_cleanup;
 use crate::context::GatewayContext;
 use crate::output::bad_input;
 use proton_core::host::Root;
@@ -12,8 +13,24 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
     match cmd {
         PeerCommand::List { json } => {
             let peers = ctx.store.list_peers(false)?;
+            let pending = ctx.store.node_cleanups()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&peers)?);
+                // Still one array (scripts keep working); a removed worker whose node is
+                // not deleted yet is an entry in state `removing`, with no address.
+                let mut rows = serde_json::to_value(&peers)?;
+                if let Some(rows) = rows.as_array_mut() {
+                    for c in &pending {
+                        rows.push(serde_json::json!({
+                            "name": c.name,
+                            "role": "worker",
+                            "state": "removing",
+                            "address": null,
+                            "public_key": null,
+                            "node_cleanup": c,
+                        }));
+                    }
+                }
+                println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(());
             }
             println!(
@@ -27,16 +44,29 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
                     p.name, p.role, p.address, state, p.public_key
                 );
             }
+            print_pending(&pending);
         }
         PeerCommand::Remove { name } => {
-            let peer = ctx.store.remove_peer(&name, "cli")?;
+            // Running the same command again after its cleanup failed finishes it.
+            if ctx.store.peer_by_name(&name)?.is_none() && ctx.store.node_cleanup_pending(&name)? {
+                println!("`{name}` is already removed; deleting its K8s node again.");
+                return forget_k3s_nodes(&mut ctx, &name);
+            }
+            // With K3s here, a worker's node is recorded as pending in the removal's own
+            // transaction, so a K3s outage (or a crash) below cannot lose the cleanup.
+            let k3s = proton_gateway::k3s::server_version(root, &ctx.spec).is_some();
+            let peer = if k3s {
+                ctx.store.remove_peer_queue_node_cleanup(&name, "cli")?
+            } else {
+                ctx.store.remove_peer(&name, "cli")?
+            };
             println!(
                 "Removed `{}` ({}); its address is free again.",
                 peer.name, peer.address
             );
             notify_daemon(root);
-            if peer.role == proton_store::Role::Worker {
-                forget_k3s_node(&ctx, peer.name.as_str())?;
+            if k3s {
+                forget_k3s_nodes(&mut ctx, peer.name.as_str())?;
             }
         }
         PeerCommand::Rename { old, new } => {
@@ -67,37 +97,47 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The cluster side of removing a worker (after its key is already off the tunnel, so a
+/// The cluster side of removing a worker, after its key is already off the tunnel (so a
 /// failure here never leaves a revoked machine connected): its Node, its node-password
 /// secret (or a rebuilt machine could never rejoin under that name) and its bootstrap
-/// token. Skipped when this gateway runs no K3s.
-fn forget_k3s_node(ctx: &GatewayContext, name: &str) -> anyhow::Result<()> {
-    let root = &ctx.root;
-    if proton_gateway::k3s::server_version(root, &ctx.spec).is_none() {
-        return Ok(());
-    }
-    let k3s = proton_gateway::k3s::k3s_program(root);
-    match proton_k3s::tokens::forget_node(&proton_k3s::SystemRunner, root, &k3s, name) {
-        Ok(done) => {
-            println!(
-                "Deleted K8s node `{name}` and its secret {name}.node-password.k3s{}.",
-                match &done.token_id {
-                    Some(id) => format!(", and its bootstrap token {id}"),
-                    None => String::new(),
-                }
-            );
-            if let Some(w) = done.token_warning {
-                eprintln!(
-                    "warning: the bootstrap token could not be deleted (expired tokens are already gone): {w}"
-                );
-            }
-            Ok(())
-        }
-        Err(e) => Err(crate::output::failure(
-            format!("`{name}` is off the tunnel, but its cluster objects remain: {e}"),
+/// token. Older pending cleanups are retried after it. A failure for `name` itself is
+/// the command's error; one for an older record is a warning (it stays pending).
+fn forget_k3s_nodes(ctx: &mut GatewayContext, name: &str) -> anyhow::Result<()> {
+    let out = node_cleanup::run_pending(ctx, Some(name), false)?;
+    let note = node_cleanup::left_note(&out);
+    match out.failed {
+        Some((failed, e)) if failed == name => Err(crate::output::failure(
+            format!("`{name}` is off the tunnel, but deleting its K8s node failed{note}: {e}"),
             format!(
-                "when K3s answers again: k3s kubectl delete node {name}; k3s kubectl -n kube-system delete secret {name}.node-password.k3s"
+                "the cleanup of node `{name}` is {}",
+                node_cleanup::RETRY_HINT
             ),
         )),
+        Some((failed, e)) => {
+            eprintln!(
+                "warning: the K8s node of `{failed}` (removed earlier) is still not deleted{note}: {e}; it is {}",
+                node_cleanup::RETRY_HINT
+            );
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// `peer list`'s footer: removed workers whose node is not deleted yet.
+fn print_pending(pending: &[proton_store::NodeCleanup]) {
+    if pending.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "Pending cleanup (removed workers whose K8s node is not deleted yet; `proton apply` retries):"
+    );
+    for c in pending {
+        let why = match &c.last_error {
+            Some(e) => format!("{} failed attempt(s), last: {e}", c.attempts),
+            None => "not tried yet".to_string(),
+        };
+        println!("  {:<20} {why}", c.name);
     }
 }

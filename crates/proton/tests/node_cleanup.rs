@@ -1,0 +1,295 @@
+//! A worker removed while K3s does not answer: its K8s node stays on the pending list
+//! (the DB), `peer list` shows it, a new invitation for the name is refused, and the
+//! next `peer remove`, `apply` or `invite` finishes the cleanup once K3s is back.
+//!
+//! A gateway rendered under a temp root (no root privileges), K3s installed by the
+//! installer fixture as the fake `k3s`, which fails while `k3s-down` exists beside it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+struct Gw {
+    dir: tempfile::TempDir,
+    rec: tempfile::TempDir,
+}
+
+impl Gw {
+    /// `proton init`, a spec using the installer fixture, `proton apply` (installs the
+    /// fake k3s at the pinned version).
+    fn new() -> Gw {
+        let gw = Gw {
+            dir: tempfile::tempdir().unwrap(),
+            rec: tempfile::tempdir().unwrap(),
+        };
+        gw.ok(&["init", "--endpoint", "vps.example.org"]);
+        let spec = gw.path("etc/proton/proton.toml");
+        let mut s = std::fs::read_to_string(&spec).unwrap();
+        for (from, to) in [
+            (
+                "endpoint = \"vps.example.org:51820\"\n",
+                "endpoint = \"vps.example.org:51820\"\npublic_ip = \"203.0.113.7\"\n",
+            ),
+            ("\"https://get.k3s.io\"", "\"/opt/k3s/install.sh\""),
+            ("skip_download = false", "skip_download = true"),
+            ("[tls]\n", "[tls]\nacme_email = \"ops@example.org\"\n"),
+        ] {
+            assert!(s.contains(from), "spec has no {from:?}:\n{s}");
+            s = s.replacen(from, to, 1);
+        }
+        std::fs::write(&spec, s).unwrap();
+        let script = gw.path("opt/k3s/install.sh");
+        std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+        std::fs::copy(fixture("k3s-install.sh"), &script).unwrap();
+        gw.ok(&["apply"]);
+        assert!(gw.path("usr/local/bin/k3s").exists());
+        gw
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--root")
+            .arg(self.dir.path())
+            .args(args)
+            .env("RECORD_DIR", self.rec.path())
+            .env("FAKE_K3S_SRC", fixture("fake-k3s"))
+            .env("FAKE_K3S_DIR", self.path("usr/local/bin"))
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Runs a command that must fail with exit code 1, one `error:` line and a hint;
+    /// returns (stdout, error line, hint line).
+    fn fails(&self, args: &[&str]) -> (String, String, String) {
+        let out = self.run(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
+        let hint = stderr
+            .lines()
+            .skip_while(|l| !l.starts_with("error:"))
+            .nth(1)
+            .unwrap_or_default();
+        assert!(hint.starts_with("hint: "), "{args:?}: {stderr}");
+        (text(&out.stdout), errors[0].to_string(), hint.to_string())
+    }
+
+    fn k3s_down(&self, down: bool) {
+        let marker = self.path("usr/local/bin/k3s-down");
+        if down {
+            std::fs::write(marker, "").unwrap();
+        } else {
+            std::fs::remove_file(marker).unwrap();
+        }
+    }
+
+    /// The `k3s` calls since the last look.
+    fn take_calls(&self) -> String {
+        let p = self.path("usr/local/bin/k3s-calls.log");
+        let calls = std::fs::read_to_string(&p).unwrap_or_default();
+        let _ = std::fs::remove_file(p);
+        calls
+    }
+
+    fn invite(&self, name: &str) {
+        self.ok(&["invite", name, "--role", "worker", "--no-qr"]);
+    }
+
+    /// `peer list --json`: (name, state) of every entry, and the `removing` entries.
+    fn list(&self) -> (Vec<(String, String)>, Vec<serde_json::Value>) {
+        let rows: serde_json::Value = serde_json::from_str(&self.ok(&["peer", "list", "--json"]))
+            .expect("peer list --json is JSON");
+        let rows = rows.as_array().expect("an array").clone();
+        let names = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["name"].as_str().unwrap().to_string(),
+                    r["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let removing = rows
+            .into_iter()
+            .filter(|r| r["state"] == "removing")
+            .collect();
+        (names, removing)
+    }
+}
+
+fn deleted(calls: &str, node: &str) -> bool {
+    calls.contains(&format!("kubectl delete node {node} --ignore-not-found"))
+        && calls.contains(&format!(
+            "kubectl -n kube-system delete secret {node}.node-password.k3s --ignore-not-found"
+        ))
+}
+
+#[test]
+fn a_failed_node_cleanup_is_kept_shown_refused_for_reinvites_and_finished_by_the_next_remove() {
+    let gw = Gw::new();
+    gw.invite("w1");
+    gw.invite("w2");
+    gw.ok(&["client", "add", "phone"]);
+    // A token `join` made for w1 earlier: its ID is what `peer remove` deletes.
+    std::fs::create_dir_all(gw.path("var/lib/proton/k3s-tokens")).unwrap();
+    std::fs::write(gw.path("var/lib/proton/k3s-tokens/w1"), "abc123\n").unwrap();
+    gw.take_calls();
+
+    gw.k3s_down(true);
+    let (stdout, error, hint) = gw.fails(&["peer", "remove", "w1"]);
+    assert!(stdout.contains("Removed `w1`"), "{stdout}");
+    assert!(
+        error.contains("`w1` is off the tunnel, but deleting its K8s node failed")
+            && error.contains("127.0.0.1:6443 was refused"),
+        "{error}"
+    );
+    assert!(
+        hint.contains("retried") && hint.contains("proton apply"),
+        "{hint}"
+    );
+    // The token record stays until the cluster side succeeded.
+    assert!(gw.path("var/lib/proton/k3s-tokens/w1").exists());
+
+    let (names, removing) = gw.list();
+    assert!(
+        !names.contains(&("w1".into(), "invited".into())),
+        "{names:?}"
+    );
+    assert_eq!(removing.len(), 1, "{removing:?}");
+    assert_eq!(removing[0]["name"], "w1");
+    assert_eq!(removing[0]["node_cleanup"]["attempts"], 1);
+    assert!(
+        removing[0]["node_cleanup"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("was refused"),
+        "{removing:?}"
+    );
+    let table = gw.ok(&["peer", "list"]);
+    assert!(
+        table.contains("Pending cleanup") && table.contains("  w1 "),
+        "{table}"
+    );
+
+    // The name cannot be given to a new machine while the old node may still exist.
+    let (_, error, _) = gw.fails(&["invite", "w1", "--role", "worker", "--no-qr"]);
+    assert!(error.contains("cannot invite `w1` yet"), "{error}");
+    let (names, _) = gw.list();
+    let w1: Vec<_> = names.iter().filter(|(n, _)| n == "w1").collect();
+    assert_eq!(w1, [&("w1".to_string(), "removing".to_string())]);
+
+    // Removing another worker while K3s is still down: its own failure, the older one
+    // left pending.
+    let (_, error, _) = gw.fails(&["peer", "remove", "w2"]);
+    assert!(
+        error.contains("`w2`") && error.contains("1 more pending"),
+        "{error}"
+    );
+    assert_eq!(gw.list().1.len(), 2);
+
+    // K3s is back: removing any peer (here a client) finishes both.
+    gw.k3s_down(false);
+    gw.take_calls();
+    let stdout = gw.ok(&["peer", "remove", "phone"]);
+    let calls = gw.take_calls();
+    assert!(deleted(&calls, "w1") && deleted(&calls, "w2"), "{calls}");
+    assert!(calls.contains("token delete abc123"), "{calls}");
+    assert!(stdout.contains("Deleted K8s node `w1`"), "{stdout}");
+    assert!(stdout.contains("Deleted K8s node `w2`"), "{stdout}");
+    assert!(gw.list().1.is_empty());
+    assert!(!gw.path("var/lib/proton/k3s-tokens/w1").exists());
+    assert!(!gw.ok(&["peer", "list"]).contains("Pending cleanup"));
+    // And the name is free again.
+    gw.invite("w1");
+}
+
+#[test]
+fn apply_and_a_new_invitation_finish_pending_node_cleanups() {
+    let gw = Gw::new();
+    gw.invite("w3");
+    gw.invite("w4");
+    gw.k3s_down(true);
+    gw.fails(&["peer", "remove", "w3"]);
+    gw.fails(&["peer", "remove", "w4"]);
+
+    // `apply` while K3s is still down: the host part is done, the cleanup fails loudly.
+    let (_, error, hint) = gw.fails(&["apply"]);
+    assert!(
+        error.contains("deleting the K8s node of removed worker `w3` failed (1 more pending)"),
+        "{error}"
+    );
+    assert!(hint.contains("re-run `proton apply`"), "{hint}");
+    let dry = gw.ok(&["apply", "--dry-run"]);
+    assert!(dry.contains("would delete K8s node `w3`"), "{dry}");
+
+    // Running the same `peer remove` again retries it (the peer is gone already).
+    let (stdout, error, _) = gw.fails(&["peer", "remove", "w4"]);
+    assert!(stdout.contains("`w4` is already removed"), "{stdout}");
+    assert!(error.contains("`w4`"), "{error}");
+    assert_eq!(gw.list().1.len(), 2);
+
+    gw.k3s_down(false);
+    gw.take_calls();
+    // A new invitation for w4 deletes the old node first (and only that one).
+    let out = gw.ok(&["invite", "w4", "--role", "worker", "--no-qr"]);
+    assert!(out.contains("Deleted K8s node `w4`"), "{out}");
+    let calls = gw.take_calls();
+    assert!(deleted(&calls, "w4") && !deleted(&calls, "w3"), "{calls}");
+
+    let out = gw.ok(&["apply"]);
+    assert!(out.contains("Deleted K8s node `w3`"), "{out}");
+    assert!(deleted(&gw.take_calls(), "w3"));
+    assert!(gw.list().1.is_empty());
+    // Nothing pending: the next apply has nothing to do.
+    let out = gw.ok(&["apply"]);
+    assert!(out.contains("Nothing to change"), "{out}");
+    assert!(!gw.take_calls().contains("delete"));
+
+    // With K3s disabled, `apply` cannot delete a pending node: it says so, does not fail,
+    // and keeps the record.
+    gw.invite("w5");
+    gw.k3s_down(true);
+    gw.fails(&["peer", "remove", "w5"]);
+    let spec = gw.path("etc/proton/proton.toml");
+    let s = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        s.replacen("[k3s]\nenabled = true", "[k3s]\nenabled = false", 1),
+    )
+    .unwrap();
+    let out = gw.run(&["apply"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("1 removed worker(s) still have a K8s node to delete"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(gw.list().1.len(), 1);
+}
