@@ -92,13 +92,24 @@ pub fn delete_token(runner: &dyn Runner, k3s: &str, token_id: &str) -> Result<()
     .map(|_| ())
 }
 
+/// How long one `kubectl` call of the node cleanup may wait for the API server.
+const REQUEST_TIMEOUT: &str = "--request-timeout=20s";
+
 /// Deletes a worker's Node and its `kube-system/<name>.node-password.k3s` secret, so a
 /// rebuilt machine can rejoin under the same name (k3s#7797). Already-gone objects are
-/// fine (`--ignore-not-found`).
+/// fine (`--ignore-not-found`). Each call gives up after 20 s (`--request-timeout`): an API
+/// server that hangs must not hold `peer remove` forever (the cleanup is retried later).
 pub fn remove_node(runner: &dyn Runner, k3s: &str, node: &str) -> Result<(), Error> {
     let secret = format!("{node}.node-password.k3s");
     let steps: [Vec<&str>; 2] = [
-        vec!["kubectl", "delete", "node", node, "--ignore-not-found"],
+        vec![
+            "kubectl",
+            "delete",
+            "node",
+            node,
+            "--ignore-not-found",
+            REQUEST_TIMEOUT,
+        ],
         vec![
             "kubectl",
             "-n",
@@ -107,6 +118,7 @@ pub fn remove_node(runner: &dyn Runner, k3s: &str, node: &str) -> Result<(), Err
             "secret",
             &secret,
             "--ignore-not-found",
+            REQUEST_TIMEOUT,
         ],
     ];
     for args in steps {

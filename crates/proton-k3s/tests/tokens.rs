@@ -59,8 +59,8 @@ fn remove_node_deletes_node_and_node_password_secret() {
     assert_eq!(
         lines,
         [
-            "/usr/local/bin/k3s kubectl delete node homelab-1 --ignore-not-found",
-            "/usr/local/bin/k3s kubectl -n kube-system delete secret homelab-1.node-password.k3s --ignore-not-found",
+            "/usr/local/bin/k3s kubectl delete node homelab-1 --ignore-not-found --request-timeout=20s",
+            "/usr/local/bin/k3s kubectl -n kube-system delete secret homelab-1.node-password.k3s --ignore-not-found --request-timeout=20s",
         ]
     );
 }
@@ -114,8 +114,8 @@ fn forget_node_deletes_node_secret_and_recorded_token_and_survives_an_expired_to
     assert_eq!(
         lines,
         [
-            "k3s kubectl delete node w1 --ignore-not-found",
-            "k3s kubectl -n kube-system delete secret w1.node-password.k3s --ignore-not-found",
+            "k3s kubectl delete node w1 --ignore-not-found --request-timeout=20s",
+            "k3s kubectl -n kube-system delete secret w1.node-password.k3s --ignore-not-found --request-timeout=20s",
             "k3s token delete k10abc",
         ]
     );

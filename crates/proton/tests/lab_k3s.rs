@@ -153,8 +153,8 @@ fn a_worker_joins_k3s_with_only_the_invitation_and_removal_forgets_its_node() {
     );
     let calls = std::fs::read_to_string(gw.join("usr/local/bin/k3s-calls.log")).unwrap();
     for want in [
-        "kubectl delete node w1 --ignore-not-found",
-        "kubectl -n kube-system delete secret w1.node-password.k3s --ignore-not-found",
+        "kubectl delete node w1 --ignore-not-found --request-timeout=20s",
+        "kubectl -n kube-system delete secret w1.node-password.k3s --ignore-not-found --request-timeout=20s",
         "token delete abc123",
     ] {
         assert!(calls.lines().any(|l| l == want), "{want} in:\n{calls}");

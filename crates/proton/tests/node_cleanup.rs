@@ -145,9 +145,9 @@ impl Gw {
 }
 
 fn deleted(calls: &str, node: &str) -> bool {
-    calls.contains(&format!("kubectl delete node {node} --ignore-not-found"))
+    calls.contains(&format!("kubectl delete node {node} --ignore-not-found --request-timeout=20s"))
         && calls.contains(&format!(
-            "kubectl -n kube-system delete secret {node}.node-password.k3s --ignore-not-found"
+            "kubectl -n kube-system delete secret {node}.node-password.k3s --ignore-not-found --request-timeout=20s"
         ))
 }
 
