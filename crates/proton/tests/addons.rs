@@ -3,6 +3,10 @@
 //! API that requires the kubeconfig's client certificate), and the one-source-of-truth
 //! check that the allow-list, the firewall and client configs all take `network.cidr`.
 
+mod cli;
+
+use cli::proton;
+
 #[path = "../../proton-k3s/tests/support/kube_api.rs"]
 mod kube_api;
 
@@ -10,20 +14,9 @@ use base64::Engine;
 use proton_addons::{AddonsParams, DashboardKind, DashboardParams, render_manifests};
 use proton_core::spec::Spec;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const MANIFESTS: &str = "var/lib/rancher/k3s/server/manifests";
-
-fn proton(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_proton"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("PROTON_ROOT")
-        .env_remove("PROTON_KUBECONFIG")
-        .output()
-        .expect("the proton binary runs")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

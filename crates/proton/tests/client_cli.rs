@@ -3,18 +3,12 @@
 //! code private (0600) and a failed PNG adding nothing, the private key never stored,
 //! renames audited, and bad input one line that changes nothing.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod cli;
 
-fn proton(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_proton"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("PROTON_ROOT")
-        .output()
-        .unwrap()
-}
+use cli::{gateway, proton};
+
+use std::path::Path;
+use std::process::Output;
 
 fn text(out: &Output) -> String {
     format!(
@@ -22,13 +16,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-fn gateway() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let out = proton(dir.path(), &["init", "--endpoint", "203.0.113.5"]);
-    assert!(out.status.success(), "{}", text(&out));
-    dir
 }
 
 fn peers(root: &Path) -> String {

@@ -1,18 +1,12 @@
 //! `proton init` and `proton config wireguard`, driven through the real binary in a
 //! temp root, as a user would run them.
 
+mod cli;
+
+use cli::proton;
+
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn proton(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_proton"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("PROTON_ROOT")
-        .output()
-        .expect("the proton binary runs")
-}
 
 fn files_under(root: &Path) -> Vec<String> {
     let mut out = Vec::new();

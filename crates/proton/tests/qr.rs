@@ -3,18 +3,12 @@
 //! and from the terminal drawing, and the `invite` line from its terminal drawing.
 //! Skipped when zbarimg is missing (`.ci/run` installs it).
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod cli;
 
-fn proton(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_proton"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("PROTON_ROOT")
-        .output()
-        .unwrap()
-}
+use cli::{gateway, proton};
+
+use std::path::Path;
+use std::process::Command;
 
 fn zbarimg() -> bool {
     let found = Command::new("zbarimg").arg("--version").output().is_ok();
@@ -76,13 +70,6 @@ fn terminal_qr_to_pgm(stdout: &str, path: &Path) {
         }
     }
     std::fs::write(path, pgm).unwrap();
-}
-
-fn gateway() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let out = proton(dir.path(), &["init", "--endpoint", "203.0.113.5"]);
-    assert!(out.status.success());
-    dir
 }
 
 #[test]

@@ -1,18 +1,11 @@
 //! `proton status`, `doctor` and `reresolve` outside the lab (no root needed): each
 //! refuses with one clear line and a hint when there is nothing to look at.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod cli;
 
-fn proton(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_proton"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("PROTON_ROOT")
-        .output()
-        .expect("the proton binary runs")
-}
+use cli::proton;
+
+use std::process::Output;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
