@@ -57,8 +57,9 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(user.map(|u| u.code).unwrap_or(1))
 }
 
-pub fn init_tracing(verbose: u8) {
+pub fn init_tracing(verbose: u8, quiet_data_plane: bool) {
     let default = match verbose {
+        0 if quiet_data_plane => "warn,proton=info,proton_wg=warn,gotatun=off",
         0 => "warn,proton=info",
         1 => "info",
         2 => "debug",
