@@ -113,16 +113,28 @@ fn tunnel(
     deadline: Instant,
 ) -> anyhow::Result<Option<Device>> {
     let device = rt.block_on(Device::up(cfg))?;
+    let handshaken = |d: &Device| {
+        rt.block_on(d.peers())
+            .iter()
+            .any(|p| p.last_handshake.is_some())
+    };
     loop {
-        let peers = rt.block_on(device.peers());
-        if peers.iter().any(|p| p.last_handshake.is_some()) {
+        if handshaken(&device) {
             return Ok(Some(device));
         }
         if Instant::now() >= deadline {
             rt.block_on(device.down());
             return Ok(None);
         }
+        let asked = Instant::now();
         let _ = client::whoami(api, Duration::from_millis(500));
+        // A fast failure without a handshake (the network refused at once): pace the
+        // retries instead of spinning.
+        if let Some(rest) = Duration::from_millis(100).checked_sub(asked.elapsed())
+            && !handshaken(&device)
+        {
+            std::thread::sleep(rest);
+        }
     }
 }
 
