@@ -8,88 +8,12 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_proton");
+mod k3s_gw;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-struct Gw {
-    dir: tempfile::TempDir,
-    rec: tempfile::TempDir,
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use k3s_gw::{Gw, fixture, text};
 
 impl Gw {
-    /// `proton init`, then a spec with a public IP, an ACME e-mail and the installer
-    /// fixture at /opt/k3s/install.sh (air-gapped: skip_download).
-    fn new() -> Gw {
-        let gw = Gw {
-            dir: tempfile::tempdir().unwrap(),
-            rec: tempfile::tempdir().unwrap(),
-        };
-        let out = gw.run(&["init", "--endpoint", "vps.example.org"]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        gw.edit_spec(&[
-            (
-                "endpoint = \"vps.example.org:51820\"\n",
-                "endpoint = \"vps.example.org:51820\"\npublic_ip = \"203.0.113.7\"\n",
-            ),
-            ("\"https://get.k3s.io\"", "\"/opt/k3s/install.sh\""),
-            ("skip_download = false", "skip_download = true"),
-            ("[tls]\n", "[tls]\nacme_email = \"ops@example.org\"\n"),
-        ]);
-        let script = gw.path("opt/k3s/install.sh");
-        std::fs::create_dir_all(script.parent().unwrap()).unwrap();
-        std::fs::copy(fixture("k3s-install.sh"), &script).unwrap();
-        gw
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn edit_spec(&self, edits: &[(&str, &str)]) {
-        let p = self.path("etc/proton/proton.toml");
-        let mut s = std::fs::read_to_string(&p).unwrap();
-        for (from, to) in edits {
-            assert!(s.contains(from), "spec has no {from:?}:\n{s}");
-            s = s.replacen(from, to, 1);
-        }
-        std::fs::write(&p, s).unwrap();
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--root")
-            .arg(self.dir.path())
-            .args(args)
-            .env("RECORD_DIR", self.rec.path())
-            .env("FAKE_K3S_SRC", fixture("fake-k3s"))
-            .env("FAKE_K3S_DIR", self.path("usr/local/bin"))
-            .env("HOME", "/home/admin")
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
     /// The installer fixture's record of its last run (and forgets it).
     fn take_record(&self) -> Option<String> {
         let p = self.rec.path().join("record");

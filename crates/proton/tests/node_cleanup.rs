@@ -5,83 +5,17 @@
 //! A gateway rendered under a temp root (no root privileges), K3s installed by the
 //! installer fixture as the fake `k3s`, which fails while `k3s-down` exists beside it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod k3s_gw;
 
-const BIN: &str = env!("CARGO_BIN_EXE_proton");
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-struct Gw {
-    dir: tempfile::TempDir,
-    rec: tempfile::TempDir,
-}
+use k3s_gw::{Gw, text};
 
 impl Gw {
-    /// `proton init`, a spec using the installer fixture, `proton apply` (installs the
-    /// fake k3s at the pinned version).
-    fn new() -> Gw {
-        let gw = Gw {
-            dir: tempfile::tempdir().unwrap(),
-            rec: tempfile::tempdir().unwrap(),
-        };
-        gw.ok(&["init", "--endpoint", "vps.example.org"]);
-        let spec = gw.path("etc/proton/proton.toml");
-        let mut s = std::fs::read_to_string(&spec).unwrap();
-        for (from, to) in [
-            (
-                "endpoint = \"vps.example.org:51820\"\n",
-                "endpoint = \"vps.example.org:51820\"\npublic_ip = \"203.0.113.7\"\n",
-            ),
-            ("\"https://get.k3s.io\"", "\"/opt/k3s/install.sh\""),
-            ("skip_download = false", "skip_download = true"),
-            ("[tls]\n", "[tls]\nacme_email = \"ops@example.org\"\n"),
-        ] {
-            assert!(s.contains(from), "spec has no {from:?}:\n{s}");
-            s = s.replacen(from, to, 1);
-        }
-        std::fs::write(&spec, s).unwrap();
-        let script = gw.path("opt/k3s/install.sh");
-        std::fs::create_dir_all(script.parent().unwrap()).unwrap();
-        std::fs::copy(fixture("k3s-install.sh"), &script).unwrap();
+    /// A gateway with K3s applied (the fake `k3s` installed at the pinned version).
+    fn applied() -> Gw {
+        let gw = Gw::new();
         gw.ok(&["apply"]);
         assert!(gw.path("usr/local/bin/k3s").exists());
         gw
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--root")
-            .arg(self.dir.path())
-            .args(args)
-            .env("RECORD_DIR", self.rec.path())
-            .env("FAKE_K3S_SRC", fixture("fake-k3s"))
-            .env("FAKE_K3S_DIR", self.path("usr/local/bin"))
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
     }
 
     /// Runs a command that must fail with exit code 1, one `error:` line and a hint;
@@ -153,7 +87,7 @@ fn deleted(calls: &str, node: &str) -> bool {
 
 #[test]
 fn a_failed_node_cleanup_is_kept_shown_refused_for_reinvites_and_finished_by_the_next_remove() {
-    let gw = Gw::new();
+    let gw = Gw::applied();
     gw.invite("w1");
     gw.invite("w2");
     gw.ok(&["client", "add", "phone"]);
@@ -232,7 +166,7 @@ fn a_failed_node_cleanup_is_kept_shown_refused_for_reinvites_and_finished_by_the
 
 #[test]
 fn apply_and_a_new_invitation_finish_pending_node_cleanups() {
-    let gw = Gw::new();
+    let gw = Gw::applied();
     gw.invite("w3");
     gw.invite("w4");
     gw.k3s_down(true);
