@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{LabGuard, root_and_tools, wg_dump};
+use common::{LabGuard, output_with_stdin, root_and_tools, wg_dump};
 use std::collections::{HashMap, HashSet};
 
 /// What the gateway's state and live device say: (name, address, state, public key)
@@ -49,23 +49,8 @@ fn tree(dir: &str) -> Vec<(String, Vec<u8>)> {
 /// `wg pubkey` of a node's saved key (the real wireguard-tools derive it).
 fn node_public_key(lab: &LabGuard, worker: &str) -> String {
     let key = std::fs::read_to_string(format!("{}/etc/proton/node.key", lab.root(worker))).unwrap();
-    use std::io::Write;
-    let mut child = std::process::Command::new("wg")
-        .arg("pubkey")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(key.as_bytes())
-        .unwrap();
-    String::from_utf8(child.wait_with_output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_string()
+    let out = output_with_stdin(std::process::Command::new("wg").arg("pubkey"), &key);
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 #[test]

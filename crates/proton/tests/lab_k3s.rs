@@ -10,11 +10,10 @@
 
 mod common;
 
-use common::{BIN, LabGuard, root_and_tools};
-use std::io::Write;
+use common::{BIN, LabGuard, output_with_stdin, root_and_tools};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const TOKEN: &str = "abc123.0123456789abcdef";
 
@@ -64,28 +63,19 @@ fn a_worker_joins_k3s_with_only_the_invitation_and_removal_forgets_its_node() {
     let rec = tempfile::tempdir().unwrap();
 
     let inv = invitation(&lab, "w1");
-    let mut child = Command::new(BIN)
-        .args(["lab", "exec", "w1", "--name", &lab.0, "--stdin", "--"])
-        .arg("env")
-        .arg(format!("RECORD_DIR={}", rec.path().display()))
-        .args([BIN, "--root", w1.to_str().unwrap(), "join"])
-        .args([
-            "--k3s-install-script",
-            "/opt/k3s/install.sh",
-            "--k3s-skip-download",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(inv.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        Command::new(BIN)
+            .args(["lab", "exec", "w1", "--name", &lab.0, "--stdin", "--"])
+            .arg("env")
+            .arg(format!("RECORD_DIR={}", rec.path().display()))
+            .args([BIN, "--root", w1.to_str().unwrap(), "join"])
+            .args([
+                "--k3s-install-script",
+                "/opt/k3s/install.sh",
+                "--k3s-skip-download",
+            ]),
+        &inv,
+    );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "join: {stdout}{stderr}");
     assert!(

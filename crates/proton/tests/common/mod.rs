@@ -104,20 +104,7 @@ impl LabGuard {
         cmd.arg("--").args(&argv);
         match stdin {
             None => cmd.output().unwrap(),
-            Some(text) => {
-                use std::io::Write;
-                cmd.stdin(std::process::Stdio::piped())
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped());
-                let mut child = cmd.spawn().unwrap();
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(text.as_bytes())
-                    .unwrap();
-                child.wait_with_output().unwrap()
-            }
+            Some(text) => output_with_stdin(&mut cmd, text),
         }
     }
 
@@ -180,4 +167,23 @@ pub fn wg_dump(lab: &LabGuard) -> Vec<Vec<String>> {
         .skip(1)
         .map(|l| l.split('\t').map(String::from).collect())
         .collect()
+}
+
+/// Runs `cmd` with `input` on its standard input (secrets never go in argv) and collects
+/// its output.
+pub fn output_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
