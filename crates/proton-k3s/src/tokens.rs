@@ -5,22 +5,62 @@ use zeroize::Zeroizing;
 use crate::Error;
 use crate::runner::Runner;
 
-/// A bootstrap token: zeroized on drop, never in `Debug`.
+/// A bootstrap token as `k3s token create` prints it: the *secure* form
+/// `K10<sha256 of the cluster CA, 64 hex>::<id>.<secret>` (k3s-io/k3s v1.34.2+k3s1
+/// `pkg/cli/token/token.go` `create` → `pkg/clientaccess/token.go` `FormatTokenBytes`:
+/// `tokenPrefix + digest + "::" + creds`). The agent gets the whole string, so it pins the
+/// server's CA by its hash; `k3s token delete` takes the bare ID. Zeroized on drop, never
+/// in `Debug`.
 pub struct BootstrapToken(Zeroizing<String>);
 
+/// K3s's secure-token prefix (`pkg/clientaccess/token.go` `tokenPrefix`).
+const TOKEN_PREFIX: &str = "K10";
+/// `caHashLength = sha256.Size * 2` (`pkg/clientaccess/token.go`), hex from `hex.EncodeToString`.
+const CA_HASH_LEN: usize = 64;
+
+fn lower_alnum(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+}
+
+/// Whether `id` is a bootstrap-token ID, `[a-z0-9]{6}` (k8s.io/cluster-bootstrap
+/// `token/api` `BootstrapTokenIDPattern`, what `k3s token delete` accepts).
+pub fn is_token_id(id: &str) -> bool {
+    lower_alnum(id, 6)
+}
+
 impl BootstrapToken {
+    /// Parses what `k3s token create` printed: exactly `K10<64 hex>::<id>.<secret>` with
+    /// `<id>` `[a-z0-9]{6}` and `<secret>` `[a-z0-9]{16}` (`BootstrapTokenPattern`).
+    /// Anything else (a bare `<id>.<secret>` that pins no CA, a usage text) is refused.
+    pub fn parse(text: &str) -> Option<BootstrapToken> {
+        let rest = text.strip_prefix(TOKEN_PREFIX)?;
+        let (hash, creds) = rest.split_once("::")?;
+        let hash_ok = hash.len() == CA_HASH_LEN
+            && hash
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let (id, secret) = creds.split_once('.')?;
+        (hash_ok && is_token_id(id) && lower_alnum(secret, 16))
+            .then(|| BootstrapToken(Zeroizing::new(text.to_string())))
+    }
+
+    /// The whole secure token, for the agent's `token:`.
     pub fn expose(&self) -> &str {
         &self.0
     }
-    /// The token ID (`<id>.<secret>`), the handle `k3s token delete` takes; not secret.
+
+    /// The token ID, the handle `k3s token delete` takes; not secret.
     pub fn id(&self) -> &str {
-        self.0.split('.').next().unwrap_or_default()
+        let creds = self.0.split_once("::").map_or("", |(_, c)| c);
+        creds.split('.').next().unwrap_or_default()
     }
 }
 
 impl std::fmt::Debug for BootstrapToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BootstrapToken({}.<redacted>)", self.id())
+        write!(f, "BootstrapToken(K10<ca hash>::{}.<redacted>)", self.id())
     }
 }
 
@@ -65,24 +105,23 @@ pub fn create_token(
         format!("{k3s} {}", args.join(" ")),
         runner.run(k3s, &args, &[], None),
     )?;
-    let token = out.stdout.trim();
-    // `<6 chars>.<16 chars>` per the kubeadm bootstrap-token format.
-    let valid = token.split_once('.').is_some_and(|(a, b)| {
-        !a.is_empty()
-            && !b.is_empty()
-            && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
-    });
-    if !valid {
-        return Err(Error::Command {
-            command: format!("{k3s} token create"),
-            reason: "printed no token of the form <id>.<secret>".into(),
-        });
-    }
-    Ok(BootstrapToken(Zeroizing::new(token.to_string())))
+    // `fmt.Println(token)` is the only thing `create` writes to stdout (logs go to stderr).
+    BootstrapToken::parse(out.stdout.trim()).ok_or_else(|| Error::Command {
+        command: format!("{k3s} token create"),
+        reason: "printed no token of the form K10<CA hash>::<id>.<secret>".into(),
+    })
 }
 
-/// `k3s token delete <id>`.
+/// `k3s token delete <id>`, `<id>` the bare 6-character token ID (`pkg/cli/token/token.go`
+/// `delete` deletes Secret `kube-system/bootstrap-token-<id>`). Anything else is refused
+/// before K3s runs: it would not name a token.
 pub fn delete_token(runner: &dyn Runner, k3s: &str, token_id: &str) -> Result<(), Error> {
+    if !is_token_id(token_id) {
+        return Err(Error::Command {
+            command: format!("{k3s} token delete"),
+            reason: format!("{token_id:?} is not a bootstrap token ID ([a-z0-9]{{6}})"),
+        });
+    }
     let args = ["token", "delete", token_id];
     check(
         k3s,

@@ -31,7 +31,7 @@ fn server() -> ServerParams {
 fn agent() -> AgentParams {
     AgentParams {
         server_url: "https://10.7.7.1:6443".into(),
-        token: Zeroizing::new("abcdef.0123456789abcdef".into()),
+        token: Zeroizing::new("K107f99992b20751cd3004ecd26ed4fd409f96346027917dd063a66fec17b9a692a::abcdef.0123456789abcdef".into()),
         node_name: "homelab-1".into(),
         tunnel_ip: "10.7.7.2".parse().unwrap(),
         interface: "wg0".into(),

@@ -124,7 +124,7 @@ fn air_gapped_agent_from_local_path_token_only_in_env() {
         .unwrap();
     let role = Role::Agent {
         server_url: "https://10.7.7.1:6443".into(),
-        token: Zeroizing::new("abcdef.0123456789abcdef".into()),
+        token: Zeroizing::new("K107f99992b20751cd3004ecd26ed4fd409f96346027917dd063a66fec17b9a692a::abcdef.0123456789abcdef".into()),
     };
     let mut i = installer(&lab, ScriptSource::Path("/opt/k3s/install.sh".into()), role);
     i.skip_download = true;
@@ -137,7 +137,7 @@ fn air_gapped_agent_from_local_path_token_only_in_env() {
     assert!(rec.contains("INSTALL_K3S_SKIP_START=true\n"), "{rec}");
     assert!(rec.contains("INSTALL_K3S_EXEC=agent\n"), "{rec}");
     assert!(rec.contains("K3S_URL=https://10.7.7.1:6443\n"), "{rec}");
-    assert!(rec.contains("K3S_TOKEN=abcdef.0123456789abcdef\n"), "{rec}");
+    assert!(rec.contains("K3S_TOKEN=K107f99992b20751cd3004ecd26ed4fd409f96346027917dd063a66fec17b9a692a::abcdef.0123456789abcdef\n"), "{rec}");
     let args = rec.lines().next().unwrap();
     assert_eq!(args, "args:", "token or anything else leaked into argv");
 }

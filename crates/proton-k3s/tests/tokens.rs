@@ -3,6 +3,12 @@
 use proton_k3s::tokens::{create_token, delete_token, remove_node, restart};
 use proton_k3s::{Error, Output, RecordingRunner};
 
+/// What `k3s token create` prints at v1.34.2+k3s1 (k3s-io/k3s `pkg/cli/token/token.go`
+/// `create`: `fmt.Println(clientaccess.FormatTokenBytes(bt.Token.String(), CAData))`, i.e.
+/// `K10` + hex sha256 of the CA + `::` + `<id>.<secret>`, `[a-z0-9]{6}.[a-z0-9]{16}`).
+const SECURE: &str =
+    "K107f99992b20751cd3004ecd26ed4fd409f96346027917dd063a66fec17b9a692a::k10abc.0123456789abcdef";
+
 fn ok(stdout: &str) -> Output {
     Output {
         status: Some(0),
@@ -14,9 +20,10 @@ fn ok(stdout: &str) -> Output {
 #[test]
 fn create_token_runs_k3s_and_returns_a_redacted_secret() {
     let runner = RecordingRunner::new();
-    runner.answer(&["k3s", "token", "create"], ok("k10abc.0123456789abcdef\n"));
+    runner.answer(&["k3s", "token", "create"], ok(&format!("{SECURE}\n")));
     let token = create_token(&runner, "k3s", "homelab-1", "15m").unwrap();
-    assert_eq!(token.expose(), "k10abc.0123456789abcdef");
+    // The agent gets the whole secure token (it pins the CA); delete takes the bare ID.
+    assert_eq!(token.expose(), SECURE);
     assert_eq!(token.id(), "k10abc");
     assert!(!format!("{token:?}").contains("0123456789abcdef"));
     let calls = runner.calls();
@@ -30,12 +37,27 @@ fn create_token_runs_k3s_and_returns_a_redacted_secret() {
 
 #[test]
 fn create_token_rejects_garbage_and_failures() {
-    let runner = RecordingRunner::new();
-    runner.answer(&["k3s", "token", "create"], ok("Usage: k3s token ...\n"));
-    assert!(matches!(
-        create_token(&runner, "k3s", "n", "15m"),
-        Err(Error::Command { .. })
-    ));
+    let hash = "7f99992b20751cd3004ecd26ed4fd409f96346027917dd063a66fec17b9a692a";
+    for garbage in [
+        "Usage: k3s token ...".to_string(),
+        // A bare bootstrap token pins no CA: K3s never prints it from `token create`.
+        "k10abc.0123456789abcdef".into(),
+        format!("K10{}::k10abc.0123456789abcdef", &hash[1..]),
+        format!("K10{hash}::K10ABC.0123456789abcdef"),
+        format!("K10{hash}::k10abc.0123456789abcde"),
+        format!("K10{hash}::server:password"),
+        format!("K10{hash}::k10abc.0123456789abcdef\nextra"),
+    ] {
+        let runner = RecordingRunner::new();
+        runner.answer(&["k3s", "token", "create"], ok(&format!("{garbage}\n")));
+        assert!(
+            matches!(
+                create_token(&runner, "k3s", "n", "15m"),
+                Err(Error::Command { .. })
+            ),
+            "{garbage:?} accepted"
+        );
+    }
     let runner = RecordingRunner::new();
     runner.answer(
         &["k3s"],
@@ -49,6 +71,15 @@ fn create_token_rejects_garbage_and_failures() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("server is not running"), "{err}");
+}
+
+#[test]
+fn delete_token_takes_only_a_bare_token_id() {
+    let runner = RecordingRunner::new();
+    for bad in [SECURE, "k10abc.0123456789abcdef", "K10ABC", "abc12", "-rf"] {
+        assert!(delete_token(&runner, "k3s", bad).is_err(), "{bad}");
+    }
+    assert!(runner.calls().is_empty(), "nothing ran for a non-ID");
 }
 
 #[test]
@@ -92,7 +123,7 @@ fn forget_node_deletes_node_secret_and_recorded_token_and_survives_an_expired_to
     let dir = tempfile::tempdir().unwrap();
     let root = proton_core::host::Root::new(dir.path());
     let runner = RecordingRunner::new();
-    runner.answer(&["k3s", "token", "create"], ok("k10abc.0123456789abcdef\n"));
+    runner.answer(&["k3s", "token", "create"], ok(&format!("{SECURE}\n")));
     let token = create_token(&runner, "k3s", "w1", "30m").unwrap();
     record_token_id(&root, "w1", &token).unwrap();
     let stored = std::fs::read_to_string(root.path("/var/lib/proton/k3s-tokens/w1")).unwrap();

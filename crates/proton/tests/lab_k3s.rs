@@ -3,8 +3,10 @@
 //! its node; the firewall `proton apply` writes keeps the kube API on the tunnel.
 //!
 //! K3s cannot be downloaded here, so the gateway's `k3s` is a fixture (tests/fixtures/
-//! fake-k3s, answering `--version`, `token create|delete`, `kubectl delete`, logging
-//! its calls) placed where `proton apply` would have installed K3s, and the worker's
+//! fake-k3s, answering `--version`, `token create|delete`, `kubectl delete` as K3s
+//! v1.34.2+k3s1 does: `token create` prints a random secure token `K10<CA hash>::<id>.
+//! <secret>` and `token delete` takes only the bare ID; logging its calls) placed where
+//! `proton apply` would have installed K3s, and the worker's
 //! installer is the local script fixture (air-gapped mode) recording its environment.
 //! Needs root; skipped otherwise.
 
@@ -14,8 +16,6 @@ use common::{BIN, LabGuard, output_with_stdin, root_and_tools};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const TOKEN: &str = "abc123.0123456789abcdef";
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -58,6 +58,9 @@ fn a_worker_joins_k3s_with_only_the_invitation_and_removal_forgets_its_node() {
     // The gateway's K3s server, as `proton apply` would have left it.
     copy_exec(&fixture("fake-k3s"), &gw.join("usr/local/bin/k3s"));
     std::fs::write(gw.join("usr/local/bin/k3s-version"), "v1.34.2+k3s1\n").unwrap();
+    // The admin kubeconfig whose CA `k3s token create` hashes into the token.
+    std::fs::create_dir_all(gw.join("etc/rancher/k3s")).unwrap();
+    std::fs::copy(fixture("k3s.yaml"), gw.join("etc/rancher/k3s/k3s.yaml")).unwrap();
     // The worker is air-gapped: the install script is a local file.
     copy_exec(&fixture("k3s-install.sh"), &w1.join("opt/k3s/install.sh"));
     let rec = tempfile::tempdir().unwrap();
@@ -86,18 +89,42 @@ fn a_worker_joins_k3s_with_only_the_invitation_and_removal_forgets_its_node() {
         stderr.contains("  | [INFO]  Using v1.34.2+k3s1"),
         "progress: {stderr}"
     );
+
+    // The one token the gateway minted, as K3s printed it: `K10` + the sha256 of the
+    // cluster CA (the agent pins the CA with it) + `::<id>.<secret>`.
+    let minted = std::fs::read_to_string(gw.join("usr/local/bin/k3s-tokens")).unwrap();
+    let minted: Vec<&str> = minted.lines().collect();
+    assert_eq!(minted.len(), 1, "{minted:?}");
+    let id = minted[0].split(' ').next().unwrap().to_string();
+    assert_eq!(minted[0], format!("{id} 30m proton:w1"));
+    let ca_hash = ca_sha256(&gw.join("etc/rancher/k3s/k3s.yaml"));
+    let cfg_path = w1.join("etc/rancher/k3s/config.yaml");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    let token = cfg
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .unwrap_or_else(|| panic!("no token in:\n{cfg}"))
+        .to_string();
+    let secret = token
+        .strip_prefix(&format!("K10{ca_hash}::{id}."))
+        .unwrap_or_else(|| panic!("{token} is not K10{ca_hash}::{id}.<secret>"));
     assert!(
-        !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+        secret.len() == 16
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+        "{token}"
+    );
+    assert!(
+        !stdout.contains(secret) && !stderr.contains(secret),
         "the token was printed"
     );
 
     // The agent's config.yaml: the server over the tunnel, this node's tunnel address,
-    // flannel over wg0, the bootstrap token; 0600.
-    let cfg_path = w1.join("etc/rancher/k3s/config.yaml");
-    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    // flannel over wg0, the whole secure token; 0600.
     for line in [
         "server: https://10.7.7.1:6443",
-        &format!("token: {TOKEN}"),
+        &format!("token: {token}"),
         "node-name: w1",
         "node-ip: 10.7.7.2",
         "flannel-iface: wg0",
@@ -117,7 +144,7 @@ fn a_worker_joins_k3s_with_only_the_invitation_and_removal_forgets_its_node() {
         "INSTALL_K3S_EXEC=agent",
         "INSTALL_K3S_SKIP_DOWNLOAD=true",
         "K3S_URL=https://10.7.7.1:6443",
-        &format!("K3S_TOKEN={TOKEN}"),
+        &format!("K3S_TOKEN={token}"),
     ] {
         assert!(record.lines().any(|l| l == want), "{want} in:\n{record}");
     }
@@ -131,7 +158,10 @@ fn a_worker_joins_k3s_with_only_the_invitation_and_removal_forgets_its_node() {
         "{calls}"
     );
     let id_file = gw.join("var/lib/proton/k3s-tokens/w1");
-    assert_eq!(std::fs::read_to_string(&id_file).unwrap().trim(), "abc123");
+    assert_eq!(
+        std::fs::read_to_string(&id_file).unwrap(),
+        format!("{id}\n")
+    );
 
     // Removing the worker deletes its Node, its node-password secret and its token.
     let out = lab.proton("gw", &["peer", "remove", "w1"], None);
@@ -145,11 +175,47 @@ fn a_worker_joins_k3s_with_only_the_invitation_and_removal_forgets_its_node() {
     for want in [
         "kubectl delete node w1 --ignore-not-found --request-timeout=20s",
         "kubectl -n kube-system delete secret w1.node-password.k3s --ignore-not-found --request-timeout=20s",
-        "token delete abc123",
     ] {
         assert!(calls.lines().any(|l| l == want), "{want} in:\n{calls}");
     }
+    // Exactly that token's bare ID, once: K3s's `token delete` takes nothing else.
+    let deletes: Vec<&str> = calls
+        .lines()
+        .filter(|l| l.starts_with("token delete"))
+        .collect();
+    assert_eq!(deletes, [format!("token delete {id}")], "{calls}");
+    assert!(
+        !text(&out.stderr).contains("could not be deleted"),
+        "the token deletion failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let left = std::fs::read_to_string(gw.join("usr/local/bin/k3s-tokens")).unwrap();
+    assert_eq!(left, "", "the token is gone from the cluster");
     assert!(!id_file.exists());
+}
+
+/// The hex sha256 of the CA bytes in a kubeconfig's `certificate-authority-data`, what
+/// K3s puts in a secure token (k3s-io/k3s pkg/clientaccess/token.go `hashCA`).
+fn ca_sha256(kubeconfig: &Path) -> String {
+    use base64::Engine;
+    let yaml = std::fs::read_to_string(kubeconfig).unwrap();
+    let b64 = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
+        .unwrap();
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .unwrap();
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&pem).unwrap();
+    let out = child.wait_with_output().unwrap();
+    text(&out.stdout).split(' ').next().unwrap().to_string()
 }
 
 /// Kills a process started in a lab node when the test ends, pass or fail.

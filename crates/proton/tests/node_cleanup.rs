@@ -94,6 +94,13 @@ fn a_failed_node_cleanup_is_kept_shown_refused_for_reinvites_and_finished_by_the
     // A token `join` made for w1 earlier: its ID is what `peer remove` deletes.
     std::fs::create_dir_all(gw.path("var/lib/proton/k3s-tokens")).unwrap();
     std::fs::write(gw.path("var/lib/proton/k3s-tokens/w1"), "abc123\n").unwrap();
+    // ... and the token itself, in the fake `k3s`'s store (`k3s token delete` of an ID
+    // that does not exist fails, as K3s's does).
+    std::fs::write(
+        gw.path("usr/local/bin/k3s-tokens"),
+        "abc123 30m proton:w1\n",
+    )
+    .unwrap();
     gw.take_calls();
 
     gw.k3s_down(true);
@@ -151,10 +158,14 @@ fn a_failed_node_cleanup_is_kept_shown_refused_for_reinvites_and_finished_by_the
     // K3s is back: removing any peer (here a client) finishes both.
     gw.k3s_down(false);
     gw.take_calls();
-    let stdout = gw.ok(&["peer", "remove", "phone"]);
+    let out = gw.run(&["peer", "remove", "phone"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}{stderr}");
     let calls = gw.take_calls();
     assert!(deleted(&calls, "w1") && deleted(&calls, "w2"), "{calls}");
     assert!(calls.contains("token delete abc123"), "{calls}");
+    assert!(!stderr.contains("could not be deleted"), "{stderr}");
     assert!(stdout.contains("Deleted K8s node `w1`"), "{stdout}");
     assert!(stdout.contains("Deleted K8s node `w2`"), "{stdout}");
     assert!(gw.list().1.is_empty());
