@@ -195,6 +195,74 @@ fn a_worker_joins_k3s_with_only_the_invitation_and_removal_forgets_its_node() {
     assert!(!id_file.exists());
 }
 
+#[test]
+fn a_rejoin_with_k3s_installed_reloads_units_and_sysctls_before_restarting_the_agent() {
+    if !root_and_tools() {
+        return;
+    }
+    let lab = LabGuard::up("tr", 0, 1, 0);
+    let gw = node_root(&lab, "gw");
+    let w1 = node_root(&lab, "w1");
+    copy_exec(&fixture("fake-k3s"), &gw.join("usr/local/bin/k3s"));
+    std::fs::write(gw.join("usr/local/bin/k3s-version"), "v1.34.2+k3s1\n").unwrap();
+    std::fs::create_dir_all(gw.join("etc/rancher/k3s")).unwrap();
+    std::fs::copy(fixture("k3s.yaml"), gw.join("etc/rancher/k3s/k3s.yaml")).unwrap();
+    // The worker already runs the K3s agent at the server's version, from an earlier join
+    // whose unit drop-in differs from today's (and with no sysctl file).
+    copy_exec(&fixture("fake-k3s"), &w1.join("usr/local/bin/k3s"));
+    std::fs::write(w1.join("usr/local/bin/k3s-version"), "v1.34.2+k3s1\n").unwrap();
+    let dropin = w1.join("etc/systemd/system/k3s-agent.service.d/10-proton.conf");
+    std::fs::create_dir_all(dropin.parent().unwrap()).unwrap();
+    std::fs::write(
+        &dropin,
+        "# an older drop-in\n[Unit]\nAfter=wg-quick@wg0.service\n",
+    )
+    .unwrap();
+    copy_exec(&fixture("k3s-install.sh"), &w1.join("opt/k3s/install.sh"));
+    let rec = tempfile::tempdir().unwrap();
+
+    let inv = invitation(&lab, "w1");
+    let out = output_with_stdin(
+        Command::new(BIN)
+            .args(["lab", "exec", "w1", "--name", &lab.0, "--stdin", "--"])
+            .arg("env")
+            .arg(format!("RECORD_DIR={}", rec.path().display()))
+            .args([BIN, "--root", w1.to_str().unwrap(), "join"])
+            .args([
+                "--k3s-install-script",
+                "/opt/k3s/install.sh",
+                "--k3s-skip-download",
+            ]),
+        &inv,
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "join: {stdout}{stderr}");
+    assert!(
+        stdout.contains("K3s v1.34.2+k3s1 was already installed here."),
+        "{stdout}"
+    );
+    assert!(
+        !rec.path().join("record").exists(),
+        "the installer ran although that version is installed"
+    );
+    // systemd must re-read the changed drop-in and the sysctl file must be applied before
+    // k3s-agent restarts, in that order (under --root they are printed, not run).
+    let cmds: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("not run (--root is not /): "))
+        .filter(|c| c.starts_with("sys"))
+        .collect();
+    assert_eq!(
+        cmds,
+        [
+            "sysctl --system",
+            "systemctl daemon-reload",
+            "systemctl restart k3s-agent"
+        ],
+        "{stdout}"
+    );
+}
+
 /// The hex sha256 of the CA bytes in a kubeconfig's `certificate-authority-data`, what
 /// K3s puts in a secure token (k3s-io/k3s pkg/clientaccess/token.go `hashCA`).
 fn ca_sha256(kubeconfig: &Path) -> String {

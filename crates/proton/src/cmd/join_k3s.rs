@@ -126,27 +126,68 @@ pub fn install_agent(
                 ),
             )
         })?;
+    let changed: Vec<&str> = changed.iter().map(String::as_str).collect();
     match outcome {
-        InstallOutcome::Installed => println!(
-            "K3s agent {} installed: this node joins {} as `{}`.",
-            k3s.version, k3s.server_url, answer.name
-        ),
+        InstallOutcome::Installed => {
+            println!(
+                "K3s agent {} installed: this node joins {} as `{}`.",
+                k3s.version, k3s.server_url, answer.name
+            );
+            // The script reloaded systemd and started the agent; it never applies
+            // Proton's sysctl file.
+            let sysctl: Vec<_> = proton_k3s::after_write_commands("k3s-agent", &changed)
+                .into_iter()
+                .filter(|c| c.program == "sysctl")
+                .collect();
+            run_commands(root, &sysctl)?;
+        }
         InstallOutcome::AlreadyInstalled => {
             println!("K3s {} was already installed here.", k3s.version);
-            if proton_k3s::needs_restart(&changed.iter().map(String::as_str).collect::<Vec<_>>()) {
-                restart_agent(root)?;
-            }
+            // A re-join: a changed drop-in needs `daemon-reload` and a changed sysctl file
+            // `sysctl --system` before the restart, or the agent restarts with the old unit.
+            run_commands(
+                root,
+                &proton_k3s::after_write_commands("k3s-agent", &changed),
+            )?;
         }
     }
     Ok(())
 }
 
-fn restart_agent(root: &Root) -> anyhow::Result<()> {
-    if !root.is_system() {
-        println!("not run (--root is not /): systemctl restart k3s-agent");
-        return Ok(());
+/// Runs the commands after the agent's files changed, in order (`sysctl --system`,
+/// `systemctl daemon-reload`, `systemctl restart k3s-agent`, see
+/// [`proton_k3s::after_write_commands`]); printed as "not run" under a root other than `/`.
+fn run_commands(root: &Root, commands: &[proton_k3s::PlannedCommand]) -> anyhow::Result<()> {
+    run_commands_with(&proton_k3s::SystemRunner, root, commands)
+}
+
+fn run_commands_with(
+    runner: &dyn proton_k3s::Runner,
+    root: &Root,
+    commands: &[proton_k3s::PlannedCommand],
+) -> anyhow::Result<()> {
+    for cmd in commands {
+        if !root.is_system() {
+            println!("not run (--root is not /): {cmd}");
+            continue;
+        }
+        let args: Vec<&str> = cmd.args.iter().map(String::as_str).collect();
+        let out = runner
+            .run(&cmd.program, &args, &[], None)
+            .map_err(|e| anyhow::anyhow!("could not run `{cmd}`: {e}"))?;
+        if !out.success() {
+            let why = out
+                .stderr
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("failed")
+                .to_string();
+            anyhow::bail!("`{cmd}` failed: {why}");
+        }
+        if cmd.args.first().map(String::as_str) == Some("restart") {
+            println!("Restarted k3s-agent with the new configuration.");
+        }
     }
-    proton_k3s::tokens::restart(&proton_k3s::SystemRunner, "k3s-agent")?;
-    println!("Restarted k3s-agent with the new configuration.");
     Ok(())
 }
