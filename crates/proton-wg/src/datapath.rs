@@ -21,7 +21,7 @@ pub(crate) mod tun;
 pub(crate) mod udp;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 /// Whether the userspace data plane may use kernel offloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -90,6 +90,11 @@ pub(crate) struct Counters {
     pub udp_send_datagrams: AtomicU64,
     pub udp_recvs: AtomicU64,
     pub udp_recv_datagrams: AtomicU64,
+    /// Datagrams received from the socket that the TUN writer has not seen yet: the
+    /// receive batch is the TUN writer's coalescing window (it waits, briefly, for the
+    /// rest of a batch that is still being decrypted). Handshakes and keepalives never
+    /// reach the TUN; the writer's time limit resets the count.
+    pub rx_inflight: AtomicI64,
 }
 
 pub(crate) fn add(c: &AtomicU64, n: u64) {

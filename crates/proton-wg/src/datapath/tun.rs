@@ -17,8 +17,12 @@ use tun_rs::{AsyncDevice, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN, Virtio
 pub(crate) const TX_QUEUE_LEN: u32 = 1000;
 /// One TUN read: a virtio-net header and up to a 64 KiB super-packet.
 const READ_BUF: usize = VIRTIO_NET_HDR_LEN + 65535;
+/// A TUN writer buffer: room for a coalesced 64 KiB packet behind its header.
+const WRITE_BUF: usize = 2 * VIRTIO_NET_HDR_LEN + 65535;
 /// Packets queued for the TUN writer (its batch is whatever is queued, up to 128).
 const WRITE_QUEUE: usize = 1024;
+/// The longest the TUN writer waits for the rest of a receive batch.
+const GATHER: Duration = Duration::from_micros(50);
 
 /// Creates the TUN `name` with `mtu`; with `offload`, asks for IFF_VNET_HDR with
 /// TSO (required) and USO (optional), and falls back to a plain TUN if the kernel
@@ -200,8 +204,9 @@ impl IpSend for TunTx {
     }
 }
 
-/// Drains whatever decrypted packets are queued (never waits for more, so no latency is
-/// added), coalesces each TCP/UDP flow's consecutive segments into one super-packet with
+/// Takes the decrypted packets that are queued, and while packets of the same UDP receive
+/// batch are still on their way through gotatun's decryption (see
+/// `Counters::rx_inflight`) waits for them too, at most [`GATHER`]; coalesces each TCP/UDP flow's consecutive segments into one super-packet with
 /// a virtio-net header, and writes one frame per coalesced packet.
 async fn gro_writer(
     dev: Arc<AsyncDevice>,
@@ -211,11 +216,35 @@ async fn gro_writer(
     let mut batch = Vec::with_capacity(IDEAL_BATCH_SIZE);
     let mut bufs: Vec<BytesMut> = Vec::with_capacity(IDEAL_BATCH_SIZE);
     let mut gro = GROTable::new();
+    let inflight = &counters.rx_inflight;
     while rx.recv_many(&mut batch, IDEAL_BATCH_SIZE).await > 0 {
+        let mut seen = batch.len();
+        let left = inflight.fetch_sub(seen as i64, Ordering::Relaxed) - seen as i64;
+        if left > 0 {
+            let start = std::time::Instant::now();
+            while batch.len() < IDEAL_BATCH_SIZE && inflight.load(Ordering::Relaxed) > 0 {
+                if start.elapsed() > GATHER {
+                    // The rest were not data (handshakes, keepalives) or were dropped.
+                    inflight.store(0, Ordering::Relaxed);
+                    break;
+                }
+                tokio::task::yield_now().await;
+                while batch.len() < IDEAL_BATCH_SIZE {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+                inflight.fetch_sub((batch.len() - seen) as i64, Ordering::Relaxed);
+                seen = batch.len();
+            }
+        }
         let n = batch.len();
         for (i, p) in batch.drain(..).enumerate() {
             if bufs.len() <= i {
-                bufs.push(BytesMut::with_capacity(2048));
+                // tun-rs coalesces into the first packet's buffer only if it can
+                // hold a whole super-packet (it never reallocates).
+                bufs.push(BytesMut::with_capacity(WRITE_BUF));
             }
             let b = &mut bufs[i];
             b.clear();

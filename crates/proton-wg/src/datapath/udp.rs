@@ -407,6 +407,10 @@ impl UdpRecv for Udp {
                 segments += 1;
             }
         }
+        inner
+            .counters
+            .rx_inflight
+            .fetch_add(segments as i64, Ordering::Relaxed);
         add(&inner.counters.udp_recvs, n as u64);
         add(&inner.counters.udp_recv_datagrams, segments);
         Ok(())
