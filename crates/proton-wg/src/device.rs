@@ -54,6 +54,15 @@ impl Device {
         }
     }
 
+    /// The userspace data plane's offloads and syscall/packet counters; `None` for the
+    /// kernel backend.
+    pub fn datapath_stats(&self) -> Option<crate::DataPathStats> {
+        match &self.imp {
+            Imp::Userspace(u) => Some(u.datapath_stats()),
+            Imp::Kernel(_) => None,
+        }
+    }
+
     /// The UDP port WireGuard listens on (0 if the kernel could not be read).
     pub async fn listen_port(&self) -> u16 {
         match &self.imp {
@@ -108,9 +117,7 @@ impl Device {
         self.apply(&plan(desired, &actual)).await
     }
 
-    /// Replaces the private key. Userspace: gotatun rebinds its UDP socket on a key
-    /// change, which can fail with EADDRINUSE while the old socket closes; `proton join`
-    /// makes a new device instead.
+    /// Replaces the private key. Userspace: the UDP socket (and port) is kept.
     pub async fn set_private_key(&self, key: &PrivateKey) -> Result<(), WgError> {
         match &self.imp {
             Imp::Userspace(u) => u.set_private_key(key).await,

@@ -28,6 +28,7 @@
 #![deny(unsafe_code)]
 
 mod backend;
+mod datapath;
 mod device;
 mod kernel;
 mod link;
@@ -36,6 +37,7 @@ mod uapi;
 mod userspace;
 
 pub use backend::{BackendKind, Detection, UnknownBackend, detect};
+pub use datapath::{DataPathStats, Offloads};
 pub use device::{Applied, Device};
 pub use reconcile::{PeerChange, plan};
 
@@ -81,6 +83,9 @@ pub struct InterfaceConfig {
     pub uapi_dir: PathBuf,
     /// Which data plane; `new` picks `Userspace` (the one tested end to end here).
     pub backend: BackendKind,
+    /// Userspace backend: kernel offloads (TUN TSO/GRO, UDP GSO/GRO) where the kernel
+    /// takes them, or forced off. `new` reads [`Offloads::from_env`].
+    pub offloads: Offloads,
 }
 
 impl InterfaceConfig {
@@ -95,6 +100,7 @@ impl InterfaceConfig {
             peers: Vec::new(),
             uapi_dir: PathBuf::from(UAPI_DIR),
             backend: BackendKind::Userspace,
+            offloads: Offloads::from_env(),
         }
     }
 }

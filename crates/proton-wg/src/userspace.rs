@@ -7,14 +7,15 @@
 //! changes only the given fields.
 
 use crate::Applied;
+use crate::datapath::{self, Counters, DataPathStats, Offloads};
 use crate::reconcile::PeerChange;
 use crate::uapi::UapiSocket;
 use crate::{InterfaceConfig, PeerConfig, PeerStatus, WgError};
-use gotatun::device::{DefaultDeviceTransports, DeviceBuilder, Peer};
-use gotatun::tun::tun_async_device::TunDevice;
+use gotatun::device::{DeviceBuilder, Peer};
 use ipnet::IpNet;
 use ipnetwork::IpNetwork;
 use proton_core::keys::{PresharedKey, PrivateKey, PublicKey};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use x25519_dalek::{PublicKey as XPublic, StaticSecret};
 
@@ -22,7 +23,12 @@ use x25519_dalek::{PublicKey as XPublic, StaticSecret};
 /// the interface and its UAPI socket.
 pub(crate) struct Userspace {
     name: String,
-    inner: gotatun::device::Device<DefaultDeviceTransports>,
+    inner: gotatun::device::Device<(
+        datapath::udp::Factory,
+        datapath::tun::TunTx,
+        datapath::tun::TunRx,
+    )>,
+    counters: Arc<Counters>,
     uapi: Option<UapiSocket>,
     /// Whether gotatun has brought its connection (UDP socket, tasks) up.
     connected: AtomicBool,
@@ -62,18 +68,20 @@ impl Userspace {
             name: name.clone(),
             reason,
         };
-        let mut tc = gotatun::tun::tun::Configuration::default();
-        // Address and up go through the netlink code shared with the kernel backend.
-        tc.tun_name(&cfg.name).mtu(cfg.mtu);
-        let tun = gotatun::tun::tun::create_as_async(&tc).map_err(|e| tun_err(e.to_string()))?;
-        let tun = TunDevice::from_tun_device(tun).map_err(|e| tun_err(e.to_string()))?;
+        // Proton's own TUN and UDP sides (crate::datapath): offloads where the kernel
+        // takes them. Address and up go through the netlink code shared with the kernel
+        // backend.
+        let counters = Counters::new();
+        let plain = cfg.offloads == Offloads::Plain;
+        let (tun_tx, tun_rx) = datapath::tun::create(&cfg.name, cfg.mtu, !plain, &counters)
+            .map_err(|e| tun_err(e.to_string()))?;
         crate::link::configure(&cfg.name, cfg.address, cfg.mtu).await?;
 
         let (client, server) = gotatun::device::uapi::UapiServer::new();
         let has_peers = !cfg.peers.is_empty();
         let mut builder = DeviceBuilder::new()
-            .with_default_udp()
-            .with_ip(tun)
+            .with_udp(datapath::udp::Factory::new(plain, counters.clone()))
+            .with_ip_pair(tun_tx, tun_rx)
             .with_private_key(secret(&cfg.private_key))
             .with_uapi(server)
             .with_peers(cfg.peers.iter().map(to_peer))
@@ -86,6 +94,7 @@ impl Userspace {
         let device = Userspace {
             name: cfg.name.clone(),
             inner,
+            counters,
             uapi: Some(uapi),
             connected: AtomicBool::new(has_peers),
         };
@@ -107,6 +116,11 @@ impl Userspace {
     /// The UDP port WireGuard listens on.
     pub(crate) async fn listen_port(&self) -> u16 {
         self.inner.read(async |d| d.listen_port()).await
+    }
+
+    /// Offloads in use and syscall/packet counters of the data plane.
+    pub(crate) fn datapath_stats(&self) -> DataPathStats {
+        self.counters.snapshot()
     }
 
     /// The peers on the device, with handshake age and counters.
@@ -188,10 +202,10 @@ impl Userspace {
         Ok(applied)
     }
 
-    /// Replaces the private key. Note: gotatun rebinds its UDP socket on a key change,
-    /// which can fail with EADDRINUSE while the old socket closes; `proton join` makes
-    /// a new device instead. Replaces the interface's private key (a worker switching from an invitation's
-    /// throw-away key to its own).
+    /// Replaces the interface's private key (a worker switching from an invitation's
+    /// throw-away key to its own). gotatun re-binds its UDP socket on a key change;
+    /// Proton's UDP factory hands it the same socket (same address, port, fwmark), so the
+    /// port stays and no EADDRINUSE race with a closing socket exists.
     pub(crate) async fn set_private_key(&self, key: &PrivateKey) -> Result<(), WgError> {
         self.inner
             .set_private_key(secret(key))
