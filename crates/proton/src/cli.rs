@@ -140,6 +140,21 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// For packaging: write man pages, shell completions or the systemd units into DIR.
+    #[command(hide = true, subcommand)]
+    Generate(GenerateCommand),
+}
+
+/// What the Debian package ships beside the binary, generated from this binary.
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// proton.1 and one page per subcommand (proton-init.1, …), from the `--help` text.
+    Man { dir: PathBuf },
+    /// bash (`proton`), zsh (`_proton`) and fish (`proton.fish`) completions.
+    Completions { dir: PathBuf },
+    /// proton-gateway.service, proton-agent.service and proton-firewall.service, the
+    /// text `proton init`, `proton join` and `proton apply` write, running /usr/bin/proton.
+    Units { dir: PathBuf },
 }
 
 // ---- observability arguments ----
