@@ -205,6 +205,10 @@ pub struct InitArgs {
     /// The VPN network; the gateway takes its first host address.
     #[arg(long, value_name = "CIDR", default_value = "10.7.7.0/24")]
     pub cidr: String,
+    /// Your contact address for Let's Encrypt (tls.acme_email), needed by `proton apply`
+    /// while ingress and TLS are on; can also be set in the spec later.
+    #[arg(long, value_name = "EMAIL")]
+    pub acme_email: Option<String>,
     /// Replace an existing gateway (new key: every peer must rejoin). The old files are
     /// renamed with a `.replaced-<time>` suffix, never deleted.
     #[arg(long)]
@@ -247,7 +251,8 @@ pub struct InviteArgs {
     /// How long the invitation stays valid: e.g. 30m, 1h, 2d.
     #[arg(long, default_value = "1h")]
     pub ttl: String,
-    /// Do not print the terminal QR code.
+    /// Do not print the terminal QR code: stdout is then the invitation alone, e.g.
+    /// `proton invite w1 --no-qr | ssh root@w1 proton join`.
     #[arg(long)]
     pub no_qr: bool,
 }

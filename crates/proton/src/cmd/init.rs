@@ -41,8 +41,17 @@ pub fn run(root: &Root, args: &InitArgs) -> anyhow::Result<()> {
             );
             println!("  endpoint:    {}", spec.gateway.endpoint);
             println!();
-            println!("Next: review the spec, then start the gateway:");
-            println!("  systemctl enable --now proton-gateway   (or: proton gateway run)");
+            println!("Next: review the spec, then:");
+            println!(
+                "  systemctl enable --now proton-gateway   start the daemon (or: proton gateway run)"
+            );
+            if spec.require_acme_email().is_err() {
+                println!(
+                    "  set tls.acme_email in the spec          (or re-run init with --acme-email)"
+                );
+            }
+            println!("  proton apply --dry-run                  see what apply will do");
+            println!("  proton apply                            firewall, K3s, add-ons");
             println!("  proton invite <name>                    to add a worker");
             Ok(())
         }
@@ -65,6 +74,7 @@ fn spec_from_args(args: &InitArgs) -> anyhow::Result<Spec> {
         .cidr
         .parse()
         .map_err(|e| bad_input(format!("--cidr: {e}"), None))?;
+    spec.tls.acme_email = args.acme_email.clone();
     spec.validate()
         .map_err(|e| bad_input(e.to_string(), None))?;
     Ok(spec)

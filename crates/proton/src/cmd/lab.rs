@@ -81,12 +81,12 @@ pub fn start_gateway(lab: &mut Lab) -> anyhow::Result<()> {
 /// Invites `worker` on the gateway and joins it with only the invitation string; then
 /// starts its agent.
 pub fn join_worker(lab: &mut Lab, worker: &str) -> anyhow::Result<()> {
-    let out = proton_in(lab, "gw", &["invite", worker, "--no-qr"], None)?;
-    let invitation = out
-        .lines()
-        .find(|l| l.starts_with("proton1-"))
-        .context("`proton invite` printed no invitation")?
-        .to_string();
+    // `invite --no-qr` prints the invitation alone: its whole stdout is join's stdin,
+    // as in `proton invite w1 --no-qr | ssh w1 proton join`.
+    let invitation = proton_in(lab, "gw", &["invite", worker, "--no-qr"], None)?;
+    if !invitation.starts_with("proton1-") {
+        anyhow::bail!("`proton invite` printed no invitation: {invitation:?}");
+    }
     proton_in(lab, worker, &["join"], Some(&invitation))?;
     let exe = exe()?;
     let root = root_of(lab, worker);
