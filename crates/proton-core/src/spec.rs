@@ -572,6 +572,9 @@ impl Spec {
                 "[ingress]" => {
                     Some("# Traefik ingress pinned to this gateway, client IPs preserved.")
                 }
+                "[tls]" if self.tls.acme_email.is_some() => Some(
+                    "# Let's Encrypt through cert-manager; acme_email is your contact address.",
+                ),
                 "[tls]" => Some(
                     "# Let's Encrypt through cert-manager. Before `proton apply`, add your contact address\n# below [tls]:  acme_email = \"you@example.org\"",
                 ),

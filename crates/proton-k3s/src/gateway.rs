@@ -87,7 +87,8 @@ pub fn firewall_params(spec: &Spec, join_port: u16) -> FirewallParams {
     )
 }
 
-fn firewall_unit() -> String {
+/// The unit that loads the firewall at boot (also shipped by the Debian package).
+pub fn firewall_unit() -> String {
     format!(
         "# Written by `proton apply`: loads Proton's nftables table (only `inet proton`) at boot,\n\
          # before K3s opens the kube API, so 6443 is never reachable from the public side.\n\

@@ -140,6 +140,21 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// For packaging: write man pages, shell completions or the systemd units into DIR.
+    #[command(hide = true, subcommand)]
+    Generate(GenerateCommand),
+}
+
+/// What the Debian package ships beside the binary, generated from this binary.
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// proton.1 and one page per subcommand (proton-init.1, …), from the `--help` text.
+    Man { dir: PathBuf },
+    /// bash (`proton`), zsh (`_proton`) and fish (`proton.fish`) completions.
+    Completions { dir: PathBuf },
+    /// proton-gateway.service, proton-agent.service and proton-firewall.service, the
+    /// text `proton init`, `proton join` and `proton apply` write, running /usr/bin/proton.
+    Units { dir: PathBuf },
 }
 
 // ---- observability arguments ----
@@ -190,6 +205,10 @@ pub struct InitArgs {
     /// The VPN network; the gateway takes its first host address.
     #[arg(long, value_name = "CIDR", default_value = "10.7.7.0/24")]
     pub cidr: String,
+    /// Your contact address for Let's Encrypt (tls.acme_email), needed by `proton apply`
+    /// while ingress and TLS are on; can also be set in the spec later.
+    #[arg(long, value_name = "EMAIL")]
+    pub acme_email: Option<String>,
     /// Replace an existing gateway (new key: every peer must rejoin). The old files are
     /// renamed with a `.replaced-<time>` suffix, never deleted.
     #[arg(long)]
@@ -232,7 +251,8 @@ pub struct InviteArgs {
     /// How long the invitation stays valid: e.g. 30m, 1h, 2d.
     #[arg(long, default_value = "1h")]
     pub ttl: String,
-    /// Do not print the terminal QR code.
+    /// Do not print the terminal QR code: stdout is then the invitation alone, e.g.
+    /// `proton invite w1 --no-qr | ssh root@w1 proton join`.
     #[arg(long)]
     pub no_qr: bool,
 }

@@ -9,11 +9,22 @@ mod output;
 mod paths;
 mod qr;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let matches = match cli::Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return output::usage_error(e),
+    };
+    let json = output::wants_json(&matches);
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => return output::usage_error(e),
+    };
+    if prints_for_a_pipe(&cli.command) {
+        output::die_quietly_on_broken_pipe();
+    }
     // `join` brings short-lived userspace devices up and down; gotatun logs its own
     // teardown ("channel closed") as errors, which read like a failed join. A join that
     // really fails says so itself; -v shows the data plane again.
@@ -21,6 +32,30 @@ fn main() -> ExitCode {
     output::init_tracing(cli.global.verbose, quiet_data_plane);
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => output::report(&err),
+        Err(err) => output::report(&err, json),
+    }
+}
+
+/// Commands whose output is read by people and scripts (`| head`, `| grep -q`): when
+/// the reader goes away they stop like any Unix filter instead of panicking. Not the
+/// daemons, nor commands that feed other processes' stdin (`lab up`, `lab exec`,
+/// `join`): there a closed pipe is an error to handle, not the end of the job.
+fn prints_for_a_pipe(cmd: &cli::Command) -> bool {
+    use cli::{Command as C, LabCommand};
+    match cmd {
+        C::Status(_)
+        | C::Doctor(_)
+        | C::Peer(_)
+        | C::Config(_)
+        | C::Completions { .. }
+        | C::Invite(_)
+        | C::Client(_)
+        | C::Kubeconfig(_)
+        | C::Dashboard(_)
+        | C::Expose(_)
+        | C::Apply(_)
+        | C::Init(_) => true,
+        C::Lab(LabCommand::Status { .. } | LabCommand::Down { .. }) => true,
+        _ => false,
     }
 }

@@ -40,7 +40,10 @@ pub fn failure(message: impl Into<String>, hint: impl Into<String>) -> anyhow::E
     .into()
 }
 
-pub fn report(err: &anyhow::Error) -> ExitCode {
+/// Reports a failed command: `error:` (and `hint:`) on stderr; with `--json` also the
+/// same as one JSON object on stdout, `{"error":{"message","hint","exit_code"}}`, so a
+/// script reading stdout always gets JSON. The exit code is the text form's.
+pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
     // The outermost context first, then the causes, on one line.
     let mut line = String::new();
     for (i, cause) in err.chain().enumerate() {
@@ -49,12 +52,63 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         }
         line.push_str(&cause.to_string());
     }
-    eprintln!("error: {line}");
     let user = err.chain().find_map(|e| e.downcast_ref::<UserError>());
-    if let Some(hint) = user.and_then(|u| u.hint.as_deref()) {
+    let hint = user.and_then(|u| u.hint.as_deref());
+    let code = user.map(|u| u.code).unwrap_or(1);
+    if json {
+        print_json_error(&line, hint, code);
+    }
+    eprintln!("error: {line}");
+    if let Some(hint) = hint {
         eprintln!("hint: {hint}");
     }
-    ExitCode::from(user.map(|u| u.code).unwrap_or(1))
+    ExitCode::from(code)
+}
+
+fn print_json_error(message: &str, hint: Option<&str>, code: u8) {
+    let value = serde_json::json!({
+        "error": { "message": message, "hint": hint, "exit_code": code }
+    });
+    println!("{value}");
+}
+
+/// Whether the command being run was given `--json` (any subcommand that has one).
+pub fn wants_json(matches: &clap::ArgMatches) -> bool {
+    let mut m = matches;
+    while let Some((_, sub)) = m.subcommand() {
+        m = sub;
+    }
+    matches!(m.try_get_one::<bool>("json"), Ok(Some(true)))
+}
+
+/// A command line clap rejects: clap's own message and exit code (2; 0 for --help and
+/// --version), plus a JSON error on stdout when `--json` was among the arguments.
+pub fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if !informational && std::env::args().any(|a| a == "--json") {
+        let text = e.to_string();
+        let first = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ");
+        print_json_error(first, Some("see --help"), 2);
+    }
+    let _ = e.print();
+    ExitCode::from(if informational { 0 } else { 2 })
+}
+
+/// Rust ignores SIGPIPE, so `println!` to a closed pipe (`proton peer list | head -1`)
+/// panics with "Broken pipe" and exit code 101. Restore the default: the process ends
+/// quietly on SIGPIPE, like `ls` or `cat` would.
+#[allow(unsafe_code)]
+pub fn die_quietly_on_broken_pipe() {
+    // SAFETY: signal(2) with SIG_DFL touches no memory of ours; it runs at the start of
+    // main, before this process has started any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 pub fn init_tracing(verbose: u8, quiet_data_plane: bool) {

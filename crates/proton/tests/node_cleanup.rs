@@ -203,8 +203,13 @@ fn apply_and_a_new_invitation_finish_pending_node_cleanups() {
     gw.k3s_down(false);
     gw.take_calls();
     // A new invitation for w4 deletes the old node first (and only that one).
-    let out = gw.ok(&["invite", "w4", "--role", "worker", "--no-qr"]);
-    assert!(out.contains("Deleted K8s node `w4`"), "{out}");
+    let out = gw.run(&["invite", "w4", "--role", "worker", "--no-qr"]);
+    assert!(out.status.success());
+    // stdout is the invitation alone (it pipes into `proton join`); the rest on stderr.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.trim().starts_with("proton1-") && stdout.trim().lines().count() == 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Deleted K8s node `w4`"), "{err}");
     let calls = gw.take_calls();
     assert!(deleted(&calls, "w4") && !deleted(&calls, "w3"), "{calls}");
 

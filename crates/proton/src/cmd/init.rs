@@ -6,7 +6,7 @@
 
 use crate::cli::InitArgs;
 use crate::output::{bad_input, failure};
-use crate::paths::{GATEWAY_KEY, GATEWAY_UNIT, PROTON_BIN};
+use crate::paths::{GATEWAY_KEY, GATEWAY_UNIT, packaged_unit, proton_bin};
 use anyhow::Context;
 use proton_core::host::{PUBLIC_MODE, Root};
 use proton_core::keys::PrivateKey;
@@ -41,8 +41,17 @@ pub fn run(root: &Root, args: &InitArgs) -> anyhow::Result<()> {
             );
             println!("  endpoint:    {}", spec.gateway.endpoint);
             println!();
-            println!("Next: review the spec, then start the gateway:");
-            println!("  systemctl enable --now proton-gateway   (or: proton gateway run)");
+            println!("Next: review the spec, then:");
+            println!(
+                "  systemctl enable --now proton-gateway   start the daemon (or: proton gateway run)"
+            );
+            if spec.require_acme_email().is_err() {
+                println!(
+                    "  set tls.acme_email in the spec          (or re-run init with --acme-email)"
+                );
+            }
+            println!("  proton apply --dry-run                  see what apply will do");
+            println!("  proton apply                            firewall, K3s, add-ons");
             println!("  proton invite <name>                    to add a worker");
             Ok(())
         }
@@ -65,6 +74,7 @@ fn spec_from_args(args: &InitArgs) -> anyhow::Result<Spec> {
         .cidr
         .parse()
         .map_err(|e| bad_input(format!("--cidr: {e}"), None))?;
+    spec.tls.acme_email = args.acme_email.clone();
     spec.validate()
         .map_err(|e| bad_input(e.to_string(), None))?;
     Ok(spec)
@@ -100,18 +110,25 @@ fn create(
         .context("registering the gateway in the state database")?;
     drop(store);
 
-    if !root.exists(GATEWAY_UNIT) {
+    // The Debian package ships the unit; from a source install, write it here.
+    if !root.exists(GATEWAY_UNIT) && !packaged_unit(root, "proton-gateway.service") {
         tx.created(GATEWAY_UNIT);
-        root.write(GATEWAY_UNIT, gateway_unit().as_bytes(), PUBLIC_MODE)?;
+        root.write(
+            GATEWAY_UNIT,
+            gateway_unit(&proton_bin()).as_bytes(),
+            PUBLIC_MODE,
+        )?;
     }
     Ok(public)
 }
 
-/// The systemd unit of the gateway daemon.
-pub fn gateway_unit() -> String {
+/// The systemd unit of the gateway daemon, running `proton_bin` (the same text in the
+/// Debian package, with /usr/bin/proton).
+pub fn gateway_unit(proton_bin: &str) -> String {
     format!(
-        "# Written by `proton init`. The gateway daemon: WireGuard data plane, join API,
-# peer reconciliation. Restarting it never touches the spec or the DB.
+        "# Written by `proton init` (or shipped by the proton package). The gateway daemon:
+# WireGuard data plane, join API, peer reconciliation. Restarting it never touches the
+# spec or the DB.
 [Unit]
 Description=Proton gateway (WireGuard, join API, reconcile)
 Documentation=man:proton(1)
@@ -120,7 +137,7 @@ After=network-online.target
 
 [Service]
 Type=simple
-ExecStart={PROTON_BIN} gateway run
+ExecStart={proton_bin} gateway run
 Restart=on-failure
 RestartSec=2
 KillSignal=SIGTERM

@@ -68,17 +68,19 @@ pub fn run(root: &Root, args: &InviteArgs) -> anyhow::Result<()> {
     let inv = inv.with_address(peer.address);
     let text = inv.encode();
     notify_daemon(root);
-    println!(
+    // stdout: the invitation (and its QR code) only, so that
+    // `proton invite NAME --no-qr | ssh worker proton join` works; the rest is for the
+    // person at the terminal.
+    eprintln!(
         "Invitation for `{name}` ({role}, {}), single use, valid for {}:",
         peer.address, args.ttl
     );
-    println!();
     println!("{}", text.as_str());
-    println!();
     if !args.no_qr {
+        println!();
         println!("{}", crate::qr::terminal(&text)?);
     }
-    println!("On that machine, as root:  proton join   (then paste the invitation)");
+    eprintln!("On that machine, as root:  proton join   (then paste the invitation)");
     Ok(())
 }
 
@@ -90,7 +92,7 @@ fn finish_node_cleanup(ctx: &mut GatewayContext, name: &PeerName) -> anyhow::Res
     if !ctx.store.node_cleanup_pending(name.as_str())? {
         return Ok(());
     }
-    println!("`{name}` was removed but its K8s node is not deleted yet; deleting it first.");
+    eprintln!("`{name}` was removed but its K8s node is not deleted yet; deleting it first.");
     let out = crate::cmd::node_cleanup::run_pending(ctx, Some(name.as_str()), true)?;
     match out.failed {
         Some((_, e)) => Err(crate::output::failure(

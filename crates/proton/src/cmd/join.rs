@@ -368,7 +368,11 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
         )
     } else {
         root.write_secret(AGENT_CONF, conf.render().as_bytes())?;
-        root.write(AGENT_UNIT, agent_unit().as_bytes(), PUBLIC_MODE)?;
+        // The Debian package ships the unit; from a source install, write it here.
+        if !crate::paths::packaged_unit(root, "proton-agent.service") {
+            let unit = agent_unit(&crate::paths::proton_bin());
+            root.write(AGENT_UNIT, unit.as_bytes(), PUBLIC_MODE)?;
+        }
         (
             "proton-agent.service".to_string(),
             "proton-agent.service".to_string(),
@@ -399,7 +403,7 @@ fn write_reresolve_timer(root: &Root, iface: &str) -> anyhow::Result<()> {
     use proton_ops::reresolve::{RERESOLVE_SERVICE, RERESOLVE_TIMER, service_unit, timer_unit};
     root.write(
         RERESOLVE_SERVICE,
-        service_unit(crate::paths::PROTON_BIN, iface).as_bytes(),
+        service_unit(&crate::paths::proton_bin(), iface).as_bytes(),
         PUBLIC_MODE,
     )?;
     root.write(RERESOLVE_TIMER, timer_unit(iface).as_bytes(), PUBLIC_MODE)?;
@@ -416,25 +420,28 @@ fn write_reresolve_timer(root: &Root, iface: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn agent_unit() -> String {
+/// The worker's tunnel unit, running `proton_bin` (the same text in the Debian package,
+/// with /usr/bin/proton).
+pub fn agent_unit(proton_bin: &str) -> String {
     format!(
-        "# Written by `proton join`: this worker's WireGuard tunnel to the gateway.
+        "# Written by `proton join` (or shipped by the proton package): this worker's
+# WireGuard tunnel to the gateway.
 [Unit]
 Description=Proton agent (WireGuard tunnel to the gateway)
+Documentation=man:proton-agent(1)
 Wants=network-online.target
 After=network-online.target
 Before=k3s-agent.service
 
 [Service]
 Type=simple
-ExecStart={} agent
+ExecStart={proton_bin} agent
 Restart=on-failure
 RestartSec=2
 
 [Install]
 WantedBy=multi-user.target
-",
-        crate::paths::PROTON_BIN
+"
     )
 }
 

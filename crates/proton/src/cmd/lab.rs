@@ -51,6 +51,9 @@ fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) -> anyh
     ))
 }
 
+/// The lab `--name` defaults to.
+const DEFAULT_LAB: &str = "proton";
+
 fn step(msg: &str) {
     eprintln!("lab: {msg}");
 }
@@ -81,12 +84,12 @@ pub fn start_gateway(lab: &mut Lab) -> anyhow::Result<()> {
 /// Invites `worker` on the gateway and joins it with only the invitation string; then
 /// starts its agent.
 pub fn join_worker(lab: &mut Lab, worker: &str) -> anyhow::Result<()> {
-    let out = proton_in(lab, "gw", &["invite", worker, "--no-qr"], None)?;
-    let invitation = out
-        .lines()
-        .find(|l| l.starts_with("proton1-"))
-        .context("`proton invite` printed no invitation")?
-        .to_string();
+    // `invite --no-qr` prints the invitation alone: its whole stdout is join's stdin,
+    // as in `proton invite w1 --no-qr | ssh w1 proton join`.
+    let invitation = proton_in(lab, "gw", &["invite", worker, "--no-qr"], None)?;
+    if !invitation.starts_with("proton1-") {
+        anyhow::bail!("`proton invite` printed no invitation: {invitation:?}");
+    }
     proton_in(lab, worker, &["join"], Some(&invitation))?;
     let exe = exe()?;
     let root = root_of(lab, worker);
@@ -133,7 +136,49 @@ pub fn connect_client(lab: &mut Lab, name: &str) -> anyhow::Result<String> {
     Ok(address)
 }
 
+/// What `lab up` runs, and the Debian package each comes from.
+const LAB_TOOLS: [(&str, &str); 5] = [
+    ("ip", "iproute2"),
+    ("nft", "nftables"),
+    ("wg", "wireguard-tools"),
+    ("wireguard-go", "wireguard-go"),
+    ("sysctl", "procps"),
+];
+
+fn on_path(tool: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(tool))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// Checks every tool before anything is made, so a missing one is named up front with
+/// the line that installs it, instead of a timeout half-way through.
+fn check_tools(clients: usize) -> anyhow::Result<()> {
+    let missing: Vec<(&str, &str)> = LAB_TOOLS
+        .iter()
+        .copied()
+        // Only the phone stand-ins run wireguard-go.
+        .filter(|(tool, _)| clients > 0 || *tool != "wireguard-go")
+        .filter(|(tool, _)| !on_path(tool))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let tools: Vec<&str> = missing.iter().map(|(t, _)| *t).collect();
+    let mut pkgs: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
+    pkgs.dedup();
+    Err(failure(
+        format!("the lab needs {} (not found on PATH)", tools.join(", ")),
+        format!("apt-get install -y {}", pkgs.join(" ")),
+    ))
+}
+
 pub fn up(name: &str, workers: usize, spare: usize, clients: usize) -> anyhow::Result<Lab> {
+    check_tools(clients)?;
     let cfg = LabConfig {
         name: name.to_string(),
         workers: workers + spare,
@@ -181,9 +226,23 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<()> {
                 lab.gateway_public_ip(),
                 lab.nat_public_ip()
             );
-            println!("Try:  proton lab exec w1 -- ping -c 3 10.7.7.1");
-            println!("      proton lab exec gw -- wg show");
-            println!("      proton lab status;  proton lab down");
+            // Every hint names this lab, so it can be pasted as is.
+            let n = if name == DEFAULT_LAB {
+                String::new()
+            } else {
+                format!(" --name {name}")
+            };
+            let mut hints = Vec::new();
+            if workers > 0 {
+                hints.push(format!("proton lab exec{n} w1 -- ping -c 3 10.7.7.1"));
+                hints.push(format!("proton lab exec{n} w1 -- proton status"));
+            }
+            hints.push(format!("proton lab exec{n} gw -- wg show"));
+            hints.push(format!("proton lab exec{n} gw -- proton peer list"));
+            hints.push(format!("proton lab status{n};  proton lab down{n}"));
+            for (i, h) in hints.iter().enumerate() {
+                println!("{}{h}", if i == 0 { "Try:  " } else { "      " });
+            }
             Ok(())
         }
         LabCommand::Status { name } => {
@@ -222,7 +281,19 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<()> {
             command,
         } => {
             let lab = Lab::load(&name)?;
-            let argv: Vec<&str> = command.iter().map(String::as_str).collect();
+            // Inside a node, `proton` is this binary and its root is the node's, so
+            // `proton lab exec w1 -- proton status` asks w1's own Proton.
+            let exe = std::env::current_exe()?;
+            let bin_dir = exe.parent().context("the proton binary's directory")?;
+            let mut path = std::ffi::OsString::from(bin_dir);
+            if let Some(old) = std::env::var_os("PATH") {
+                path.push(":");
+                path.push(old);
+            }
+            let path = format!("PATH={}", path.to_string_lossy());
+            let node_root = format!("PROTON_ROOT={}", root_of(&lab, &node));
+            let mut argv: Vec<&str> = vec!["env", &path, &node_root];
+            argv.extend(command.iter().map(String::as_str));
             // Pass standard input through only when asked (e.g. an invitation for
             // `proton join`): an open but silent stdin must not hang the command.
             let mut input = String::new();

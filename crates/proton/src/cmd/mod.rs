@@ -11,6 +11,7 @@ mod config;
 mod dashboard;
 mod expose;
 pub mod gateway;
+mod generate;
 mod init;
 mod invite;
 mod join;
@@ -56,5 +57,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut cmd, "proton", &mut std::io::stdout());
             Ok(())
         }
+        Command::Generate(c) => generate::run(c),
     }
 }

@@ -66,13 +66,19 @@ pub fn run_pending(
         match result {
             Ok(done) => {
                 ctx.store.node_cleanup_done(name, "cli")?;
-                println!(
+                let line = format!(
                     "Deleted K8s node `{name}` and its secret {name}.node-password.k3s{}.",
                     match &done.token_id {
                         Some(id) => format!(", and its bootstrap token {id}"),
                         None => String::new(),
                     }
                 );
+                // With `only` (from `invite`), stdout carries the invitation alone.
+                if only {
+                    eprintln!("{line}");
+                } else {
+                    println!("{line}");
+                }
                 if let Some(w) = done.token_warning {
                     eprintln!(
                         "warning: the bootstrap token could not be deleted (expired tokens are already gone): {w}"

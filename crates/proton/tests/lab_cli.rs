@@ -1,0 +1,118 @@
+//! `proton lab` as the README tells a newcomer to use it: `lab up` names what is missing
+//! before it starts, its hints work when pasted (`--name` included), `proton` works
+//! inside `lab exec`, and `lab status | head` ends quietly.
+
+mod common;
+
+use common::{BIN, LabGuard, root_and_tools};
+use std::process::{Command, Stdio};
+
+#[test]
+fn lab_up_names_the_install_line_for_missing_tools_and_makes_nothing() {
+    // A PATH with only `env` and `ip` on it: everything else the lab runs is missing.
+    let bin = tempfile::tempdir().unwrap();
+    for tool in ["env", "ip"] {
+        let real = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+            .iter()
+            .map(|d| std::path::Path::new(d).join(tool))
+            .find(|p| p.exists());
+        if let Some(real) = real {
+            std::os::unix::fs::symlink(real, bin.path().join(tool)).unwrap();
+        }
+    }
+    let name = format!("tm{}", std::process::id() % 100000);
+    let out = Command::new(BIN)
+        .args(["lab", "up", "--name", &name, "--clients", "1"])
+        .env("PATH", bin.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "error: the lab needs nft, wg, wireguard-go, sysctl (not found on PATH)",
+            "hint: apt-get install -y nftables wireguard-tools wireguard-go procps",
+        ],
+        "{err}"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/run/proton-lab/{name}")).exists(),
+        "nothing was made"
+    );
+    // Without clients, wireguard-go is not needed.
+    let out = Command::new(BIN)
+        .args(["lab", "up", "--name", &name, "--clients", "0"])
+        .env("PATH", bin.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("wireguard-go"), "{err}");
+}
+
+#[test]
+fn hints_name_the_lab_and_proton_runs_inside_lab_exec() {
+    if !root_and_tools() {
+        return;
+    }
+    let name = format!("tx{}", std::process::id() % 100000);
+    let _ = Command::new(BIN)
+        .args(["lab", "down", "--name", &name])
+        .output();
+    let out = Command::new(BIN)
+        .args(["lab", "up", "--name", &name, "--workers", "1"])
+        .args(["--clients", "0"])
+        .output()
+        .unwrap();
+    let lab = LabGuard(name.clone());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hints = String::from_utf8_lossy(&out.stdout).into_owned();
+    let commands: Vec<&str> = hints
+        .lines()
+        .flat_map(|l| l.split(';'))
+        .filter_map(|l| {
+            l.trim()
+                .trim_start_matches("Try:")
+                .trim()
+                .strip_prefix("proton lab ")
+        })
+        .collect();
+    assert!(commands.len() >= 4, "{hints}");
+    for c in &commands {
+        assert!(
+            c.contains(&format!("--name {name}")),
+            "`{c}` names the lab: {hints}"
+        );
+    }
+
+    // Pasted as printed: `proton lab exec --name X w1 -- proton status` asks w1's Proton.
+    let status = lab.ok("w1", &["proton", "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["role"], "worker", "{v}");
+    let peers = lab.ok("gw", &["proton", "peer", "list"]);
+    assert!(peers.contains("w1"), "{peers}");
+
+    // `proton lab status | head -1`, once head has its line and is gone: the pipe's
+    // reader is closed before lab status writes.
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["lab", "status", "--name", &name])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "quiet: {err}");
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "ends by SIGPIPE, not a panic"
+    );
+}
