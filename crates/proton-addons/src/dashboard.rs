@@ -17,8 +17,12 @@ pub const ADMIN_ACCOUNT: &str = "proton-admin";
 pub const ADMIN_TOKEN_SECRET: &str = "proton-admin-token";
 
 pub const HEADLAMP_REPO: &str = "https://kubernetes-sigs.github.io/headlamp/";
-/// Pinned default. From 0.39.0 the chart no longer binds its own account to
-/// cluster-admin; users log in with Proton's admin token instead.
+/// Pinned default. At 0.39.0 the chart binds its own ServiceAccount to cluster-admin
+/// unless told not to (kubernetes-sigs/headlamp `charts/headlamp/values.yaml`@headlamp-helm-0.39.0:
+/// `clusterRoleBinding.create: true`, `clusterRoleName: cluster-admin`;
+/// `templates/clusterrolebinding.yaml`), so [`helm_chart`] sets [`HEADLAMP_VALUES`]:
+/// Headlamp calls the API with the token the user signs in with (Proton's admin token),
+/// and its own account gets no rights at all.
 pub const HEADLAMP_DEFAULT_VERSION: &str = proton_core::spec::HEADLAMP_CHART_VERSION;
 pub const KUBERNETES_DASHBOARD_REPO: &str = "https://kubernetes.github.io/dashboard/";
 /// Pinned default: the last release of the archived project's chart.
@@ -62,16 +66,25 @@ fn flavour(kind: DashboardKind) -> Flavour {
     }
 }
 
-/// The chart (no values: the defaults are what Proton wants).
+/// Headlamp's chart values: no ClusterRoleBinding for the chart's own ServiceAccount
+/// (at 0.39.0 the chart would bind it to cluster-admin; see [`HEADLAMP_DEFAULT_VERSION`]).
+pub const HEADLAMP_VALUES: &str = "clusterRoleBinding:\n  create: false\n";
+
+/// The chart. Headlamp gets [`HEADLAMP_VALUES`]; the Kubernetes Dashboard's defaults are
+/// what Proton wants (its chart binds no account to cluster-admin).
 pub fn helm_chart(p: &DashboardParams) -> Object {
     let f = flavour(p.kind);
+    let values = match p.kind {
+        DashboardKind::Headlamp => Some(HEADLAMP_VALUES.to_owned()),
+        DashboardKind::KubernetesDashboard => None,
+    };
     objects::helm_chart(
         f.release,
         f.chart,
         f.repo,
         &p.chart_version,
         f.namespace,
-        None,
+        values,
     )
 }
 

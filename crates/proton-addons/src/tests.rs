@@ -225,12 +225,17 @@ fn extra_ports_are_checked() {
 fn traefik_values_pin_to_the_gateway_and_keep_client_ips() {
     let v = traefik::values("gw-1", defaults().ingress.as_ref().unwrap()).unwrap();
     assert_eq!(v.node_selector["kubernetes.io/hostname"], "gw-1");
-    assert_eq!(v.service.spec.external_traffic_policy, "Local");
-    assert_eq!(
-        v.service.annotations["svccontroller.k3s.cattle.io/lbpool"],
-        LB_POOL
-    );
+    // Host ports on the gateway: portmap DNAT keeps the client's source address, for
+    // the public address and the tunnel address alike.
+    assert_eq!(v.ports["web"].host_port, Some(80));
+    assert_eq!(v.ports["websecure"].host_port, Some(443));
+    // Never a ServiceLB Service: klipper-lb masquerades (k3s-io/klipper-lb `entry`).
+    assert_eq!(v.service.type_, "ClusterIP");
+    // One pod per node with host ports: the old pod must go before the new one starts.
+    assert_eq!(v.update_strategy.rolling_update.max_surge, 0);
+    assert_eq!(v.update_strategy.rolling_update.max_unavailable, 1);
     assert!(GATEWAY_NODE_LABELS.contains(&("svccontroller.k3s.cattle.io/lbpool", LB_POOL)));
+    assert!(GATEWAY_NODE_LABELS.contains(&("svccontroller.k3s.cattle.io/enablelb", "true")));
     assert_eq!(
         v.providers.kubernetes_ingress.ingress_class,
         DEFAULT_INGRESS_CLASS
@@ -239,6 +244,32 @@ fn traefik_values_pin_to_the_gateway_and_keep_client_ips() {
     assert!(
         !v.ingress_route.dashboard.enabled,
         "Traefik's dashboard is never routed by the chart"
+    );
+}
+
+/// ServiceLB reads its keys from a Service's *labels* (k3s-io/k3s
+/// pkg/cloudprovider/servicelb.go@v1.34.2+k3s1: `svc.Labels[daemonsetNodePoolLabel]`);
+/// a `svccontroller.k3s.cattle.io/*` annotation would be silently ignored. No rendered
+/// object carries one, and Traefik's Service is no ServiceLB Service at all.
+#[test]
+fn no_servicelb_key_is_written_as_an_annotation() {
+    let files = render_manifests(&defaults()).unwrap();
+    for f in &files {
+        for line in f.yaml.lines() {
+            assert!(
+                !line
+                    .trim_start()
+                    .starts_with("svccontroller.k3s.cattle.io/"),
+                "{}: {line}",
+                f.name
+            );
+        }
+    }
+    let v = traefik::values("gw-1", defaults().ingress.as_ref().unwrap()).unwrap();
+    let yaml = serde_norway::to_string(&v).unwrap();
+    assert!(
+        !yaml.contains("LoadBalancer") && !yaml.contains("annotations"),
+        "{yaml}"
     );
 }
 

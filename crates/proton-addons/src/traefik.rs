@@ -15,19 +15,26 @@ pub const TRAEFIK_RELEASE: &str = "proton-traefik";
 pub const TRAEFIK_REPO: &str = "https://traefik.github.io/charts";
 pub const ALLOWLIST_NAME: &str = "vpn-allowlist";
 
-/// The K3s ServiceLB pool Traefik's LoadBalancer Service is bound to. The gateway node
-/// must carry the same label (see [`GATEWAY_NODE_LABELS`]), so ServiceLB runs its
-/// host-port pods only there and the Service's address is the gateway's
-/// `node-external-ip` (the public IP).
+/// The K3s ServiceLB pool of the gateway. Traefik itself does not go through ServiceLB
+/// (see [`values`]: host ports keep client addresses, ServiceLB's klipper-lb masquerades
+/// them). A user's own `LoadBalancer` Service joins this pool with the Service *label*
+/// `svccontroller.k3s.cattle.io/lbpool: proton-gateway`: ServiceLB reads
+/// `svc.Labels[daemonsetNodePoolLabel]`, not an annotation (k3s-io/k3s
+/// `pkg/cloudprovider/servicelb.go`@v1.34.2+k3s1 `newDaemonSet`).
 pub const LB_POOL: &str = "proton-gateway";
 
 /// Node labels the K3s server (the gateway) must set (`node-label` in its config.yaml):
-/// `enablelb=true` makes ServiceLB run only on labelled nodes, so workers never open
-/// 80/443; `lbpool` ties Traefik's Service to this node.
+/// `enablelb=true` makes ServiceLB run only on labelled nodes (`nodeHasDaemonSetLabel`
+/// in servicelb.go), so a `LoadBalancer` Service never opens ports on a worker behind
+/// NAT; `lbpool` names the gateway's pool.
 pub const GATEWAY_NODE_LABELS: [(&str, &str); 2] = [
     ("svccontroller.k3s.cattle.io/enablelb", "true"),
     ("svccontroller.k3s.cattle.io/lbpool", LB_POOL),
 ];
+
+/// The host ports Traefik's pod binds on the gateway (chart `ports.<name>.hostPort`).
+pub const WEB_HOST_PORT: u16 = 80;
+pub const WEBSECURE_HOST_PORT: u16 = 443;
 
 /// Entry-point names the chart defines itself; extra ports must not reuse them.
 const RESERVED_PORT_NAMES: [&str; 4] = ["web", "websecure", "traefik", "metrics"];
@@ -43,6 +50,7 @@ pub struct TraefikValues {
     pub providers: Providers,
     pub ports: BTreeMap<String, PortValues>,
     pub service: ServiceValues,
+    pub update_strategy: UpdateStrategy,
     pub node_selector: BTreeMap<String, String>,
     pub metrics: MetricsValues,
     pub ingress_route: IngressRouteValues,
@@ -86,6 +94,10 @@ pub struct PortValues {
     pub port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exposed_port: Option<u16>,
+    /// Bound on the gateway node itself (CNI portmap DNAT, no SNAT): clients keep their
+    /// source address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expose: Option<Expose>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -131,17 +143,29 @@ pub struct PortTls {
 #[serde(rename_all = "camelCase")]
 pub struct ServiceValues {
     pub enabled: bool,
+    /// `ClusterIP`: in-cluster clients only. Never `LoadBalancer`: ServiceLB would front it
+    /// with klipper-lb, whose `entry` script MASQUERADEs every connection (k3s-io/klipper-lb
+    /// `entry`@v0.4.9..v0.4.17), so Traefik would see a pod address for every client.
     #[serde(rename = "type")]
     pub type_: &'static str,
-    pub annotations: BTreeMap<String, String>,
-    pub spec: ServiceSpecValues,
+}
+
+/// The Deployment's rollout. With host ports on one node a new pod cannot start while the
+/// old one holds 80/443, so the old one goes first (the chart's default `maxUnavailable:
+/// 0, maxSurge: 1` would leave the rollout pending forever).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateStrategy {
+    #[serde(rename = "type")]
+    pub type_: &'static str,
+    pub rolling_update: RollingUpdate,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServiceSpecValues {
-    /// `Local`: no SNAT on the way in, so Traefik (and the allow-list) sees client IPs.
-    pub external_traffic_policy: &'static str,
+pub struct RollingUpdate {
+    pub max_unavailable: u16,
+    pub max_surge: u16,
 }
 
 #[derive(Debug, Serialize)]
@@ -168,7 +192,16 @@ pub struct Enabled {
     pub enabled: bool,
 }
 
-/// The chart values for Proton's Traefik.
+/// The chart values for Proton's Traefik: one pod on the gateway node (`nodeSelector`)
+/// with host ports 80/443 (`ports.web.hostPort`, `ports.websecure.hostPort`; chart
+/// traefik/traefik-helm-chart `traefik/templates/_podtemplate.tpl`@v41.3.0 renders them as
+/// the container's `hostPort`). K3s's CNI config chains the `portmap` plugin after flannel
+/// (k3s-io/k3s `pkg/agent/flannel/setup.go`), which DNATs every local address's port 80/443
+/// to the pod and masquerades only hairpin and localhost connections
+/// (containernetworking/plugins `plugins/meta/portmap/portmap.go`). So a client on the
+/// internet (to the public address) and a VPN client (to the tunnel address) both reach
+/// Traefik with their own source address: real client IPs in logs and X-Forwarded-For, and
+/// the VPN allow-list works. The README's "Client addresses" section has the whole path.
 pub fn values(gateway_node: &str, p: &IngressParams) -> Result<TraefikValues, AddonsError> {
     let mut ports = BTreeMap::new();
     // HTTP -> HTTPS for everything except ACME HTTP-01 challenges. The entry-point redirect
@@ -182,6 +215,7 @@ pub fn values(gateway_node: &str, p: &IngressParams) -> Result<TraefikValues, Ad
     ports.insert(
         "web".to_owned(),
         PortValues {
+            host_port: Some(WEB_HOST_PORT),
             allow_acme_bypass: Some(true),
             http: Some(PortHttp {
                 redirections: Some(Redirections {
@@ -199,6 +233,7 @@ pub fn values(gateway_node: &str, p: &IngressParams) -> Result<TraefikValues, Ad
     ports.insert(
         "websecure".to_owned(),
         PortValues {
+            host_port: Some(WEBSECURE_HOST_PORT),
             http: Some(PortHttp {
                 redirections: None,
                 tls: Some(PortTls { enabled: true }),
@@ -213,6 +248,7 @@ pub fn values(gateway_node: &str, p: &IngressParams) -> Result<TraefikValues, Ad
             PortValues {
                 port: Some(extra.port),
                 exposed_port: Some(extra.exposed_port),
+                host_port: Some(extra.exposed_port),
                 expose: Some(Expose { default: true }),
                 protocol: Some(match extra.protocol {
                     Protocol::Tcp => "TCP",
@@ -241,13 +277,13 @@ pub fn values(gateway_node: &str, p: &IngressParams) -> Result<TraefikValues, Ad
         ports,
         service: ServiceValues {
             enabled: true,
-            type_: "LoadBalancer",
-            annotations: BTreeMap::from([(
-                "svccontroller.k3s.cattle.io/lbpool".to_owned(),
-                LB_POOL.to_owned(),
-            )]),
-            spec: ServiceSpecValues {
-                external_traffic_policy: "Local",
+            type_: "ClusterIP",
+        },
+        update_strategy: UpdateStrategy {
+            type_: "RollingUpdate",
+            rolling_update: RollingUpdate {
+                max_unavailable: 1,
+                max_surge: 0,
             },
         },
         node_selector: BTreeMap::from([(

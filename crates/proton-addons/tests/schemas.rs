@@ -25,6 +25,7 @@ struct Schemas {
     crds: Vec<Crd>,
     traefik: jsonschema::Validator,
     cert_manager: jsonschema::Validator,
+    headlamp: jsonschema::Validator,
 }
 
 fn schemas() -> Schemas {
@@ -32,6 +33,7 @@ fn schemas() -> Schemas {
         crds: CRD_FILES.iter().map(|f| load_crd(f)).collect(),
         traefik: load_values_schema("traefik.values.schema.json"),
         cert_manager: load_values_schema("cert-manager.values.schema.json"),
+        headlamp: load_values_schema("headlamp.values.schema.json"),
     }
 }
 
@@ -77,7 +79,8 @@ fn check(s: &Schemas, doc: &Value) -> Vec<String> {
         let validator = match doc["spec"]["chart"].as_str() {
             Some("traefik") => Some(&s.traefik),
             Some("cert-manager") => Some(&s.cert_manager),
-            // Headlamp / Kubernetes Dashboard: no values are written.
+            Some("headlamp") => Some(&s.headlamp),
+            // Kubernetes Dashboard: no values are written.
             _ => None,
         };
         match (values, validator) {
@@ -210,6 +213,32 @@ fn cert_manager_values_install_crds() {
     let chart = rendered("HelmChart", Some("cert-manager"));
     let values = yaml_to_json(chart["spec"]["valuesContent"].as_str().unwrap());
     assert_eq!(values["crds"]["enabled"], json!(true));
+}
+
+/// Headlamp's chart at 0.39.0 binds its own ServiceAccount to cluster-admin by default
+/// (kubernetes-sigs/headlamp charts/headlamp/values.yaml@headlamp-helm-0.39.0:
+/// `clusterRoleBinding: {create: true, clusterRoleName: cluster-admin}`, rendered by
+/// templates/clusterrolebinding.yaml only `if .Values.clusterRoleBinding.create`). Proton
+/// turns it off, so only the token the user signs in with grants anything.
+#[test]
+fn headlamp_values_bind_no_chart_account_to_cluster_admin() {
+    let s = schemas();
+    // The default dashboard is Headlamp.
+    let chart = render_manifests(&defaults())
+        .unwrap()
+        .iter()
+        .flat_map(|f| docs(&f.yaml))
+        .find(|d| d["kind"] == "HelmChart" && d["spec"]["chart"] == "headlamp")
+        .expect("a Headlamp HelmChart");
+    let text = chart["spec"]["valuesContent"]
+        .as_str()
+        .expect("Headlamp's HelmChart sets values");
+    let values = yaml_to_json(text);
+    assert_eq!(values["clusterRoleBinding"]["create"], json!(false));
+    assert_eq!(errors(&s.headlamp, &values), Vec::<String>::new());
+    // The schema is not vacuous: a wrong type is refused.
+    let bad = json!({"clusterRoleBinding": {"create": "no"}});
+    assert!(!errors(&s.headlamp, &bad).is_empty());
 }
 
 /// `proton expose`'s file: valid objects, a middleware reference that resolves to the

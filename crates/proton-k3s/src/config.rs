@@ -141,7 +141,6 @@ struct ServerConfig<'a> {
     node_label: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     disable: Vec<String>,
-    disable_cloud_controller: bool,
     write_kubeconfig_mode: &'static str,
     #[serde(flatten)]
     extra: std::collections::BTreeMap<String, serde_norway::Value>,
@@ -170,7 +169,14 @@ const PROTON_KEYS: &[&str] = &[
     "tls-san",
     "flannel-iface",
     "disable",
+    // The embedded cloud controller is what turns `node-external-ip` into the node's
+    // ExternalIP (k3s-io/k3s pkg/cloudprovider/instances.go: the addresses come from the
+    // node's `k3s.io/internal-ip`/`k3s.io/external-ip` annotations) and clears the
+    // `node.cloudprovider.kubernetes.io/uninitialized` taint; it must stay on.
     "disable-cloud-controller",
+    // flannel-external-ip would make flannel's public-ip the public address: VXLAN
+    // must stay on the tunnel (flannel-iface).
+    "flannel-external-ip",
     "write-kubeconfig-mode",
 ];
 
@@ -231,7 +237,6 @@ fn server_config_yaml(p: &ServerParams) -> Result<String, Error> {
         flannel_iface: &p.interface,
         node_label,
         disable,
-        disable_cloud_controller: true,
         write_kubeconfig_mode: "0600",
         extra,
     };
@@ -239,7 +244,9 @@ fn server_config_yaml(p: &ServerParams) -> Result<String, Error> {
         "# Written by Proton (proton apply); edits are overwritten.\n\
          # node-ip/advertise-address are the tunnel address {ip} ({cidr}): workers reach the API\n\
          # only through WireGuard. advertise-address is pinned, else it follows node-external-ip.\n\
-         # flannel-iface={iface}: pod VXLAN goes through the tunnel, MTU {wg} - {oh} = {pod}.\n{body}",
+         # flannel-iface={iface}: pod VXLAN goes through the tunnel, MTU {wg} - {oh} = {pod}.\n\
+         # The embedded cloud controller stays on: it sets the node's ExternalIP from\n\
+         # node-external-ip (the address Traefik's host ports answer on).\n{body}",
         ip = p.tunnel_ip,
         cidr = p.tunnel_cidr,
         iface = p.interface,

@@ -100,7 +100,38 @@ fn server_without_traefik_disable_or_public_address() {
     assert!(!cfg.contains("disable:"), "{cfg}");
     assert!(!cfg.contains("node-external-ip:"), "{cfg}");
     assert!(cfg.contains("advertise-address: 10.7.7.1"));
-    assert!(cfg.contains("disable-cloud-controller: true"));
+}
+
+/// The path client addresses take to Traefik (README "Client addresses") needs the node's
+/// ExternalIP to be the public address: K3s's embedded cloud controller sets it from
+/// `node-external-ip` (k3s-io/k3s pkg/cloudprovider/instances.go@v1.34.2+k3s1, from the
+/// `k3s.io/external-ip` annotation the agent writes), and with `disable-cloud-controller`
+/// nothing does (k3s-io/k3s#12060). Flannel's public-ip must stay the tunnel address
+/// (`flannel-iface`, no `flannel-external-ip`).
+#[test]
+fn server_keeps_the_cloud_controller_for_the_external_ip() {
+    let files = server_files(&server()).unwrap();
+    let cfg = &files[0].contents;
+    let keys: Vec<&str> = cfg
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with(' ') && !l.starts_with('-'))
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    assert!(!keys.contains(&"disable-cloud-controller"), "{cfg}");
+    assert!(!keys.contains(&"flannel-external-ip"), "{cfg}");
+    assert!(
+        cfg.lines().any(|l| l == "node-external-ip: 203.0.113.7"),
+        "{cfg}"
+    );
+    assert!(cfg.lines().any(|l| l == "flannel-iface: wg0"), "{cfg}");
+    for key in ["disable-cloud-controller", "flannel-external-ip"] {
+        let mut p = server();
+        p.extra_args = vec![(key.into(), "true".into())];
+        assert!(
+            matches!(server_files(&p), Err(Error::ExtraArgConflict(k)) if k == key),
+            "{key} accepted"
+        );
+    }
 }
 
 #[test]

@@ -246,6 +246,12 @@ pub fn gateway(root: &Root, stale_after: Option<std::time::Duration>) -> Result<
     ));
     findings.extend(version_skew(&cluster));
     findings.extend(cluster_health(&cluster));
+    findings.extend(cluster_network(
+        &cluster,
+        &n.cidr,
+        spec.public_ip(),
+        spec.ingress.enabled,
+    ));
     let host = spec.gateway.endpoint.host_string();
     findings.push(endpoint(
         &host,

@@ -23,6 +23,38 @@ pub struct NodeInfo {
     pub control_plane: bool,
     pub kubelet_version: String,
     pub internal_ip: Option<String>,
+    /// `status.addresses` of type ExternalIP: set by K3s's embedded cloud controller from
+    /// `node-external-ip` (k3s-io/k3s pkg/cloudprovider/instances.go `NodeAddresses`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_ips: Vec<String>,
+    /// Flannel's `flannel.alpha.coreos.com/public-ip` annotation: the address VXLAN
+    /// peers send to (the `flannel-iface` address, so the tunnel address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flannel_public_ip: Option<String>,
+}
+
+/// Flannel's annotation naming the address other nodes send this node's VXLAN to
+/// (flannel-io/flannel pkg/subnet/kube/annotations.go: `<prefix>/public-ip`, prefix
+/// `flannel.alpha.coreos.com`).
+pub const FLANNEL_PUBLIC_IP: &str = "flannel.alpha.coreos.com/public-ip";
+
+/// The Traefik chart's pod/Service label (traefik/traefik-helm-chart
+/// traefik/templates/_helpers.tpl@v41.3.0 `traefik.labelselector`).
+pub const TRAEFIK_NAME_LABEL: (&str, &str) = ("app.kubernetes.io/name", "traefik");
+
+/// Traefik's namespace (`proton_addons::TRAEFIK_NAMESPACE`).
+pub const TRAEFIK_NAMESPACE: &str = "ingress-traefik";
+
+/// Where Traefik runs and how it is reached, from its namespace's pods and Services.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TraefikInfo {
+    /// `(pod name, spec.nodeName)` of every Traefik pod.
+    pub pods: Vec<(String, String)>,
+    /// Traefik's Service type (`ClusterIP` with Proton's host ports; `LoadBalancer`
+    /// when something made it a ServiceLB Service).
+    pub service_type: Option<String>,
+    /// `status.loadBalancer.ingress[].ip` of that Service.
+    pub lb_ingress: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,6 +103,9 @@ pub enum ClusterView {
         addons: Vec<AddonInfo>,
         certificates: Vec<CertInfo>,
         skew: Vec<Skew>,
+        /// `None` when Traefik's namespace could not be read (no ingress add-on).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        traefik: Option<TraefikInfo>,
     },
 }
 
@@ -105,9 +140,48 @@ pub fn parse_nodes(list: &Value) -> Vec<NodeInfo> {
                         .find(|x| x["type"] == "InternalIP")
                         .map(|x| s(&x["address"]))
                 }),
+                external_ips: n["status"]["addresses"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter(|x| x["type"] == "ExternalIP")
+                            .map(|x| s(&x["address"]))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                flannel_public_ip: n["metadata"]["annotations"][FLANNEL_PUBLIC_IP]
+                    .as_str()
+                    .map(String::from),
             }
         })
         .collect()
+}
+
+/// `kubectl -n <traefik namespace> get pods -o json` and `… get services -o json`: the
+/// pods and Service carrying the chart's `app.kubernetes.io/name: traefik` label.
+pub fn parse_traefik(pods: &Value, services: &Value) -> TraefikInfo {
+    let (key, want) = TRAEFIK_NAME_LABEL;
+    let ours = |o: &&Value| o["metadata"]["labels"][key] == want;
+    let items = |v: &Value| v["items"].as_array().cloned().unwrap_or_default();
+    let pods = items(pods)
+        .iter()
+        .filter(ours)
+        .map(|p| (s(&p["metadata"]["name"]), s(&p["spec"]["nodeName"])))
+        .collect();
+    let services = items(services);
+    let svc = services.iter().find(ours);
+    TraefikInfo {
+        pods,
+        service_type: svc.and_then(|v| v["spec"]["type"].as_str().map(String::from)),
+        lb_ingress: svc
+            .and_then(|v| v["status"]["loadBalancer"]["ingress"].as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i["ip"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
 }
 
 /// `kubectl get helmcharts -A -o json` and `kubectl get jobs -A -o json`: each chart
@@ -251,7 +325,16 @@ pub fn probe(root: &proton_core::host::Root) -> ClusterView {
     let jobs = kubectl(&["get", "jobs", "-A"]).unwrap_or_default();
     // cert-manager may not be installed (tls disabled): no certificates then.
     let certs = kubectl(&["get", "certificates.cert-manager.io", "-A"]).unwrap_or_default();
+    let ns = TRAEFIK_NAMESPACE;
+    let traefik = match (
+        kubectl(&["-n", ns, "get", "pods"]),
+        kubectl(&["-n", ns, "get", "services"]),
+    ) {
+        (Ok(p), Ok(s)) => Some(parse_traefik(&p, &s)),
+        _ => None,
+    };
     ClusterView::Running {
+        traefik,
         server_version: server_version(&nodes),
         skew: version_skew(&nodes),
         addons: parse_addons(&charts, &jobs),
@@ -292,6 +375,8 @@ mod tests {
             control_plane: cp,
             kubelet_version: v.into(),
             internal_ip: None,
+            external_ips: vec![],
+            flannel_public_ip: None,
         };
         let same = [
             node("s", "v1.31.4+k3s1", true),

@@ -215,6 +215,7 @@ fn render_cluster(out: &mut String, c: &ClusterView) {
             addons,
             certificates,
             skew,
+            ..
         } => {
             let _ = writeln!(
                 out,

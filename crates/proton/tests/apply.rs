@@ -102,22 +102,40 @@ fn first_apply_writes_every_file_as_golden_and_installs_the_pinned_version() {
         };
         assert_eq!(mode, want, "{rel}");
     }
-    // Traefik's LoadBalancer Service asks ServiceLB for a pool; unless the gateway node
-    // registers with that pool (and enablelb), ServiceLB runs it nowhere: no 80/443.
+    // Client addresses reach Traefik (README "Client addresses"): its pod binds host
+    // ports 80/443 on the node named in K3s's config (portmap DNAT, no SNAT), that node's
+    // ExternalIP comes from node-external-ip through the embedded cloud controller (so no
+    // disable-cloud-controller), and ServiceLB (klipper-lb masquerades) is not in the path.
     let config = std::fs::read_to_string(gw.path("etc/rancher/k3s/config.yaml")).unwrap();
     let traefik =
         std::fs::read_to_string(gw.path(&format!("{MANIFESTS}/proton-traefik.yaml"))).unwrap();
-    let pool = "svccontroller.k3s.cattle.io/lbpool";
-    let wanted = traefik
+    let node = config
         .lines()
-        .find_map(|l| l.trim().strip_prefix(&format!("{pool}: ")))
-        .expect("the Traefik Service names its ServiceLB pool");
-    for label in [
-        format!("- {pool}={wanted}"),
-        "- svccontroller.k3s.cattle.io/enablelb=true".to_string(),
-    ] {
-        assert!(config.lines().any(|l| l == label), "{label} in {config}");
+        .find_map(|l| l.strip_prefix("node-name: "))
+        .expect("node-name");
+    let pinned = traefik
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("kubernetes.io/hostname: "))
+        .expect("Traefik's nodeSelector");
+    assert_eq!(pinned, node, "Traefik runs on the gateway node");
+    for port in ["hostPort: 80", "hostPort: 443", "type: ClusterIP"] {
+        assert!(
+            traefik.lines().any(|l| l.trim() == port),
+            "{port} in {traefik}"
+        );
     }
+    assert!(!traefik.contains("LoadBalancer"), "{traefik}");
+    assert!(!config.contains("disable-cloud-controller"), "{config}");
+    assert!(
+        config.lines().any(|l| l.starts_with("node-external-ip: ")),
+        "{config}"
+    );
+    assert!(
+        config
+            .lines()
+            .any(|l| l == "- svccontroller.k3s.cattle.io/enablelb=true"),
+        "{config}"
+    );
 }
 
 #[test]

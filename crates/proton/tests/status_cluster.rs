@@ -212,16 +212,31 @@ fn node(name: &str, server: bool, ready: &str, version: &str, ip: &str) -> Value
         labels["node-role.kubernetes.io/control-plane"] = json!("true");
         labels["node-role.kubernetes.io/master"] = json!("true");
     }
+    // K3s v1.34.2+k3s1: the agent's k3s.io/* address annotations become status.addresses
+    // through the embedded cloud controller (k3s-io/k3s pkg/cloudprovider/instances.go);
+    // flannel's public-ip is the flannel-iface (tunnel) address. The server's ExternalIP is
+    // this test gateway's public address (its endpoint, 127.0.0.1).
+    let mut addresses = vec![json!({"type": "InternalIP", "address": ip})];
+    let mut annotations = json!({
+        "flannel.alpha.coreos.com/backend-type": "vxlan",
+        "flannel.alpha.coreos.com/kube-subnet-manager": "true",
+        "flannel.alpha.coreos.com/public-ip": ip,
+        "k3s.io/internal-ip": ip,
+        "k3s.io/hostname": name
+    });
+    if server {
+        addresses.push(json!({"type": "ExternalIP", "address": "127.0.0.1"}));
+        annotations["k3s.io/external-ip"] = json!("127.0.0.1");
+    }
+    addresses.push(json!({"type": "Hostname", "address": name}));
     json!({
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": name, "labels": labels, "uid": format!("uid-{name}")},
-        "spec": {"podCIDR": "10.42.0.0/24"},
+        "metadata": {"name": name, "labels": labels, "annotations": annotations,
+                     "uid": format!("uid-{name}")},
+        "spec": {"podCIDR": "10.42.0.0/24", "providerID": format!("k3s://{name}")},
         "status": {
-            "addresses": [
-                {"type": "InternalIP", "address": ip},
-                {"type": "Hostname", "address": name}
-            ],
+            "addresses": addresses,
             "conditions": [
                 {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory"},
                 {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure"},
@@ -241,6 +256,37 @@ fn node(name: &str, server: bool, ready: &str, version: &str, ip: &str) -> Value
                 "architecture": "amd64"
             }
         }
+    })
+}
+
+/// Traefik's pod on `node` and its ClusterIP Service, as chart 41.3.0 labels them
+/// (traefik/traefik-helm-chart traefik/templates/_helpers.tpl `traefik.labelselector`).
+fn traefik_pod(node: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "proton-traefik-6d9c7b8f5c-x2k8q", "namespace": "ingress-traefik",
+                     "labels": {"app.kubernetes.io/name": "traefik",
+                                "app.kubernetes.io/instance": "proton-traefik-ingress-traefik"}},
+        "spec": {"nodeName": node, "nodeSelector": {"kubernetes.io/hostname": node},
+                 "containers": [{"name": "proton-traefik", "ports": [
+                     {"name": "web", "containerPort": 8000, "hostPort": 80, "protocol": "TCP"},
+                     {"name": "websecure", "containerPort": 8443, "hostPort": 443, "protocol": "TCP"}]}]},
+        "status": {"phase": "Running", "hostIP": "10.7.7.1", "podIP": "10.42.0.9"}
+    })
+}
+
+fn traefik_service() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "proton-traefik", "namespace": "ingress-traefik",
+                     "labels": {"app.kubernetes.io/name": "traefik",
+                                "app.kubernetes.io/instance": "proton-traefik-ingress-traefik"}},
+        "spec": {"type": "ClusterIP", "clusterIP": "10.43.118.20",
+                 "ports": [{"name": "web", "port": 80, "protocol": "TCP", "targetPort": "web"},
+                           {"name": "websecure", "port": 443, "protocol": "TCP", "targetPort": "websecure"}]},
+        "status": {"loadBalancer": {}}
     })
 }
 
@@ -349,6 +395,8 @@ fn doctor_exit_codes_and_the_cluster_in_status() {
             node("home-1", false, "Unknown", "v1.35.0+k3s1", "10.7.7.2"),
         ])),
     );
+    gw.kube("pods", Some(list(vec![traefik_pod("proton")])));
+    gw.kube("services", Some(list(vec![traefik_service()])));
     gw.kube(
         CHARTS,
         Some(list(vec![
@@ -553,7 +601,16 @@ fn doctor_exit_codes_and_the_cluster_in_status() {
         skew[0]["detail"],
         "2 node(s), all compatible with the server v1.34.2+k3s1"
     );
-    for check in ["k3s service", "k3s nodes", "k3s add-ons", "certificates"] {
+    for check in [
+        "k3s service",
+        "k3s nodes",
+        "k3s add-ons",
+        "certificates",
+        "k3s node addresses",
+        "flannel public-ip",
+        "traefik",
+        "traefik address",
+    ] {
         assert_eq!(
             finding(&findings, check)[0]["level"],
             "pass",

@@ -518,3 +518,161 @@ pub fn endpoint_current(
         (Ok(_), None) => skip(C, "the tunnel has no live endpoint yet"),
     }
 }
+
+/// What the cluster's networking must look like for Proton's design, checked on a real
+/// cluster (this machine has no K3s; tested on kubectl JSON shaped as the API server's):
+/// - every node's InternalIP is in `network.cidr` (`node-ip` = its tunnel address), so
+///   the kubelet, the API and pod traffic stay on the tunnel;
+/// - flannel's `flannel.alpha.coreos.com/public-ip` of every node is that tunnel address,
+///   so VXLAN goes through WireGuard and never over the internet;
+/// - Traefik's address is the gateway's public address: the ingress IPs of its Service
+///   when it is a LoadBalancer, else (Proton's host ports) the ExternalIP of the node it
+///   runs on (K3s's cloud controller sets it from `node-external-ip`);
+/// - Traefik runs on the gateway (the control-plane node), where the firewall and the
+///   public address are.
+///
+/// `ingress`: whether the spec turns Traefik on; `public_ip`: the gateway's public
+/// address when known. Nothing when the cluster is not running.
+pub fn cluster_network(
+    cluster: &ClusterView,
+    cidr: &proton_core::net::Cidr,
+    public_ip: Option<IpAddr>,
+    ingress: bool,
+) -> Vec<Finding> {
+    let ClusterView::Running { nodes, traefik, .. } = cluster else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let in_cidr = |ip: &Option<String>| {
+        ip.as_deref()
+            .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
+            .is_some_and(|a| cidr.contains(a))
+    };
+    const A: &str = "k3s node addresses";
+    let outside: Vec<String> = nodes
+        .iter()
+        .filter(|n| !in_cidr(&n.internal_ip))
+        .map(|n| {
+            format!(
+                "{} ({})",
+                n.name,
+                n.internal_ip.as_deref().unwrap_or("no InternalIP")
+            )
+        })
+        .collect();
+    if outside.is_empty() {
+        out.push(pass(
+            A,
+            format!("every node's InternalIP is in {}", cidr.net()),
+        ));
+    } else {
+        out.push(fail(
+            A,
+            format!(
+                "InternalIP outside the tunnel {}: {}",
+                cidr.net(),
+                outside.join(", ")
+            ),
+            "node-ip must be the node's tunnel address: re-run `proton join` on that worker (or `proton apply` on the gateway), then systemctl restart k3s-agent (k3s on the gateway)",
+        ));
+    }
+    const F: &str = "flannel public-ip";
+    let wrong: Vec<String> = nodes
+        .iter()
+        .filter(|n| {
+            n.flannel_public_ip.is_none()
+                || n.flannel_public_ip != n.internal_ip
+                || !in_cidr(&n.flannel_public_ip)
+        })
+        .map(|n| {
+            format!(
+                "{} ({})",
+                n.name,
+                n.flannel_public_ip.as_deref().unwrap_or("no annotation")
+            )
+        })
+        .collect();
+    if wrong.is_empty() {
+        out.push(pass(F, "every node's VXLAN address is its tunnel address"));
+    } else {
+        out.push(fail(
+            F,
+            format!(
+                "{} is not the node's tunnel address: {}",
+                crate::kube::FLANNEL_PUBLIC_IP,
+                wrong.join(", ")
+            ),
+            "flannel-iface must be the WireGuard interface and flannel-external-ip unset in /etc/rancher/k3s/config.yaml (proton join / proton apply write it); then restart k3s-agent (k3s on the gateway)",
+        ));
+    }
+    if !ingress {
+        return out;
+    }
+    const T: &str = "traefik";
+    let gateway = nodes.iter().find(|n| n.control_plane);
+    let Some(t) = traefik.as_ref().filter(|t| !t.pods.is_empty()) else {
+        out.push(warn(
+            T,
+            "no Traefik pod in ingress-traefik yet",
+            "k3s kubectl -n kube-system logs job/helm-install-proton-traefik  (K3s's helm controller installs it)",
+        ));
+        return out;
+    };
+    let elsewhere: Vec<String> = t
+        .pods
+        .iter()
+        .filter(|(_, node)| gateway.is_none_or(|g| &g.name != node))
+        .map(|(pod, node)| format!("{pod} on {node}"))
+        .collect();
+    if elsewhere.is_empty() {
+        out.push(pass(
+            T,
+            format!(
+                "runs on the gateway node {}",
+                gateway.map_or("?", |g| g.name.as_str())
+            ),
+        ));
+    } else {
+        out.push(fail(
+            T,
+            format!("not on the gateway: {}", elsewhere.join(", ")),
+            "its nodeSelector must name the gateway's node (k3s.node_name): proton apply",
+        ));
+    }
+    const P: &str = "traefik address";
+    let Some(public) = public_ip else {
+        out.push(skip(
+            P,
+            "the gateway's public address is not known (gateway.public_ip)",
+        ));
+        return out;
+    };
+    let (what, addrs): (&str, Vec<String>) = if t.service_type.as_deref() == Some("LoadBalancer") {
+        ("its LoadBalancer ingress", t.lb_ingress.clone())
+    } else {
+        let node = t.pods.first().map(|(_, n)| n.as_str());
+        (
+            "its node's ExternalIP",
+            nodes
+                .iter()
+                .find(|n| Some(n.name.as_str()) == node)
+                .map(|n| n.external_ips.clone())
+                .unwrap_or_default(),
+        )
+    };
+    if addrs.len() == 1 && addrs[0] == public.to_string() {
+        out.push(pass(P, format!("{what} is the public address {public}")));
+    } else {
+        let shown = if addrs.is_empty() {
+            "none".to_string()
+        } else {
+            addrs.join(", ")
+        };
+        out.push(fail(
+            P,
+            format!("{what} is {shown}, not the public address {public}"),
+            "node-external-ip must be the public address and the embedded cloud controller on (no disable-cloud-controller) in /etc/rancher/k3s/config.yaml: proton apply, then systemctl restart k3s",
+        ));
+    }
+    out
+}

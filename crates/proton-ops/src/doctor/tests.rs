@@ -115,6 +115,8 @@ fn skew_and_exit_codes() {
         control_plane: cp,
         kubelet_version: v.into(),
         internal_ip: None,
+        external_ips: vec![],
+        flannel_public_ip: None,
     };
     let cluster = ClusterView::Running {
         server_version: Some("v1.31.4+k3s1".into()),
@@ -130,6 +132,7 @@ fn skew_and_exit_codes() {
             server: "v1.31.4+k3s1".into(),
             newer: true,
         }],
+        traefik: None,
     };
     let f = version_skew(&cluster);
     assert_eq!(f.len(), 1);
@@ -175,6 +178,7 @@ fn cluster_health_flags_notready_nodes_failed_jobs_and_unready_certificates() {
         addons: crate::kube::parse_addons(&fixture("helmcharts.json"), &fixture("jobs.json")),
         certificates: crate::kube::parse_certificates(&fixture("certificates.json")),
         nodes,
+        traefik: None,
     };
     let f = cluster_health(&cluster);
     let levels: Vec<_> = f.iter().map(|x| (x.check.as_str(), x.level)).collect();
@@ -201,4 +205,154 @@ fn cluster_health_flags_notready_nodes_failed_jobs_and_unready_certificates() {
         })
         .is_empty()
     );
+}
+
+/// The networking checks on upstream-shaped `kubectl -o json` (tests/fixtures/SOURCES.md):
+/// healthy JSON passes, each broken case fails with a fix.
+mod cluster_network_checks {
+    use super::*;
+    use crate::kube::{parse_nodes, parse_traefik, server_version, version_skew};
+    use serde_json::{Value, json};
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    struct Json {
+        nodes: Value,
+        pods: Value,
+        services: Value,
+    }
+
+    fn healthy() -> Json {
+        Json {
+            nodes: fixture("net-nodes.json"),
+            pods: fixture("net-pods.json"),
+            services: fixture("net-services.json"),
+        }
+    }
+
+    fn view(j: &Json) -> ClusterView {
+        let nodes = parse_nodes(&j.nodes);
+        ClusterView::Running {
+            server_version: server_version(&nodes),
+            skew: version_skew(&nodes),
+            addons: vec![],
+            certificates: vec![],
+            traefik: Some(parse_traefik(&j.pods, &j.services)),
+            nodes,
+        }
+    }
+
+    fn run(j: &Json) -> Vec<Finding> {
+        let cidr = proton_core::net::Cidr::new("10.7.7.0/24".parse().unwrap()).unwrap();
+        cluster_network(&view(j), &cidr, Some("203.0.113.7".parse().unwrap()), true)
+    }
+
+    fn level(findings: &[Finding], check: &str) -> Level {
+        findings
+            .iter()
+            .find(|f| f.check == check)
+            .unwrap_or_else(|| panic!("no {check} in {findings:#?}"))
+            .level
+    }
+
+    #[test]
+    fn healthy_cluster_passes() {
+        let f = run(&healthy());
+        assert_eq!(f.len(), 4, "{f:#?}");
+        for check in [
+            "k3s node addresses",
+            "flannel public-ip",
+            "traefik",
+            "traefik address",
+        ] {
+            assert_eq!(level(&f, check), Level::Pass, "{check}: {f:#?}");
+        }
+    }
+
+    fn fails(j: &Json, check: &str) {
+        let f = run(j);
+        let found = f.iter().find(|x| x.check == check).unwrap();
+        assert_eq!(found.level, Level::Fail, "{found:?}");
+        assert!(found.fix.as_deref().is_some_and(|x| !x.is_empty()));
+        // Only that check fails.
+        for other in f.iter().filter(|x| x.check != check) {
+            assert_eq!(other.level, Level::Pass, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn an_internal_ip_outside_the_tunnel_fails() {
+        // A worker registered with its LAN address (node-ip not set to the tunnel).
+        let mut j = healthy();
+        j.nodes["items"][1]["status"]["addresses"][0]["address"] = json!("192.168.1.20");
+        j.nodes["items"][1]["metadata"]["annotations"]["flannel.alpha.coreos.com/public-ip"] =
+            json!("192.168.1.20");
+        let f = run(&j);
+        assert_eq!(level(&f, "k3s node addresses"), Level::Fail);
+        assert!(
+            f.iter().any(|x| x.detail.contains("home-1 (192.168.1.20)")),
+            "{f:#?}"
+        );
+    }
+
+    #[test]
+    fn a_flannel_public_ip_off_the_tunnel_fails() {
+        // flannel-external-ip (or a wrong flannel-iface): VXLAN would go over the internet.
+        let mut j = healthy();
+        j.nodes["items"][0]["metadata"]["annotations"]["flannel.alpha.coreos.com/public-ip"] =
+            json!("203.0.113.7");
+        fails(&j, "flannel public-ip");
+        let mut j = healthy();
+        j.nodes["items"][1]["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove("flannel.alpha.coreos.com/public-ip");
+        fails(&j, "flannel public-ip");
+    }
+
+    #[test]
+    fn traefik_off_the_gateway_fails() {
+        let mut j = healthy();
+        j.pods["items"][0]["spec"]["nodeName"] = json!("home-1");
+        let f = run(&j);
+        assert_eq!(level(&f, "traefik"), Level::Fail, "{f:#?}");
+    }
+
+    #[test]
+    fn traefik_address_not_the_public_address_fails() {
+        // disable-cloud-controller: nothing sets the ExternalIP.
+        let mut j = healthy();
+        j.nodes["items"][0]["status"]["addresses"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|a| a["type"] != "ExternalIP");
+        fails(&j, "traefik address");
+        // A ServiceLB Service advertising the tunnel address (the old design's failure).
+        let mut j = healthy();
+        j.services["items"][0]["spec"]["type"] = json!("LoadBalancer");
+        j.services["items"][0]["status"]["loadBalancer"] =
+            json!({"ingress": [{"ip": "10.7.7.1", "ipMode": "VIP"}]});
+        fails(&j, "traefik address");
+        // ... and one advertising the public address passes.
+        j.services["items"][0]["status"]["loadBalancer"] =
+            json!({"ingress": [{"ip": "203.0.113.7", "ipMode": "VIP"}]});
+        assert_eq!(level(&run(&j), "traefik address"), Level::Pass);
+    }
+
+    #[test]
+    fn no_traefik_pod_warns_and_ingress_off_skips_traefik() {
+        let mut j = healthy();
+        j.pods["items"] = json!([]);
+        assert_eq!(level(&run(&j), "traefik"), Level::Warn);
+        let cidr = proton_core::net::Cidr::new("10.7.7.0/24".parse().unwrap()).unwrap();
+        let f = cluster_network(&view(&healthy()), &cidr, None, false);
+        assert!(f.iter().all(|x| !x.check.starts_with("traefik")), "{f:#?}");
+        let not_running = ClusterView::NotRunning {
+            reason: "no kubeconfig".into(),
+        };
+        assert!(cluster_network(&not_running, &cidr, None, true).is_empty());
+    }
 }
