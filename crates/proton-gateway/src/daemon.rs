@@ -155,6 +155,7 @@ impl Gateway {
             keepalive_secs: self.spec.network.persistent_keepalive,
             peers,
             counters: self.observer.counters(),
+            datapath: self.device.datapath_stats().map(Into::into),
         }
     }
 }

@@ -93,6 +93,63 @@ pub struct GatewayStatus {
     pub keepalive_secs: u16,
     pub peers: Vec<PeerLive>,
     pub counters: Counters,
+    /// The userspace data plane's offloads and counters (absent: kernel backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datapath: Option<DataPath>,
+}
+
+/// Which offloads the userspace data plane uses, and how many packets its syscalls
+/// moved since it came up: per-syscall averages above 1 show the offloads at work.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DataPath {
+    /// TUN TCP segmentation offload (TSO split on read, GRO coalesce on write).
+    pub tun_tso: bool,
+    /// TUN UDP segmentation offload (Linux >= 6.2).
+    pub tun_uso: bool,
+    /// UDP GSO on the WireGuard socket (one sendmsg per run of datagrams).
+    pub udp_gso: bool,
+    /// UDP GRO on the WireGuard socket.
+    pub udp_gro: bool,
+    pub tun_reads: u64,
+    pub tun_read_packets: u64,
+    pub tun_writes: u64,
+    pub tun_write_packets: u64,
+    pub udp_sends: u64,
+    pub udp_send_datagrams: u64,
+    pub udp_recvs: u64,
+    pub udp_recv_datagrams: u64,
+    /// tun_read_packets / tun_reads.
+    pub segments_per_tun_read: f64,
+    /// tun_write_packets / tun_writes.
+    pub packets_per_tun_write: f64,
+    /// udp_send_datagrams / udp_sends.
+    pub datagrams_per_udp_send: f64,
+    /// udp_recv_datagrams / udp_recvs.
+    pub segments_per_udp_receive: f64,
+}
+
+impl From<proton_wg::DataPathStats> for DataPath {
+    fn from(s: proton_wg::DataPathStats) -> DataPath {
+        let per = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+        DataPath {
+            tun_tso: s.tun_tso,
+            tun_uso: s.tun_uso,
+            udp_gso: s.udp_gso,
+            udp_gro: s.udp_gro,
+            tun_reads: s.tun_reads,
+            tun_read_packets: s.tun_read_packets,
+            tun_writes: s.tun_writes,
+            tun_write_packets: s.tun_write_packets,
+            udp_sends: s.udp_sends,
+            udp_send_datagrams: s.udp_send_datagrams,
+            udp_recvs: s.udp_recvs,
+            udp_recv_datagrams: s.udp_recv_datagrams,
+            segments_per_tun_read: per(s.tun_read_packets, s.tun_reads),
+            packets_per_tun_write: per(s.tun_write_packets, s.tun_writes),
+            datagrams_per_udp_send: per(s.udp_send_datagrams, s.udp_sends),
+            segments_per_udp_receive: per(s.udp_recv_datagrams, s.udp_recvs),
+        }
+    }
 }
 
 /// Counters since the daemon started.
@@ -312,7 +369,70 @@ pub fn render_metrics(status: &GatewayStatus) -> String {
         "proton_reconcile_last_duration_seconds {}",
         c.last_reconcile_seconds
     );
+    if let Some(d) = &status.datapath {
+        render_datapath(&mut out, d);
+    }
     out
+}
+
+/// The userspace data plane's offload gauges and syscall/packet counters.
+fn render_datapath(out: &mut String, d: &DataPath) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP proton_datapath_offload Kernel offloads the userspace data plane uses (1: on).\n# TYPE proton_datapath_offload gauge"
+    );
+    for (name, on) in [
+        ("tun_tso", d.tun_tso),
+        ("tun_uso", d.tun_uso),
+        ("udp_gso", d.udp_gso),
+        ("udp_gro", d.udp_gro),
+    ] {
+        let _ = writeln!(
+            out,
+            "proton_datapath_offload{{offload=\"{name}\"}} {}",
+            on as u8
+        );
+    }
+    for (name, value, help) in [
+        ("tun_reads", d.tun_reads, "TUN reads."),
+        (
+            "tun_read_packets",
+            d.tun_read_packets,
+            "IP packets the TUN reads yielded (after the TSO split).",
+        ),
+        ("tun_writes", d.tun_writes, "TUN writes."),
+        (
+            "tun_write_packets",
+            d.tun_write_packets,
+            "IP packets the TUN writes carried (before GRO coalescing).",
+        ),
+        (
+            "udp_sends",
+            d.udp_sends,
+            "sendmsg calls on the WireGuard UDP socket.",
+        ),
+        (
+            "udp_send_datagrams",
+            d.udp_send_datagrams,
+            "WireGuard datagrams those sends carried (GSO).",
+        ),
+        (
+            "udp_receives",
+            d.udp_recvs,
+            "Datagrams the kernel handed over (a GRO datagram counts once).",
+        ),
+        (
+            "udp_receive_datagrams",
+            d.udp_recv_datagrams,
+            "WireGuard datagrams in them.",
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP proton_datapath_{name}_total {help}\n# TYPE proton_datapath_{name}_total counter\nproton_datapath_{name}_total {value}"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -392,6 +512,7 @@ mod tests {
                 failed_joins: 1,
                 ..Default::default()
             },
+            datapath: None,
         };
         let text = render_metrics(&status);
         assert!(
@@ -402,5 +523,58 @@ mod tests {
         assert!(text.contains(r#"peer="we\"ird\\name""#), "{text}");
         assert!(text.contains("proton_join_failures_total 1\n"));
         assert!(text.contains("proton_joins_total 2\n"));
+        assert!(
+            !text.contains("proton_datapath"),
+            "no data plane metrics without one"
+        );
+    }
+
+    #[test]
+    fn datapath_counters_reach_status_json_and_metrics() {
+        let stats = proton_wg::DataPathStats {
+            tun_tso: true,
+            tun_uso: false,
+            udp_gso: true,
+            udp_gro: true,
+            tun_reads: 10,
+            tun_read_packets: 440,
+            tun_writes: 20,
+            tun_write_packets: 400,
+            udp_sends: 11,
+            udp_send_datagrams: 440,
+            udp_recvs: 25,
+            udp_recv_datagrams: 400,
+        };
+        let status = GatewayStatus {
+            interface: "wg0".into(),
+            backend: "userspace".into(),
+            listen_port: 51820,
+            address: "10.7.7.1/24".into(),
+            keepalive_secs: 25,
+            peers: vec![],
+            counters: Counters::default(),
+            datapath: Some(stats.into()),
+        };
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["datapath"]["segments_per_tun_read"], 44.0);
+        assert_eq!(json["datapath"]["packets_per_tun_write"], 20.0);
+        assert_eq!(json["datapath"]["datagrams_per_udp_send"], 40.0);
+        assert_eq!(json["datapath"]["segments_per_udp_receive"], 16.0);
+        assert_eq!(json["datapath"]["tun_uso"], false);
+        let back: GatewayStatus = serde_json::from_value(json).unwrap();
+        assert_eq!(back, status);
+        let text = render_metrics(&status);
+        assert!(
+            text.contains("proton_datapath_offload{offload=\"tun_tso\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("proton_datapath_offload{offload=\"tun_uso\"} 0\n"));
+        assert!(text.contains("proton_datapath_tun_read_packets_total 440\n"));
+        assert!(text.contains("proton_datapath_udp_receive_datagrams_total 400\n"));
+        // An older daemon's status (no datapath) still parses.
+        let mut old = serde_json::to_value(&status).unwrap();
+        old.as_object_mut().unwrap().remove("datapath");
+        let old: GatewayStatus = serde_json::from_value(old).unwrap();
+        assert_eq!(old.datapath, None);
     }
 }

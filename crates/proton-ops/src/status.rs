@@ -8,7 +8,7 @@ use crate::worker::{self, TunnelKind, WorkerTunnel};
 use proton_core::host::Root;
 use proton_core::spec::{SPEC_PATH, Spec};
 use proton_gateway::admin::{self, AdminRequest, AdminResponse};
-use proton_gateway::observe::{self, Counters, GatewayStatus, Liveness, REJECT_AFTER};
+use proton_gateway::observe::{self, Counters, DataPath, GatewayStatus, Liveness, REJECT_AFTER};
 use serde::Serialize;
 use std::fmt::Write;
 use std::time::Duration;
@@ -38,6 +38,10 @@ pub struct GatewayReport {
     pub stale_after_secs: u64,
     pub peers: Vec<PeerRow>,
     pub counters: Counters,
+    /// The userspace data plane's offloads and syscall/packet counters (absent: kernel
+    /// backend).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datapath: Option<DataPath>,
     pub cluster: ClusterView,
 }
 
@@ -114,6 +118,7 @@ pub fn gateway_report(
         stale_after_secs: stale_after.as_secs(),
         peers,
         counters: s.counters,
+        datapath: s.datapath,
         cluster,
     }
 }
@@ -386,6 +391,7 @@ mod tests {
                 live("w3", None, None),
             ],
             counters: Counters::default(),
+            datapath: None,
         };
         let r = gateway_report(
             status,

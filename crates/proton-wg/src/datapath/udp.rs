@@ -277,7 +277,7 @@ impl UdpSend for Udp {
             let mut total = size;
             while max_segs > 1 && j < packets.len() && j - i < max_segs {
                 let (p, d) = (&packets[j].0, packets[j].1);
-                if d != dst || p.len() > size || p.len() == 0 || total + p.len() > MAX_GSO_BYTES {
+                if d != dst || p.len() > size || p.is_empty() || total + p.len() > MAX_GSO_BYTES {
                     break;
                 }
                 total += p.len();
