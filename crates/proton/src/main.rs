@@ -38,24 +38,23 @@ fn main() -> ExitCode {
 
 /// Commands whose output is read by people and scripts (`| head`, `| grep -q`): when
 /// the reader goes away they stop like any Unix filter instead of panicking. Not the
-/// daemons, nor commands that feed other processes' stdin (`lab up`, `lab exec`,
-/// `join`): there a closed pipe is an error to handle, not the end of the job.
+/// daemons, nor commands that drive other processes (`apply`, `join`, `lab up`,
+/// `lab exec`): there a closed pipe is an error to handle, not the end of the job.
 fn prints_for_a_pipe(cmd: &cli::Command) -> bool {
     use cli::{Command as C, LabCommand};
-    match cmd {
+    matches!(
+        cmd,
         C::Status(_)
-        | C::Doctor(_)
-        | C::Peer(_)
-        | C::Config(_)
-        | C::Completions { .. }
-        | C::Invite(_)
-        | C::Client(_)
-        | C::Kubeconfig(_)
-        | C::Dashboard(_)
-        | C::Expose(_)
-        | C::Apply(_)
-        | C::Init(_) => true,
-        C::Lab(LabCommand::Status { .. } | LabCommand::Down { .. }) => true,
-        _ => false,
-    }
+            | C::Doctor(_)
+            | C::Peer(_)
+            | C::Config(_)
+            | C::Completions { .. }
+            | C::Invite(_)
+            | C::Client(_)
+            | C::Kubeconfig(_)
+            | C::Dashboard(_)
+            | C::Expose(_)
+            | C::Init(_)
+            | C::Lab(LabCommand::Status { .. } | LabCommand::Down { .. })
+    )
 }

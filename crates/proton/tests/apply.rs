@@ -347,3 +347,48 @@ fn kubeconfig_points_at_the_tunnel_and_merges_without_disturbing_others() {
     let created = std::fs::read_to_string(&default).unwrap();
     assert!(created.contains("current-context: proton"), "{created}");
 }
+
+#[test]
+fn dry_run_says_what_it_will_create_change_and_run_before_the_diffs() {
+    let gw = Gw::new();
+    let dry = gw.ok(&["apply", "--dry-run"]);
+    let (summary, details) = dry
+        .split_once("\nDetails:\n")
+        .expect("a summary, then details");
+    let lines: Vec<&str> = summary.lines().collect();
+    assert_eq!(lines[0], "Summary (dry run, nothing is changed):", "{dry}");
+    let line = |what: &str| {
+        lines
+            .iter()
+            .find(|l| l.trim_start().starts_with(&format!("{what} ")))
+            .unwrap_or_else(|| panic!("a `{what}` line: {summary}"))
+            .to_string()
+    };
+    assert!(
+        line("create").contains("/etc/rancher/k3s/config.yaml"),
+        "{summary}"
+    );
+    assert!(
+        line("create").contains("/etc/proton/firewall.nft"),
+        "{summary}"
+    );
+    assert!(line("run").contains("nft -f "), "{summary}");
+    assert!(line("install").contains("K3s v1.34.2+k3s1"), "{summary}");
+    assert!(
+        !summary.contains("change "),
+        "nothing exists yet to change: {summary}"
+    );
+    // Then the diffs, as before.
+    assert!(
+        details.contains("+++ b/etc/rancher/k3s/config.yaml"),
+        "{details}"
+    );
+
+    gw.ok(&["apply"]);
+    gw.edit_spec(&[("gogc = 10", "gogc = 20")]);
+    let dry = gw.ok(&["apply", "--dry-run"]);
+    assert!(
+        dry.starts_with("Summary (dry run, nothing is changed):\n  change  1 file(s): /etc/default/k3s\n  run     1 command(s): systemctl restart k3s\n\nDetails:\n"),
+        "{dry}"
+    );
+}

@@ -116,3 +116,62 @@ fn hints_name_the_lab_and_proton_runs_inside_lab_exec() {
         "ends by SIGPIPE, not a panic"
     );
 }
+
+/// The README's two set-up commands work on a fresh Debian machine as written: the
+/// first installs exactly what `lab up` checks for (the line `lab up` itself names when
+/// everything is missing), the second is `.ci/run`, which installs the tests' packages
+/// and cargo-nextest itself.
+#[test]
+fn the_readme_set_up_commands_install_what_they_need() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["lab", "up", "--name", "treadme", "--clients", "1"])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let apt = err
+        .lines()
+        .find_map(|l| l.strip_prefix("hint: "))
+        .unwrap_or_else(|| panic!("lab up names the install line: {err}"));
+    assert!(apt.starts_with("apt-get install -y "), "{apt}");
+
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let setup = &readme[readme.find("## Set-up: the two commands").unwrap()..];
+    let block = setup
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap();
+    let commands: Vec<&str> = block
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            format!("{apt} && cargo run --release -- lab up --workers 2 --clients 1").as_str(),
+            ".ci/run"
+        ],
+        "{block}"
+    );
+
+    let ci =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/run")).unwrap();
+    let install = &ci[ci.find("apt-get install").unwrap()..];
+    let install = &install[..install.find(">/dev/null").unwrap()];
+    for pkg in apt.trim_start_matches("apt-get install -y ").split(' ') {
+        assert!(
+            install.split_whitespace().any(|w| w == pkg),
+            ".ci/run installs {pkg}: {install}"
+        );
+    }
+    assert!(ci.contains("cargo install cargo-nextest --locked"), "{ci}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/run"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert!(mode & 0o111 != 0, ".ci/run is executable");
+}

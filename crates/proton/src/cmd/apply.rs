@@ -236,7 +236,76 @@ fn describe_install(i: &Installer, installed: &Option<String>) -> String {
     )
 }
 
+/// The dry run's first lines: what would be created, changed and run, one line each,
+/// before the diffs. Empty when there is nothing to do.
+fn summary(root: &Root, p: &ApplyPlan, cleanups: usize) -> anyhow::Result<String> {
+    use proton_k3s::plan::FileState;
+    let (mut create, mut change) = (Vec::new(), Vec::new());
+    for f in &p.files.files {
+        match p.files.state(root, f)? {
+            FileState::Same => {}
+            FileState::Missing => create.push(f.path.as_str()),
+            _ => change.push(f.path.as_str()),
+        }
+    }
+    let commands: Vec<String> = p
+        .steps
+        .iter()
+        .map(|s| s.command(root).to_string())
+        .collect();
+    let mut out = String::new();
+    let mut line = |what: &str, n: usize, list: String| {
+        if n > 0 {
+            out.push_str(&format!("  {what:<7} {list}\n"));
+        }
+    };
+    line(
+        "create",
+        create.len(),
+        format!("{} file(s): {}", create.len(), create.join(", ")),
+    );
+    line(
+        "change",
+        change.len(),
+        format!("{} file(s): {}", change.len(), change.join(", ")),
+    );
+    line(
+        "run",
+        commands.len(),
+        format!("{} command(s): {}", commands.len(), commands.join("; ")),
+    );
+    if let Some(i) = &p.install {
+        line(
+            "install",
+            1,
+            format!(
+                "K3s {} with the official script (now: {})",
+                i.version,
+                p.installed.as_deref().unwrap_or("not installed")
+            ),
+        );
+    }
+    line(
+        "prune",
+        p.removals.len(),
+        format!("{} add-on object(s), by K3s", p.removals.len()),
+    );
+    line(
+        "delete",
+        cleanups,
+        format!("{cleanups} removed worker(s)' K8s node"),
+    );
+    if out.is_empty() {
+        return Ok(out);
+    }
+    Ok(format!(
+        "Summary (dry run, nothing is changed):\n{out}\nDetails:\n"
+    ))
+}
+
 fn dry_run(root: &Root, p: &ApplyPlan) -> anyhow::Result<()> {
+    let cleanups = pending_node_cleanups(root)?.len();
+    print!("{}", summary(root, p, cleanups)?);
     let mut shown = p.files.clone();
     shown.commands = p.steps.iter().map(|s| s.command(root)).collect();
     let text = shown.dry_run(root)?;
@@ -247,7 +316,7 @@ fn dry_run(root: &Root, p: &ApplyPlan) -> anyhow::Result<()> {
     if let Some(i) = &p.install {
         println!("run: {}", describe_install(i, &p.installed));
     }
-    if text.is_empty() && p.removals.is_empty() && p.install.is_none() {
+    if text.is_empty() && p.removals.is_empty() && p.install.is_none() && cleanups == 0 {
         println!("Nothing to change: the host matches the spec.");
     } else {
         println!("(dry run: nothing was changed)");

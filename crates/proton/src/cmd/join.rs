@@ -26,7 +26,6 @@ use proton_core::wgconf::{PeerSection, WgQuickConfig};
 use proton_gateway::api::{JOIN_API_PORT, RedeemRequest, RedeemResponse};
 use proton_gateway::client::{self, ClientError};
 use proton_wg::{Device, InterfaceConfig, PeerConfig};
-use std::io::Read;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -36,13 +35,35 @@ pub const NODE_KEY: &str = "/etc/proton/node.key";
 pub const AGENT_CONF: &str = "/etc/proton/agent.conf";
 pub const AGENT_UNIT: &str = "/etc/systemd/system/proton-agent.service";
 
+/// The invitation: the argument, else the first non-blank line of standard input. At a
+/// terminal it asks for it and reads that one line (paste, Enter), never waiting for an
+/// end-of-file nobody knows to type; from a pipe (`proton invite w1 --no-qr | ssh w1
+/// proton join`) it reads the same one line.
 fn read_invitation(arg: &Option<String>) -> anyhow::Result<String> {
-    match arg.as_deref() {
-        Some(text) if text != "-" => Ok(text.to_string()),
-        _ => {
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s)?;
-            Ok(s.trim().to_string())
+    use std::io::{BufRead, IsTerminal, Write};
+    if let Some(text) = arg.as_deref().filter(|t| *t != "-") {
+        return Ok(text.to_string());
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Paste the invitation from `proton invite` and press Enter: ");
+        let _ = std::io::stderr().flush();
+    }
+    let mut lines = stdin.lock();
+    loop {
+        let mut line = String::new();
+        if lines.read_line(&mut line)? == 0 {
+            return Err(bad_input(
+                "no invitation on standard input",
+                Some(
+                    "paste the line `proton invite NAME` printed, or pipe it: \
+                     proton invite NAME --no-qr | ssh root@WORKER proton join"
+                        .into(),
+                ),
+            ));
+        }
+        if !line.trim().is_empty() {
+            return Ok(line.trim().to_string());
         }
     }
 }
