@@ -555,7 +555,9 @@ impl Spec {
     pub fn to_toml(&self) -> String {
         let body = toml::to_string(self).expect("the spec serializes");
         let mut out = String::from(
-            "# Proton's spec: the desired state of this gateway. Edit it, then restart the gateway (systemctl restart proton-gateway).\n\
+            "# Proton's spec: the desired state of this gateway. Edit it, then run `proton apply`: it applies\n\
+             # the change (to the running gateway daemon live) and says when a key needs\n\
+             # `systemctl restart proton-gateway` (network cidr, interface, backend, fwmark, mtu, the endpoint's port).\n\
              # Every key has a default except gateway.endpoint; unknown keys are refused.\n",
         );
         for line in body.lines() {

@@ -24,6 +24,8 @@ pub enum AdminRequest {
     Reconcile,
     /// Live state of the interface and its peers.
     Status,
+    /// The spec changed: re-read it and apply what needs no new device.
+    Reload,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -35,6 +37,7 @@ pub enum AdminResponse {
         removed: usize,
     },
     Status(serde_json::Value),
+    Reloaded(crate::reload::Reloaded),
     Error {
         error: String,
     },
@@ -51,9 +54,25 @@ pub enum AdminError {
         #[source]
         source: std::io::Error,
     },
+    /// Connected, but no answer in time: the daemon is stopped (SIGSTOP), stuck or
+    /// overloaded.
+    #[error(
+        "the gateway daemon did not answer within {} s (it is running but stuck or overloaded): see `journalctl -u proton-gateway`; `systemctl restart proton-gateway` restarts it",
+        ANSWER_TIMEOUT.as_secs()
+    )]
+    NoAnswer(PathBuf),
+    /// The daemon closed the connection before answering: it stopped or crashed.
+    #[error(
+        "the gateway daemon closed the connection without answering (it stopped or crashed): see `journalctl -u proton-gateway`"
+    )]
+    Closed(PathBuf),
     #[error("the gateway daemon answered something unreadable: {0}")]
     Protocol(String),
 }
+
+/// How long the CLI waits for the daemon's answer. A reconcile of 10,000 peers takes a
+/// fraction of a second; longer means something is wrong, and the user should hear so.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sends one request to the daemon under `root` and waits for its answer.
 pub fn request(root: &Root, req: &AdminRequest) -> Result<AdminResponse, AdminError> {
@@ -75,13 +94,43 @@ pub fn request(root: &Root, req: &AdminRequest) -> Result<AdminResponse, AdminEr
         Err(e) => return Err(io(e)),
     };
     stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
+        .set_read_timeout(Some(ANSWER_TIMEOUT))
+        .and_then(|_| stream.set_write_timeout(Some(ANSWER_TIMEOUT)))
         .map_err(io)?;
     let mut line = serde_json::to_string(req).expect("requests serialize");
     line.push('\n');
-    stream.write_all(line.as_bytes()).map_err(io)?;
+    let timed_out = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )
+    };
+    let closed = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::UnexpectedEof
+        )
+    };
+    let classify = |e: std::io::Error| {
+        if timed_out(&e) {
+            AdminError::NoAnswer(path.clone())
+        } else if closed(&e) {
+            AdminError::Closed(path.clone())
+        } else {
+            io(e)
+        }
+    };
+    stream.write_all(line.as_bytes()).map_err(classify)?;
     let mut answer = String::new();
-    BufReader::new(&stream).read_line(&mut answer).map_err(io)?;
+    BufReader::new(&stream)
+        .read_line(&mut answer)
+        .map_err(classify)?;
+    if !answer.ends_with('\n') {
+        // End of stream before a whole line: the daemon went away mid-answer.
+        return Err(AdminError::Closed(path));
+    }
     serde_json::from_str(&answer).map_err(|e| AdminError::Protocol(e.to_string()))
 }
 
@@ -109,11 +158,22 @@ where
     F: Fn(AdminRequest) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = AdminResponse> + Send,
 {
+    // Out of descriptors (`EMFILE`), accept fails at once and keeps failing: pause with
+    // a growing back-off and log rate-limited, instead of spinning and flooding the log.
+    let mut log = crate::throttle::Throttle::new(Duration::from_secs(10));
+    let mut errors_in_row = 0u32;
     loop {
         let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
+            Ok(s) => {
+                errors_in_row = 0;
+                s
+            }
             Err(e) => {
-                tracing::warn!("admin socket accept failed: {e}");
+                if let Some(suppressed) = log.hit() {
+                    tracing::warn!(suppressed, "admin socket accept failed: {e}");
+                }
+                tokio::time::sleep(crate::bounded::accept_backoff(errors_in_row)).await;
+                errors_in_row = errors_in_row.saturating_add(1);
                 continue;
             }
         };
@@ -164,6 +224,7 @@ mod tests {
                     removed: 2,
                 },
                 AdminRequest::Status => AdminResponse::Status(serde_json::json!({"peers": []})),
+                AdminRequest::Reload => AdminResponse::Reloaded(Default::default()),
             }
         }));
         let r = root.clone();

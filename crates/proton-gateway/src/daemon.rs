@@ -49,7 +49,10 @@ pub struct Options {
 
 struct Gateway {
     root: Root,
+    /// The spec the device was made with (its address, interface, range).
     spec: Spec,
+    /// The spec in use now: `spec` plus the edits applied live ([`crate::reload`]).
+    live: std::sync::RwLock<Arc<Spec>>,
     device: Device,
     wake: Notify,
     lock: tokio::sync::Mutex<()>,
@@ -85,6 +88,26 @@ fn desired(root: &Root, spec: &Spec) -> Result<(Vec<PeerConfig>, Vec<Ipv4Addr>),
 }
 
 impl Gateway {
+    fn current(&self) -> Arc<Spec> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Re-reads the spec and applies what needs no new device; see [`crate::reload`].
+    async fn reload(&self) -> Result<crate::reload::Reloaded, DaemonError> {
+        let new = Spec::load(&self.root).map_err(|e| DaemonError(e.to_string()))?;
+        let running = self.current();
+        let outcome = crate::reload::compare(&running, &new);
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) =
+            Arc::new(crate::reload::merge(&self.spec, &new));
+        self.reconcile().await?;
+        tracing::info!(
+            applied = ?outcome.applied,
+            need_restart = ?outcome.need_restart,
+            "spec reloaded"
+        );
+        Ok(outcome)
+    }
+
     fn store(&self) -> Result<Store, DaemonError> {
         Store::open_existing(&self.root, &self.spec.network.cidr)
             .map_err(|e| DaemonError(e.to_string()))
@@ -94,7 +117,7 @@ impl Gateway {
     async fn reconcile(&self) -> Result<proton_wg::Applied, DaemonError> {
         let _guard = self.lock.lock().await;
         let started = std::time::Instant::now();
-        let (desired, invitees) = desired(&self.root, &self.spec)?;
+        let (desired, invitees) = desired(&self.root, &self.current())?;
         // Fence invitees before their keys reach the device.
         if let Err(e) = crate::fence::set_invitees(&invitees) {
             tracing::error!("could not fence invitees to the join API: {e}");
@@ -152,7 +175,7 @@ impl Gateway {
                 .cidr
                 .with_host(self.spec.gateway_address())
                 .to_string(),
-            keepalive_secs: self.spec.network.persistent_keepalive,
+            keepalive_secs: self.current().network.persistent_keepalive,
             peers,
             counters: self.observer.counters(),
             datapath: self.device.datapath_stats().map(Into::into),
@@ -209,7 +232,7 @@ impl Join {
                     return Err(JoinRefusal::WrongSecret);
                 }
                 let k3s = if p.role == proton_store::Role::Worker {
-                    crate::k3s::mint(&self.0.root, &self.0.spec, p.name.as_str())
+                    crate::k3s::mint(&self.0.root, &self.0.current(), p.name.as_str())
                         .map_err(JoinRefusal::Internal)?
                         .map(|m| {
                             crate::k3s::remember(&self.0.root, p.name.as_str(), &m.token);
@@ -238,7 +261,7 @@ impl Join {
                 i.peer_id == invitee.id && i.redeemed_at.is_none() && i.expires_at > now()
             });
         let minted = if valid && invitee.role == proton_store::Role::Worker {
-            crate::k3s::mint(&self.0.root, &self.0.spec, invitee.name.as_str())
+            crate::k3s::mint(&self.0.root, &self.0.current(), invitee.name.as_str())
                 .map_err(JoinRefusal::Internal)?
         } else {
             None
@@ -276,7 +299,7 @@ impl Join {
     /// What a redeemed peer is told: its address, the network, the gateway's key and,
     /// for a worker of a gateway running K3s, how to join the cluster.
     fn answer(&self, peer: &Peer, k3s: Option<K3sJoin>) -> Result<RedeemResponse, JoinRefusal> {
-        let spec = &self.0.spec;
+        let spec = &*self.0.current();
         let gateway_key = read_key(&self.0.root)
             .map_err(|e| JoinRefusal::Internal(e.0))?
             .public_key();
@@ -319,6 +342,7 @@ pub async fn run(
     opts: Options,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
+    crate::hardening::no_core_dumps();
     let spec = Spec::load(&opts.root).map_err(|e| DaemonError(e.to_string()))?;
     let key = read_key(&opts.root)?;
     let backend = match opts.backend.unwrap_or(spec.network.backend) {
@@ -343,7 +367,8 @@ pub async fn run(
     // The device starts with the DB's peers. A kernel interface left by a crashed daemon
     // is adopted and reconciled to these: an empty list would remove every peer and
     // reset every session (found by the VM test's SIGKILL-and-restart step).
-    let (peers, invitees) = desired(&opts.root, &spec)?;
+    let (mut peers, invitees) = desired(&opts.root, &spec)?;
+    crate::endpoints::restore(&opts.root, &spec.network.cidr, &mut peers);
     crate::fence::set_invitees(&invitees)
         .map_err(|e| DaemonError(format!("fencing invitees (nftables): {e}")))?;
     cfg.peers = peers;
@@ -353,6 +378,7 @@ pub async fn run(
     enable_forwarding();
     let gw = Arc::new(Gateway {
         root: opts.root.clone(),
+        live: std::sync::RwLock::new(Arc::new(spec.clone())),
         spec,
         device,
         wake: Notify::new(),
@@ -393,6 +419,10 @@ pub async fn run(
                         },
                         Err(e) => AdminResponse::Error { error: e.0 },
                     },
+                    AdminRequest::Reload => match gw.reload().await {
+                        Ok(r) => AdminResponse::Reloaded(r),
+                        Err(e) => AdminResponse::Error { error: e.0 },
+                    },
                     AdminRequest::Status => AdminResponse::Status(
                         serde_json::to_value(gw.status().await).expect("status serializes"),
                     ),
@@ -420,10 +450,25 @@ pub async fn run(
         let gw = gw.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(SAMPLE);
+            let mut book = crate::endpoints::Book::default();
             loop {
                 every.tick().await;
                 let live = gw.device.peers().await;
                 gw.observer.sample(&live);
+                book.note(&gw.root, &gw.spec.network.cidr, &live);
+            }
+        })
+    };
+    // SIGHUP: re-read the spec (what `proton apply` asks over the admin socket).
+    let hangup = {
+        let gw = gw.clone();
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| DaemonError(format!("SIGHUP handler: {e}")))?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if let Err(e) = gw.reload().await {
+                    tracing::warn!("spec reload failed: {e}");
+                }
             }
         })
     };
@@ -478,6 +523,7 @@ pub async fn run(
     worker.abort();
     admin_task.abort();
     sampler.abort();
+    hangup.abort();
     let _ = api.await;
     let _ = metrics.await;
     let _ = std::fs::remove_file(opts.root.path(admin::ADMIN_SOCKET));

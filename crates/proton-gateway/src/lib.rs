@@ -5,11 +5,16 @@
 
 pub mod admin;
 pub mod api;
+pub mod bounded;
 pub mod client;
 pub mod daemon;
+pub mod endpoints;
 pub mod fence;
+pub mod hardening;
 pub mod k3s;
 pub mod listen;
 pub mod metrics;
 pub mod observe;
+pub mod reload;
 pub mod server;
+pub mod throttle;

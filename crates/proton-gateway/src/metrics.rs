@@ -35,7 +35,12 @@ pub async fn serve(
             }
         }),
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::bounded::serve(
+        "metrics",
+        listener,
+        app,
+        crate::bounded::Limits::METRICS,
+        shutdown,
+    )
+    .await
 }

@@ -140,16 +140,19 @@ impl Drop for SwapOnDrop {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` until `shutdown` resolves, within
+/// [`crate::bounded::Limits::JOIN_API`] (connections per address and in total, timeouts).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Arc<dyn JoinService>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    crate::bounded::serve(
+        "join API",
         listener,
-        router(service).into_make_service_with_connect_info::<SocketAddr>(),
+        router(service),
+        crate::bounded::Limits::JOIN_API,
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await
 }

@@ -23,6 +23,7 @@
 
 mod audit;
 mod cleanup;
+mod endpoint;
 mod error;
 mod invitation;
 mod peer;

@@ -271,6 +271,33 @@ impl Store {
         })
     }
 
+    /// [`Store::add_peer`], committed only once `then` succeeded with the new row:
+    /// for a peer whose private key is shown once (`client add`), `then` shows it, so a
+    /// command that dies before the key is out leaves no peer whose key nobody saw.
+    /// The write lock is held while `then` runs; keep it short.
+    pub fn add_peer_then<T, E: From<StoreError>>(
+        &mut self,
+        name: &PeerName,
+        role: Role,
+        key: PublicKey,
+        actor: &str,
+        then: impl FnOnce(&Peer) -> Result<T, E>,
+    ) -> Result<(Peer, T), E> {
+        self.write(|tx, cidr, now| {
+            let peer = insert_peer(tx, cidr, name, role, key, PeerState::Active, None, now)?;
+            record(
+                tx,
+                now,
+                actor,
+                "peer.add",
+                name.as_str(),
+                &peer_detail(&peer),
+            )?;
+            let out = then(&peer)?;
+            Ok((peer, out))
+        })
+    }
+
     /// Revokes a peer: it leaves the device at the next reconcile; its name and address
     /// become free. Pending invitations for it are cancelled.
     pub fn remove_peer(&mut self, name: &str, actor: &str) -> Result<Peer, StoreError> {

@@ -69,8 +69,19 @@ CREATE TABLE node_cleanup (
 );
 ";
 
+/// Version 4: each peer's last endpoint (`ip:port` as the device saw it), so a restarted
+/// gateway can reach its peers at once. A hint, written by the daemon; NULL when unknown.
+const V4_LAST_ENDPOINT: &str = "
+ALTER TABLE peers ADD COLUMN last_endpoint TEXT;
+";
+
 /// Every migration in order; the DB's `user_version` is how many have run.
-pub(crate) const MIGRATIONS: &[&str] = &[V1_INITIAL, V2_INVITATION_ROLE, V3_NODE_CLEANUP];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    V1_INITIAL,
+    V2_INVITATION_ROLE,
+    V3_NODE_CLEANUP,
+    V4_LAST_ENDPOINT,
+];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let known = MIGRATIONS.len() as i64;

@@ -195,3 +195,109 @@ fn a_worker_that_joined_k3s_cannot_be_renamed() {
     let out = proton(gw.path(), &["peer", "rename", "home-1", "home-2"]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// `proton client add NAME` with its standard output going to `stdout`.
+fn client_add_to(root: &Path, name: &str, stdout: std::process::Stdio) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_proton"))
+        .arg("--root")
+        .arg(root)
+        .args(["client", "add", name])
+        .env_remove("PROTON_ROOT")
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_client_whose_config_never_got_out_is_not_added() {
+    let gw = gateway();
+    // Standard output is a pipe nobody reads any more: the config cannot be shown.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = client_add_to(gw.path(), "phone", writer.into());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: "), "one clear line: {err}");
+    assert!(err.contains("nothing was added"), "{err}");
+    assert!(
+        !peers(gw.path()).contains("\"phone\""),
+        "a peer whose private key nobody saw: {}",
+        peers(gw.path())
+    );
+    // The name and the address are free for the next try.
+    let again = proton(gw.path(), &["client", "add", "phone"]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("Address = 10.7.7.2/24"));
+}
+
+/// A stand-in for the daemon's admin socket under `root` that accepts and then does
+/// what `answer` does with each connection.
+fn fake_daemon(
+    root: &Path,
+    answer: impl Fn(std::os::unix::net::UnixStream) + Send + 'static,
+) -> std::os::unix::net::UnixListener {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = root.join("run/proton");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(dir.join("admin.sock")).unwrap();
+    let accepting = listener.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for stream in accepting.incoming().flatten() {
+            answer(stream);
+        }
+    });
+    listener
+}
+
+#[test]
+fn a_frozen_daemon_gets_a_clear_message_and_the_client_is_still_shown() {
+    let gw = gateway();
+    // A stopped (SIGSTOP) daemon: the kernel completes the connection, nobody answers.
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    let _daemon = fake_daemon(gw.path(), move |s| keep.lock().unwrap().push(s));
+    let out = proton(gw.path(), &["client", "add", "phone"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("PrivateKey = "),
+        "the config is shown: {}",
+        text(&out)
+    );
+    assert!(err.contains("did not answer within"), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+    assert!(
+        err.contains("saved and will be applied when the daemon is back"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_daemon_that_dies_mid_answer_leaves_the_change_saved_and_says_so() {
+    use std::io::{BufRead, Write};
+    let gw = gateway();
+    // Reads the request, writes half an answer, and is gone.
+    let _daemon = fake_daemon(gw.path(), |s| {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(&s).read_line(&mut line);
+        let _ = (&s).write_all(b"{\"response\":\"reconc");
+    });
+    let out = proton(gw.path(), &["client", "add", "phone"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        err.contains("closed the connection without answering"),
+        "{err}"
+    );
+    assert!(!err.contains("unreadable"), "{err}");
+    assert!(
+        err.contains("saved and will be applied when the daemon is back"),
+        "{err}"
+    );
+    assert!(
+        peers(gw.path()).contains("\"phone\""),
+        "the change is saved"
+    );
+}

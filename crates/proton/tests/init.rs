@@ -47,10 +47,16 @@ fn init_creates_spec_key_db_and_unit_then_refuses_to_overwrite() {
     assert_eq!(mode(&key), 0o600);
     assert_eq!(mode(&root.join("var/lib/proton/proton.db")), 0o600);
     assert!(root.join("etc/proton/proton.toml").is_file());
-    assert!(
-        root.join("etc/systemd/system/proton-gateway.service")
-            .is_file()
-    );
+    let unit =
+        std::fs::read_to_string(root.join("etc/systemd/system/proton-gateway.service")).unwrap();
+    // systemd's default soft limit (1024 descriptors) is what peers exhausted.
+    let nofile: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("LimitNOFILE="))
+        .expect("the unit raises the file limit")
+        .parse()
+        .unwrap();
+    assert!(nofile >= 65536, "{unit}");
     // The private key never reaches the terminal.
     let secret = std::fs::read_to_string(&key).unwrap();
     assert!(!stdout.contains(secret.trim()));

@@ -406,6 +406,7 @@ pub fn run(root: &Root, args: &ApplyArgs) -> anyhow::Result<()> {
         run_installer(root, i, &p.installed)?;
     }
     let cleaned = finish_node_cleanups(root)?;
+    crate::cmd::gateway::reload_daemon(root);
     if written.is_empty() && p.steps.is_empty() && p.install.is_none() && cleaned == 0 {
         println!("Nothing to change: the host matches the spec.");
         return Ok(());

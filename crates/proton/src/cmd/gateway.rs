@@ -58,6 +58,32 @@ pub fn notify_daemon(root: &Root) {
         Err(AdminError::NotRunning(_)) => {
             eprintln!("gateway: the daemon is not running; the change applies when it starts")
         }
-        Err(e) => eprintln!("gateway: {e}"),
+        // The DB is the source of truth and the daemon polls it: nothing is lost.
+        Err(e) => eprintln!(
+            "gateway: {e}\ngateway: the change is saved and will be applied when the daemon is back"
+        ),
+    }
+}
+
+/// Tells a running daemon the spec changed (`proton apply`); says what it applied live
+/// and what needs a restart. Silent when no daemon runs: it reads the spec at start.
+pub fn reload_daemon(root: &Root) {
+    match admin::request(root, &AdminRequest::Reload) {
+        Ok(AdminResponse::Reloaded(r)) => {
+            if !r.applied.is_empty() {
+                eprintln!("gateway: applied live: {}", r.applied.join(", "));
+            }
+            if !r.need_restart.is_empty() {
+                eprintln!(
+                    "gateway: {} changed: takes effect after `systemctl restart proton-gateway` (a new WireGuard device; sessions re-handshake)",
+                    r.need_restart.join(", ")
+                );
+            }
+        }
+        Ok(AdminResponse::Error { error }) => {
+            eprintln!("gateway: could not apply the spec live: {error}")
+        }
+        Ok(_) | Err(AdminError::NotRunning(_)) => {}
+        Err(e) => eprintln!("gateway: {e}; it reads the spec when it starts again"),
     }
 }

@@ -142,6 +142,9 @@ Restart=on-failure
 RestartSec=2
 KillSignal=SIGTERM
 TimeoutStopSec=20
+# One descriptor per peer connection to the join API, the DB, the device: well above
+# systemd's default soft limit of 1024 (the daemon also bounds its connections).
+LimitNOFILE=65536
 
 [Install]
 WantedBy=multi-user.target
