@@ -26,6 +26,7 @@ mod files;
 pub mod objects;
 mod spec;
 mod traefik;
+mod upgrade;
 
 pub use certmanager::{PROD_ISSUER, STAGING_ISSUER};
 pub use dashboard::{
@@ -41,6 +42,11 @@ pub use files::{
 pub use objects::{Object, ObjectRef};
 pub use spec::from_spec;
 pub use traefik::{ALLOWLIST_NAME, GATEWAY_NODE_LABELS, LB_POOL, TRAEFIK_NAMESPACE, TraefikValues};
+pub use upgrade::{
+    AGENT_PLAN, CONTROL_PLANE_LABEL, K3S_UPGRADE_IMAGE, SERVER_PLAN,
+    SYSTEM_UPGRADE_CONTROLLER_VERSION, SYSTEM_UPGRADE_NAMESPACE, UPGRADE_FILE_NAMES, UpgradeParams,
+    render_upgrade_manifests,
+};
 
 use proton_core::net::Cidr;
 use std::net::IpAddr;

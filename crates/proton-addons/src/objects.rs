@@ -265,6 +265,8 @@ pub enum Object {
     ServersTransport(ServersTransport),
     ClusterIssuer(ClusterIssuer),
     Certificate(Certificate),
+    /// upgrade.cattle.io/v1 Plan (the system-upgrade-controller's; see `upgrade`).
+    Plan(crate::upgrade::Plan),
 }
 
 /// Enough to find (and delete) an object through the Kubernetes API.
@@ -315,6 +317,7 @@ impl Object {
             Object::ServersTransport(o) => custom(o.api_version, o.kind, &o.metadata),
             Object::ClusterIssuer(o) => custom(o.api_version, o.kind, &o.metadata),
             Object::Certificate(o) => custom(o.api_version, o.kind, &o.metadata),
+            Object::Plan(o) => custom(o.api_version, o.kind, &o.metadata),
         }
     }
 }

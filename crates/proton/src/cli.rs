@@ -135,6 +135,27 @@ pub enum Command {
     /// leaving its other contexts alone. It is the cluster-admin credential: keep it 0600.
     Kubeconfig(KubeconfigArgs),
     // --- end K3s ---
+    // --- day-2 (issue 17): backup, restore, uninstall ---
+    /// On the gateway (root): write one 0600 archive that is enough to replace this VPS:
+    /// the gateway key, the spec, the state DB and K3s's SQLite datastore (both copied
+    /// with SQLite's online backup API, consistent while the daemon and K3s run), and
+    /// K3s's server token (without it the datastore's secrets cannot be decrypted).
+    /// It holds every secret of the network: keep it like the key itself.
+    /// Next, on the new machine: `proton restore FILE`.
+    Backup(BackupArgs),
+    /// On a new gateway machine (root): bring back the gateway from `proton backup`'s
+    /// archive: the same key (so every worker and phone reconnects untouched once the
+    /// endpoint name points here), spec, peers, and K3s's datastore and token. Checks
+    /// the whole archive before writing anything; refuses to replace an existing gateway
+    /// unless --force. Next: `proton apply`, `systemctl enable --now proton-gateway`.
+    Restore(RestoreArgs),
+    /// Remove what Proton wrote on this machine and nothing else: its files under
+    /// /etc/proton and /var/lib/proton, its systemd units and drop-ins, its sysctl and
+    /// profile.d files, its K3s config and add-on manifests, its nftables table and its
+    /// WireGuard interface. K3s itself stays unless --k3s (then K3s's own
+    /// k3s-uninstall.sh / k3s-agent-uninstall.sh runs). `--dry-run` lists exactly that.
+    Uninstall(UninstallArgs),
+    // --- end day-2 ---
     /// Print a shell completion script, e.g. `proton completions bash > /etc/bash_completion.d/proton`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -156,6 +177,40 @@ pub enum GenerateCommand {
     /// text `proton init`, `proton join` and `proton apply` write, running /usr/bin/proton.
     Units { dir: PathBuf },
 }
+
+// ---- day-2 arguments ----
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the archive (a new file; an existing one is never overwritten).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// An archive written by `proton backup`.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Replace the gateway already on this machine (its files are renamed with a
+    /// `.replaced-<time>` suffix, never deleted).
+    #[arg(long)]
+    pub force: bool,
+    /// This machine's public IPv4 address, written as `gateway.public_ip` in the
+    /// restored spec (the old VPS's address would be wrong here).
+    #[arg(long, value_name = "IP")]
+    pub public_ip: Option<std::net::IpAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// List exactly what would be removed and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also uninstall K3s, with K3s's own uninstall script.
+    #[arg(long)]
+    pub k3s: bool,
+}
+// ---- end day-2 arguments ----
 
 // ---- observability arguments ----
 #[derive(Debug, Args)]

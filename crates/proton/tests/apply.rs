@@ -79,7 +79,7 @@ fn first_apply_writes_every_file_as_golden_and_installs_the_pinned_version() {
         .lines()
         .filter_map(|l| l.strip_prefix("wrote /"))
         .collect();
-    assert_eq!(written.len(), 13, "{stdout}");
+    assert_eq!(written.len(), 15, "{stdout}");
     for rel in written {
         let actual = std::fs::read_to_string(gw.path(rel)).unwrap();
         let g = golden.join(rel);
@@ -390,5 +390,82 @@ fn dry_run_says_what_it_will_create_change_and_run_before_the_diffs() {
     assert!(
         dry.starts_with("Summary (dry run, nothing is changed):\n  change  1 file(s): /etc/default/k3s\n  run     1 command(s): systemctl restart k3s\n\nDetails:\n"),
         "{dry}"
+    );
+}
+
+/// Not air-gapped: the system-upgrade-controller add-on and its two Plans are written with
+/// the pinned version; raising `k3s.version` on an installed K3s changes the Plans (the
+/// server Plan, then the agent Plan that waits for it) and runs no installer.
+#[test]
+fn a_new_version_on_an_installed_k3s_goes_to_the_upgrade_plans_not_the_installer() {
+    let gw = Gw::new();
+    gw.edit_spec(&[("skip_download = true", "skip_download = false")]);
+    gw.ok(&["apply"]);
+    let first = gw.take_record().expect("first install: the installer runs");
+    assert!(
+        first.contains("INSTALL_K3S_VERSION=v1.34.2+k3s1"),
+        "{first}"
+    );
+    let plans_path = gw.path(&format!("{MANIFESTS}/proton-k3s-upgrade.yaml"));
+    let controller =
+        std::fs::read_to_string(gw.path(&format!("{MANIFESTS}/proton-system-upgrade.yaml")))
+            .unwrap();
+    assert!(
+        controller.contains("image: rancher/system-upgrade-controller:v0.20.1"),
+        "{controller}"
+    );
+    let versions = |p: &Path| {
+        let f = proton_addons::ManifestFile {
+            name: "proton-k3s-upgrade.yaml".into(),
+            yaml: std::fs::read_to_string(p).unwrap(),
+        };
+        let names: Vec<String> = proton_addons::object_refs(&f)
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{} {}", r.kind, r.name))
+            .collect();
+        assert_eq!(names, ["Plan server-plan", "Plan agent-plan"]);
+        f.yaml
+            .lines()
+            .filter(|l| l.trim_start().starts_with("version: "))
+            .map(|l| l.trim().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        versions(&plans_path),
+        ["version: v1.34.2+k3s1", "version: v1.34.2+k3s1"]
+    );
+    assert!(gw.ok(&["apply"]).contains("Nothing to change"));
+
+    gw.edit_spec(&[("v1.34.2+k3s1", "v1.35.0+k3s1")]);
+    let dry = gw.ok(&["apply", "--dry-run"]);
+    assert!(
+        dry.contains("upgrade: K3s v1.34.2+k3s1 -> v1.35.0+k3s1: the system-upgrade-controller's Plans upgrade the server first"),
+        "{dry}"
+    );
+    assert!(!dry.contains("K3s install script"), "{dry}");
+    let out = gw.ok(&["apply"]);
+    assert!(gw.take_record().is_none(), "the installer ran: {out}");
+    assert!(
+        out.contains("wrote /var/lib/rancher/k3s/server/manifests/proton-k3s-upgrade.yaml"),
+        "{out}"
+    );
+    assert_eq!(
+        versions(&plans_path),
+        ["version: v1.35.0+k3s1", "version: v1.35.0+k3s1"]
+    );
+
+    // Air-gapped again: the Plans and controller are emptied (K3s prunes them) and the
+    // installer carries the version.
+    gw.edit_spec(&[("skip_download = false", "skip_download = true")]);
+    let out = gw.ok(&["apply"]);
+    assert!(
+        out.contains("K3s prunes: Plan system-upgrade/agent-plan"),
+        "{out}"
+    );
+    let record = gw.take_record().expect("air-gapped: the installer runs");
+    assert!(
+        record.contains("INSTALL_K3S_VERSION=v1.35.0+k3s1"),
+        "{record}"
     );
 }

@@ -13,8 +13,11 @@
 //!    "nothing changed" and never load it;
 //! 2. the files are written, each atomically (old or new, never half);
 //! 3. sysctl, daemon-reload, the firewall (before K3s opens 6443), then K3s: the
-//!    installer when the installed version is not the pinned one (it restarts K3s
-//!    itself), else a restart only when Proton's own K3s files changed;
+//!    installer when K3s is not installed yet (it starts K3s itself), else a restart only
+//!    when Proton's own K3s files changed. A new `k3s.version` on an installed K3s is
+//!    K3s's own upgrade mechanism's to do: the system-upgrade-controller add-on and its
+//!    two Plans (server, then agents) carry the version; on an air-gapped host
+//!    (`k3s.skip_download`, no registry for the upgrade image) the installer runs again;
 //! 4. removed workers whose K8s node `peer remove` could not delete (K3s was down) are
 //!    retried last, once K3s is installed and configured.
 //!
@@ -25,7 +28,10 @@
 use crate::cli::ApplyArgs;
 use crate::cmd::node_cleanup;
 use crate::output::{bad_input, failure};
-use proton_addons::{FILE_NAMES, ManifestFile, ObjectRef, plan_removal, render_manifests};
+use proton_addons::{
+    FILE_NAMES, ManifestFile, ObjectRef, UPGRADE_FILE_NAMES, UpgradeParams, plan_removal,
+    render_manifests, render_upgrade_manifests,
+};
 use proton_core::host::Root;
 use proton_core::spec::Spec;
 use proton_gateway::api::JOIN_API_PORT;
@@ -110,6 +116,9 @@ struct ApplyPlan {
     /// The install to run, when the installed K3s is not the pinned version.
     install: Option<Installer>,
     installed: Option<String>,
+    /// K3s is installed at another version than the pinned one and the Plans written
+    /// here upgrade it (the server, then each agent): `(installed, pinned)`.
+    upgrade_by_plans: Option<(String, String)>,
 }
 
 fn manifest_path(name: &str) -> String {
@@ -131,6 +140,7 @@ fn plan(root: &Root, spec: &Spec) -> anyhow::Result<ApplyPlan> {
     let mut removals = Vec::new();
     let mut install = None;
     let mut installed = None;
+    let mut upgrade_by_plans = None;
     if spec.k3s.enabled {
         let mut params = server_params(spec).map_err(|e| bad(e.to_string()))?;
         if spec.ingress.enabled {
@@ -142,9 +152,15 @@ fn plan(root: &Root, spec: &Spec) -> anyhow::Result<ApplyPlan> {
         }
         files.extend(proton_k3s::server_files(&params).map_err(|e| bad(e.to_string()))?);
         let addons = proton_addons::from_spec(spec).map_err(|e| bad(e.to_string()))?;
-        let next = render_manifests(&addons).map_err(|e| bad(e.to_string()))?;
+        let mut next = render_manifests(&addons).map_err(|e| bad(e.to_string()))?;
+        // K3s upgrades through the system-upgrade-controller and its Plans, unless the
+        // host is air-gapped (the Plans' jobs pull the rancher/k3s-upgrade image).
+        let upgrades = (!spec.k3s.skip_download).then(|| UpgradeParams {
+            k3s_version: spec.k3s.version.clone(),
+        });
+        next.extend(render_upgrade_manifests(upgrades.as_ref()).map_err(|e| bad(e.to_string()))?);
         let mut previous = Vec::new();
-        for name in FILE_NAMES {
+        for name in FILE_NAMES.into_iter().chain(UPGRADE_FILE_NAMES) {
             if let Some(yaml) = root.read_optional(manifest_path(name))? {
                 previous.push(ManifestFile {
                     name: name.to_string(),
@@ -162,7 +178,13 @@ fn plan(root: &Root, spec: &Spec) -> anyhow::Result<ApplyPlan> {
             secret: false,
         }));
         installed = install::installed_version(root, install::DEFAULT_K3S_BIN);
-        if installed.as_deref() != Some(spec.k3s.version.as_str()) {
+        if let (Some(now), Some(_)) = (&installed, &upgrades)
+            && *now != spec.k3s.version
+        {
+            // Installed already: the server Plan upgrades this node, then the agent Plan
+            // each worker, never the other way round. The installer is for a first install.
+            upgrade_by_plans = Some((now.clone(), spec.k3s.version.clone()));
+        } else if installed.as_deref() != Some(spec.k3s.version.as_str()) {
             let mut i = Installer::new(
                 root.clone(),
                 crate::cmd::join_k3s::script_source(&spec.k3s.install_script),
@@ -216,7 +238,15 @@ fn plan(root: &Root, spec: &Spec) -> anyhow::Result<ApplyPlan> {
         removals,
         install,
         installed,
+        upgrade_by_plans,
     })
+}
+
+fn describe_upgrade((from, to): &(String, String)) -> String {
+    format!(
+        "K3s {from} -> {to}: the system-upgrade-controller's Plans upgrade the server first, \
+         then each agent (`k3s kubectl -n system-upgrade get plans,jobs` shows progress)"
+    )
 }
 
 fn describe_install(i: &Installer, installed: &Option<String>) -> String {
@@ -316,6 +346,9 @@ fn dry_run(root: &Root, p: &ApplyPlan) -> anyhow::Result<()> {
     if let Some(i) = &p.install {
         println!("run: {}", describe_install(i, &p.installed));
     }
+    if let Some(u) = &p.upgrade_by_plans {
+        println!("upgrade: {}", describe_upgrade(u));
+    }
     if text.is_empty() && p.removals.is_empty() && p.install.is_none() && cleanups == 0 {
         println!("Nothing to change: the host matches the spec.");
     } else {
@@ -406,6 +439,9 @@ pub fn run(root: &Root, args: &ApplyArgs) -> anyhow::Result<()> {
         run_installer(root, i, &p.installed)?;
     }
     let cleaned = finish_node_cleanups(root)?;
+    if let Some(u) = &p.upgrade_by_plans {
+        println!("upgrade: {}", describe_upgrade(u));
+    }
     crate::cmd::gateway::reload_daemon(root);
     if written.is_empty() && p.steps.is_empty() && p.install.is_none() && cleaned == 0 {
         println!("Nothing to change: the host matches the spec.");

@@ -5,8 +5,11 @@ mod apply;
 mod join_k3s;
 mod kubeconfig;
 // end K3s
+// day-2 (issue 17)
+mod backup;
 mod client;
 mod config;
+mod uninstall;
 // add-ons (issue 6)
 mod dashboard;
 mod expose;
@@ -52,6 +55,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(args) => apply::run(&root, &args),
         Command::Kubeconfig(args) => kubeconfig::run(&root, &args),
         // end K3s
+        // day-2 (issue 17)
+        Command::Backup(args) => backup::backup(&root, &args),
+        Command::Restore(args) => backup::restore(&root, &args),
+        Command::Uninstall(args) => uninstall::run(&root, &args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "proton", &mut std::io::stdout());
