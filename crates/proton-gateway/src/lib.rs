@@ -7,7 +7,7 @@ pub mod admin;
 pub mod api;
 pub mod client;
 pub mod daemon;
-pub mod fence;
+pub mod firewall;
 pub mod k3s;
 pub mod listen;
 pub mod metrics;
