@@ -204,10 +204,16 @@ fn proton_table() -> Result<Option<ProtonTable>, String> {
         return Err("nft is not installed".into());
     }
     match probe::run(&["nft", "-j", "list", "table", "inet", "proton"]) {
-        Ok(text) => {
-            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-            Ok(Some(ProtonTable::parse(&v)))
-        }
+        Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) => Ok(Some(ProtonTable::parse(&v))),
+            // nft 1.0.6 writes broken JSON for a table with `flags owner` (another
+            // program holding the name): read the rules' comments from the text form.
+            Err(_) => {
+                let text = probe::run(&["nft", "list", "table", "inet", "proton"])
+                    .map_err(|e| e.to_string())?;
+                Ok(Some(ProtonTable::parse_text(&text)))
+            }
+        },
         // nft exits non-zero ("No such file or directory") when the table is missing.
         Err(_) => Ok(None),
     }

@@ -548,6 +548,21 @@ impl ProtonTable {
         t
     }
 
+    /// Reads the rules' comments from `nft list table inet proton` (the sets' contents
+    /// are left out: the fallback for when nft's JSON is unreadable).
+    pub fn parse_text(text: &str) -> ProtonTable {
+        let comments = text
+            .split("comment \"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .map(String::from)
+            .collect();
+        ProtonTable {
+            comments,
+            admitted: Vec::new(),
+        }
+    }
+
     fn has(&self, comment: &str) -> bool {
         self.comments.iter().any(|c| c.starts_with(comment))
     }

@@ -215,6 +215,16 @@ fn the_proton_table_is_read_from_nft_json() {
     let t = proton_table_sample();
     assert_eq!(t.admitted, vec!["10.7.7.2".to_string()]);
     assert!(t.comments.contains(&"tunnel and loopback only".to_string()));
+    let text = "table inet proton {\n\tchain input {\n\t\ttcp dport { 6443 } counter packets 0 bytes 0 drop comment \"tunnel and loopback only\"\n\t}\n}\n";
+    assert_eq!(
+        ProtonTable::parse_text(text).comments,
+        vec!["tunnel and loopback only".to_string()]
+    );
+    assert!(
+        ProtonTable::parse_text("table inet proton {\n\tflags owner\n}\n")
+            .comments
+            .is_empty()
+    );
 }
 
 #[test]
