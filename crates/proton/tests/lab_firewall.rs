@@ -113,3 +113,236 @@ fn the_daemon_restores_a_flushed_table_and_the_fence_fails_closed() {
     assert!(d.contains("[pass] firewall table"), "{d}");
     assert!(d.contains("[pass] invitee fence"), "{d}");
 }
+
+/// A namespace of this test's own, deleted on drop.
+struct OwnNetns(String);
+
+impl Drop for OwnNetns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+fn sh(args: &[&str]) {
+    let out = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The config text `proton client add` printed (the QR code cut off), without its
+/// `DNS =` lines: wg-quick would hand them to resolvconf, i.e. rewrite this host's
+/// resolver (the resolver on the tunnel is tested by querying it directly).
+fn client_config(stdout: &str) -> String {
+    stdout
+        .lines()
+        .take_while(|l| !l.contains('█') && !l.contains('▀') && !l.contains('▄'))
+        .filter(|l| !l.trim_start().starts_with("DNS"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// As on a real VPS: the "internet" host has no route back to the VPN range, so a
+/// full-tunnel phone reaches it only if the gateway translates its source address; and
+/// the phone's IPv6 (it has a global address and a default route of its own) must not
+/// go around the tunnel.
+#[test]
+fn a_full_tunnel_phone_reaches_the_internet_through_the_gateway_and_leaks_no_ipv6() {
+    if !root_and_tools() {
+        return;
+    }
+    let lab = LabGuard::up("tn", 0, 0, 1);
+    let net = lab.state()["public_net"]
+        .as_str()
+        .unwrap()
+        .replace(".0/24", "");
+    let far = OwnNetns(format!("pnft-far-{}", std::process::id()));
+    sh(&["ip", "netns", "add", &far.0]);
+    let inet = format!("{}-inet", lab.0);
+    sh(&[
+        "ip", "link", "add", "far0", "netns", &far.0, "type", "veth", "peer", "name", "p-far",
+        "netns", &inet,
+    ]);
+    sh(&[
+        "ip", "-n", &inet, "link", "set", "p-far", "master", "br0", "up",
+    ]);
+    let far_link = format!("{net}.200/24");
+    for args in [
+        vec!["addr", "add", far_link.as_str(), "dev", "far0"],
+        vec!["addr", "add", "2001:db8:77::200/64", "dev", "far0", "nodad"],
+        vec!["addr", "add", "203.0.113.10/32", "dev", "lo"],
+        vec!["addr", "add", "2001:db8:99::10/128", "dev", "lo"],
+        vec!["link", "set", "lo", "up"],
+        vec!["link", "set", "far0", "up"],
+    ] {
+        let mut argv = vec!["ip", "-n", far.0.as_str()];
+        argv.extend(args);
+        sh(&argv);
+    }
+    // Count the traffic (TCP, UDP: not neighbour discovery on the link) that reaches the
+    // internet host from the phone's own IPv6 address.
+    let watch = format!("/run/proton-lab/{}/watch.nft", lab.0);
+    std::fs::write(
+        &watch,
+        "table inet watch {\n\tchain input {\n\t\ttype filter hook input priority 0;\n\t\tip6 saddr 2001:db8:77::101 meta l4proto { tcp, udp } counter\n\t}\n}\n",
+    )
+    .unwrap();
+    sh(&["ip", "netns", "exec", &far.0, "nft", "-f", &watch]);
+    let v6_packets = || {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &far.0, "nft", "list", "table", "inet", "watch",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split("packets ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap()
+    };
+    let listener = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &far.0,
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            "::",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _listener = KillOnDrop(listener);
+    // The gateway reaches the internet host (its "upstream"); nothing routes the VPN
+    // range back. The phone has IPv6 of its own, routed by the internet host.
+    let via = format!("{net}.200");
+    lab.ok(
+        "gw",
+        &["ip", "route", "add", "203.0.113.10/32", "via", &via],
+    );
+    lab.ok("c1", &["ip", "link", "del", "wg0"]);
+    lab.ok(
+        "c1",
+        &[
+            "ip",
+            "addr",
+            "add",
+            "2001:db8:77::101/64",
+            "dev",
+            "eth0",
+            "nodad",
+        ],
+    );
+    lab.ok(
+        "c1",
+        &[
+            "ip",
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "2001:db8:77::200",
+        ],
+    );
+    let connect = |host: &str| {
+        lab.exec(
+            "c1",
+            &[
+                "python3",
+                "-c",
+                &format!("import socket; socket.create_connection(('{host}', 8080), timeout=4)"),
+            ],
+        )
+        .status
+        .success()
+    };
+    assert!(
+        eventually(10, || lab
+            .exec(
+                "gw",
+                &[
+                    "python3",
+                    "-c",
+                    "import socket; socket.create_connection(('203.0.113.10', 8080), timeout=2)"
+                ]
+            )
+            .status
+            .success()),
+        "the gateway reaches the internet host"
+    );
+    assert!(
+        connect("2001:db8:99::10"),
+        "without a tunnel the phone's IPv6 reaches the internet host (so this test can fail)"
+    );
+    assert!(v6_packets() > 0);
+    // What that connection sent, its closing packets included.
+    std::thread::sleep(Duration::from_secs(1));
+    let before = v6_packets();
+
+    // The phone: exactly what `client add --full-tunnel` printed, brought up by wg-quick
+    // (wireguard-go as its userspace implementation), which routes 0.0.0.0/0 and ::/0
+    // into the tunnel the way it does on a laptop.
+    let out = lab.proton("gw", &["client", "add", "phone", "--full-tunnel"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conf = client_config(&String::from_utf8_lossy(&out.stdout));
+    assert!(conf.contains("AllowedIPs = 0.0.0.0/0, ::/0"), "{conf}");
+    let path = format!("/run/proton-lab/{}/c1/wgf.conf", lab.0);
+    proton_core::host::write_atomic(std::path::Path::new(&path), conf.as_bytes(), 0o600).unwrap();
+    let up = lab.exec(
+        "c1",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "LOG_LEVEL=silent WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go wg-quick up {path} >{path}.log 2>&1 || {{ cat {path}.log; exit 1; }}"
+            ),
+        ],
+    );
+    assert!(
+        up.status.success(),
+        "wg-quick up: {}{}",
+        String::from_utf8_lossy(&up.stdout),
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(lab.ping("c1", "10.7.7.1"), "the phone reaches the gateway");
+    assert!(
+        eventually(10, || connect("203.0.113.10")),
+        "a full-tunnel phone reaches an internet host that has no route back to the VPN"
+    );
+    assert!(
+        !connect("2001:db8:99::10"),
+        "the phone's IPv6 must not get around the tunnel"
+    );
+    assert_eq!(
+        v6_packets(),
+        before,
+        "no IPv6 from the phone reached the internet host"
+    );
+    let t = table(&lab);
+    assert!(t.contains("masquerade"), "{t}");
+}
