@@ -7,6 +7,7 @@
 
 use crate::admin::{self, AdminRequest, AdminResponse};
 use crate::api::{JOIN_API_PORT, K3sJoin, RedeemRequest, RedeemResponse, WhoAmI};
+use crate::firewall::{Ensured, Firewall};
 use crate::metrics::METRICS_PORT;
 use crate::observe::{GatewayStatus, Observer, PeerLive};
 use crate::server::{JoinRefusal, JoinService, Redeemed};
@@ -14,7 +15,8 @@ use proton_core::host::Root;
 use proton_core::invite::hash_secret_text;
 use proton_core::keys::{PrivateKey, PublicKey};
 use proton_core::spec::{BackendChoice, GATEWAY_KEY_PATH, Spec};
-use proton_store::{Peer, PeerState, RedeemError, Store};
+use proton_k3s::firewall::Members;
+use proton_store::{Peer, PeerState, RedeemError, Role, Store};
 use proton_wg::{Device, InterfaceConfig, PeerConfig};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -57,6 +59,7 @@ struct Gateway {
     wake: Notify,
     lock: tokio::sync::Mutex<()>,
     observer: Observer,
+    firewall: Firewall,
 }
 
 fn now() -> i64 {
@@ -66,25 +69,53 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The peers the DB wants on the device, and the invitees among them (fenced).
-fn desired(root: &Root, spec: &Spec) -> Result<(Vec<PeerConfig>, Vec<Ipv4Addr>), DaemonError> {
+/// What the DB wants: the peers on the device (invitees marked, their keys are fenced)
+/// and who the firewall admits from the tunnel, by role.
+struct Desired {
+    peers: Vec<(PeerConfig, bool)>,
+    members: Members,
+}
+
+impl Desired {
+    /// The device's peers; without the fence in place, no invitee's key (fail closed).
+    fn device_peers(&self, fenced: bool) -> Vec<PeerConfig> {
+        self.peers
+            .iter()
+            .filter(|(_, invitee)| fenced || !invitee)
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+}
+
+fn desired(root: &Root, spec: &Spec) -> Result<Desired, DaemonError> {
     let keepalive = Some(spec.network.persistent_keepalive).filter(|k| *k != 0);
     let peers = Store::open_existing(root, &spec.network.cidr)
         .and_then(|s| s.active_peers())
         .map_err(|e| DaemonError(e.to_string()))?;
-    let invitees = peers
-        .iter()
-        .filter(|p| p.state == PeerState::Invited)
-        .map(|p| p.address)
-        .collect();
-    let desired = peers
+    let mut members = Members::default();
+    for p in &peers {
+        match (p.state, p.role) {
+            (PeerState::Active, Role::Worker) => {
+                members.workers.insert(p.address);
+            }
+            (PeerState::Active, _) => {
+                members.clients.insert(p.address);
+            }
+            (PeerState::Invited, _) => {}
+        }
+    }
+    let peers = peers
         .into_iter()
-        .map(|p| PeerConfig {
-            keepalive,
-            ..PeerConfig::new(p.public_key, vec![ipnet::Ipv4Net::from(p.address).into()])
+        .map(|p| {
+            let invitee = p.state == PeerState::Invited;
+            let cfg = PeerConfig {
+                keepalive,
+                ..PeerConfig::new(p.public_key, vec![ipnet::Ipv4Net::from(p.address).into()])
+            };
+            (cfg, invitee)
         })
         .collect();
-    Ok((desired, invitees))
+    Ok(Desired { peers, members })
 }
 
 impl Gateway {
@@ -117,16 +148,39 @@ impl Gateway {
     async fn reconcile(&self) -> Result<proton_wg::Applied, DaemonError> {
         let _guard = self.lock.lock().await;
         let started = std::time::Instant::now();
-        let (desired, invitees) = desired(&self.root, &self.current())?;
-        // Fence invitees before their keys reach the device.
-        if let Err(e) = crate::fence::set_invitees(&invitees) {
-            tracing::error!("could not fence invitees to the join API: {e}");
-        }
+        let want = desired(&self.root, &self.current())?;
+        // The table (and with it the invitee fence) before any invitee's key reaches
+        // the device; without it, invitees stay off the device.
+        let (fenced, unfenced) = match self.firewall.ensure(&want.members) {
+            Ok(Ensured::Kept) => (true, None),
+            Ok(Ensured::Refilled) => {
+                tracing::info!("Proton's nftables table was loaded again: its sets are refilled");
+                (true, None)
+            }
+            Ok(Ensured::Restored) => {
+                tracing::warn!("Proton's nftables table (inet proton) was missing: restored");
+                (true, None)
+            }
+            Err(e) => {
+                tracing::error!(
+                    "cannot load Proton's nftables table (inet proton): {e}; invitees stay off the device until it loads"
+                );
+                (false, Some(e))
+            }
+        };
         let applied = self
             .device
-            .reconcile(&desired)
+            .reconcile(&want.device_peers(fenced))
             .await
             .map_err(|e| DaemonError(e.to_string()))?;
+        let held = want.peers.iter().filter(|(_, invitee)| *invitee).count();
+        if let Some(e) = unfenced
+            && held > 0
+        {
+            return Err(DaemonError(format!(
+                "the invitee fence is not in place (nftables table inet proton cannot be loaded: {e}): {held} invitee key(s) kept off the device until it is; the other peers are applied"
+            )));
+        }
         self.observer.reconciled(started.elapsed());
         if applied != Default::default() {
             tracing::info!(
@@ -362,15 +416,30 @@ pub async fn run(
     if let Some(dir) = &opts.uapi_dir {
         cfg.uapi_dir = dir.clone();
     }
-    crate::fence::install(&spec.network.interface, JOIN_API_PORT)
-        .map_err(|e| DaemonError(format!("installing the invitee fence (nftables): {e}")))?;
     // The device starts with the DB's peers. A kernel interface left by a crashed daemon
     // is adopted and reconciled to these: an empty list would remove every peer and
     // reset every session (found by the VM test's SIGKILL-and-restart step).
-    let (mut peers, invitees) = desired(&opts.root, &spec)?;
+    let firewall = {
+        let (root, started) = (opts.root.clone(), spec.clone());
+        Firewall::new(Box::new(move || {
+            let spec = Spec::load(&root).unwrap_or_else(|_| started.clone());
+            proton_k3s::gateway::firewall_params(&spec, JOIN_API_PORT)
+        }))
+    };
+    let want = desired(&opts.root, &spec)?;
+    // Without the table the gateway still starts (a broken firewall must not take the
+    // VPN down), but with no invitee's key; the loop below retries every second.
+    let fenced = match firewall.ensure(&want.members) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(
+                "cannot load Proton's nftables table (inet proton): {e}; invitees stay off the device until it loads"
+            );
+            false
+        }
+    };
+    let mut peers = want.device_peers(fenced);
     crate::endpoints::restore(&opts.root, &spec.network.cidr, &mut peers);
-    crate::fence::set_invitees(&invitees)
-        .map_err(|e| DaemonError(format!("fencing invitees (nftables): {e}")))?;
     cfg.peers = peers;
     let device = Device::up(cfg)
         .await
@@ -384,6 +453,7 @@ pub async fn run(
         wake: Notify::new(),
         lock: tokio::sync::Mutex::new(()),
         observer: Observer::default(),
+        firewall,
     });
     gw.reconcile().await?;
 
@@ -484,9 +554,28 @@ pub async fn run(
             let mut last = generation(&watcher);
             let mut poll = tokio::time::interval(POLL);
             let mut sweep = tokio::time::interval(SWEEP);
+            let mut last_error: Option<String> = None;
             loop {
                 tokio::select! {
                     _ = poll.tick() => {
+                        // `nft flush ruleset` or a reload of the boot file: restore the
+                        // table (and fill its sets) now, not at the next DB change.
+                        let intact = {
+                            let gw = gw.clone();
+                            tokio::task::spawn_blocking(move || gw.firewall.intact()).await.unwrap_or(false)
+                        };
+                        if !intact {
+                            match gw.reconcile().await {
+                                // Said once, not every second while it lasts.
+                                Err(e) if last_error.as_deref() != Some(e.0.as_str()) => {
+                                    tracing::warn!("reconcile failed: {e}");
+                                    last_error = Some(e.0);
+                                }
+                                Err(_) => {}
+                                Ok(_) => last_error = None,
+                            }
+                            continue;
+                        }
                         if watcher.is_none() {
                             watcher = gw.store().ok();
                         }
@@ -527,7 +616,8 @@ pub async fn run(
     let _ = api.await;
     let _ = metrics.await;
     let _ = std::fs::remove_file(opts.root.path(admin::ADMIN_SOCKET));
-    crate::fence::remove();
+    // Proton's table stays: it also holds the public-side rules (6443/10250 closed);
+    // the next start checks and refills it.
     match Arc::try_unwrap(gw) {
         Ok(gw) => gw.device.down().await,
         Err(_) => tracing::warn!(

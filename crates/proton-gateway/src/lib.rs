@@ -9,7 +9,7 @@ pub mod bounded;
 pub mod client;
 pub mod daemon;
 pub mod endpoints;
-pub mod fence;
+pub mod firewall;
 pub mod hardening;
 pub mod k3s;
 pub mod listen;

@@ -4,11 +4,12 @@
 //! `pub` (192.0.2.2) ──veth── `gw` (192.0.2.1 on pub0, 10.7.7.1 on wg0) ──veth── `wk` (10.7.7.2)
 //! The `wg0` veth stands in for the WireGuard interface: the ruleset keys on its name.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
-use proton_k3s::firewall::{self, FirewallParams};
+use proton_k3s::firewall::{self, FirewallParams, Members};
 use proton_k3s::{RecordingRunner, SystemRunner};
 
 fn sh(args: &[&str]) {
@@ -68,6 +69,15 @@ fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static)
 
 fn params() -> FirewallParams {
     FirewallParams::gateway("wg0", "10.7.7.0/24".parse().unwrap(), 51820, 51821, 9586)
+}
+
+/// The daemon's sets in these tests: `wk` (10.7.7.2) is a worker, 10.7.7.3 a phone.
+fn members() -> Members {
+    Members {
+        workers: ["10.7.7.2".parse().unwrap()].into(),
+        clients: ["10.7.7.3".parse().unwrap()].into(),
+        ..Members::default()
+    }
 }
 
 #[test]
@@ -188,7 +198,7 @@ fn kube_api_answers_on_tunnel_and_loopback_not_public() {
     // Before the firewall, the public side reaches 6443 (so the test can fail).
     connect(public, "192.0.2.1:6443").expect("no firewall yet: 6443 open");
 
-    let script = firewall::ruleset(&params()).unwrap();
+    let script = firewall::ruleset_with(&params(), &members()).unwrap();
     firewall::apply(&SystemRunner, Some(gw), &script).unwrap();
 
     connect(wk, "10.7.7.1:6443").expect("tunnel side must reach the kube API");
@@ -269,4 +279,169 @@ fn kube_api_answers_on_tunnel_and_loopback_not_public() {
     firewall::apply(&SystemRunner, Some(gw), &firewall::removal()).unwrap();
     connect(public, "192.0.2.1:6443").expect("removal reopens 6443");
     drop(listeners);
+}
+
+/// Sends one datagram `tag` from `from` (bound to `src`) to `to`.
+fn send_udp(ns: &str, src: &str, to: &str, tag: &'static str) {
+    let (src, to): (SocketAddr, SocketAddr) = (src.parse().unwrap(), to.parse().unwrap());
+    in_netns(ns, move || {
+        let s = UdpSocket::bind(src).unwrap();
+        s.send_to(tag.as_bytes(), to).unwrap();
+    })
+}
+
+/// Every datagram that arrives on `sock` until none came for two seconds.
+fn received(sock: &UdpSocket) -> BTreeSet<String> {
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut got = BTreeSet::new();
+    let mut buf = [0u8; 64];
+    while let Ok((n, _)) = sock.recv_from(&mut buf) {
+        got.insert(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    got
+}
+
+/// K3s: flannel's VXLAN port "should not be exposed to the world". Proton accepts it
+/// only on the tunnel interface from a worker's address (the daemon's `workers` set):
+/// not from the public side, not from a phone (client role) on the tunnel.
+#[test]
+fn vxlan_is_open_to_workers_over_the_tunnel_only() {
+    if !is_root() {
+        return;
+    }
+    let (_guard, ns) = netns("vx", &["gw", "pub", "wk"]);
+    let (gw, public, wk) = (&ns[0], &ns[1], &ns[2]);
+    sh(&[
+        "ip", "-n", gw, "link", "add", "pub0", "type", "veth", "peer", "name", "eth0", "netns",
+        public,
+    ]);
+    sh(&[
+        "ip", "-n", gw, "link", "add", "wg0", "type", "veth", "peer", "name", "eth0", "netns", wk,
+    ]);
+    for (n, dev, addr) in [
+        (gw, "pub0", "192.0.2.1/24"),
+        (public, "eth0", "192.0.2.2/24"),
+        (gw, "wg0", "10.7.7.1/24"),
+        (wk, "eth0", "10.7.7.2/24"),
+    ] {
+        sh(&["ip", "-n", n, "addr", "add", addr, "dev", dev]);
+        sh(&["ip", "-n", n, "link", "set", dev, "up"]);
+    }
+    // The phone: a second tunnel address on the same link (client role).
+    sh(&["ip", "-n", wk, "addr", "add", "10.7.7.3/24", "dev", "eth0"]);
+    let vxlan = in_netns(gw, || {
+        UdpSocket::bind(("0.0.0.0", firewall::VXLAN_PORT)).unwrap()
+    });
+    // Without the table, the world reaches 8472 (so this test can fail).
+    send_udp(public, "192.0.2.2:0", "192.0.2.1:8472", "public");
+    assert_eq!(received(&vxlan), BTreeSet::from(["public".to_string()]));
+
+    let script = firewall::ruleset_with(&params(), &members()).unwrap();
+    firewall::apply(&SystemRunner, Some(gw), &script).unwrap();
+    send_udp(public, "192.0.2.2:0", "192.0.2.1:8472", "public");
+    send_udp(wk, "10.7.7.3:0", "10.7.7.1:8472", "phone");
+    send_udp(wk, "10.7.7.2:0", "10.7.7.1:8472", "worker");
+    assert_eq!(
+        received(&vxlan),
+        BTreeSet::from(["worker".to_string()]),
+        "8472/udp: a worker over the tunnel only"
+    );
+    // A worker the daemon has not admitted (yet) is no different from a phone.
+    let mut none = members();
+    none.workers.clear();
+    firewall::apply(
+        &SystemRunner,
+        Some(gw),
+        &firewall::ruleset_with(&params(), &none).unwrap(),
+    )
+    .unwrap();
+    send_udp(wk, "10.7.7.2:0", "10.7.7.1:8472", "worker");
+    assert!(received(&vxlan).is_empty());
+    // The daemon's delta admits it again, in place.
+    firewall::apply(
+        &SystemRunner,
+        Some(gw),
+        &firewall::members_update(&none, &members()),
+    )
+    .unwrap();
+    send_udp(wk, "10.7.7.2:0", "10.7.7.1:8472", "worker");
+    assert_eq!(received(&vxlan), BTreeSet::from(["worker".to_string()]));
+}
+
+/// What `flannel.1` and `cni0` carry is trusted only where the pod subnet is routed: a
+/// packet on the CNI bridge claiming a pod address that lives behind `flannel.1` (a
+/// spoofed source) is dropped, and one from the bridge's own subnet is accepted.
+#[test]
+fn pod_sources_are_bound_to_the_interface_their_subnet_is_routed_through() {
+    if !is_root() {
+        return;
+    }
+    let (_guard, ns) = netns("rpf", &["gw", "pod"]);
+    let (gw, pod) = (&ns[0], &ns[1]);
+    sh(&[
+        "ip", "-n", gw, "link", "add", "cni0", "type", "veth", "peer", "name", "eth0", "netns", pod,
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        gw,
+        "link",
+        "add",
+        "flannel.1",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "fl-end",
+    ]);
+    sh(&["ip", "-n", gw, "link", "set", "flannel.1", "up"]);
+    sh(&["ip", "-n", gw, "link", "set", "fl-end", "up"]);
+    for (n, dev, addr) in [(gw, "cni0", "10.42.0.1/24"), (pod, "eth0", "10.42.0.5/24")] {
+        sh(&["ip", "-n", n, "addr", "add", addr, "dev", dev]);
+        sh(&["ip", "-n", n, "link", "set", dev, "up"]);
+    }
+    // A worker's pod subnet, routed through flannel's VXLAN device (as flannel does).
+    sh(&[
+        "ip",
+        "-n",
+        gw,
+        "route",
+        "add",
+        "10.42.7.0/24",
+        "dev",
+        "flannel.1",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        pod,
+        "addr",
+        "add",
+        "10.42.7.7/32",
+        "dev",
+        "eth0",
+    ]);
+    for c in ["all", "default", "cni0"] {
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            gw,
+            "sysctl",
+            "-qw",
+            &format!("net.ipv4.conf.{c}.rp_filter=0"),
+        ]);
+    }
+    let sock = in_netns(gw, || UdpSocket::bind(("0.0.0.0", 5353)).unwrap());
+    send_udp(pod, "10.42.7.7:0", "10.42.0.1:5353", "spoofed");
+    assert_eq!(
+        received(&sock),
+        BTreeSet::from(["spoofed".to_string()]),
+        "without the table the spoofed source arrives (so this test can fail)"
+    );
+    let script = firewall::ruleset_with(&params(), &members()).unwrap();
+    firewall::apply(&SystemRunner, Some(gw), &script).unwrap();
+    send_udp(pod, "10.42.7.7:0", "10.42.0.1:5353", "spoofed");
+    send_udp(pod, "10.42.0.5:0", "10.42.0.1:5353", "pod");
+    assert_eq!(received(&sock), BTreeSet::from(["pod".to_string()]));
 }

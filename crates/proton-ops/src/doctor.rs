@@ -198,6 +198,41 @@ fn ruleset_verdict(port: u16, tunnel: &str) -> Result<PortVerdict, String> {
     Ok(nft::udp_port_verdict(&v, port, tunnel))
 }
 
+/// Proton's own table, `None` when it is missing.
+fn proton_table() -> Result<Option<ProtonTable>, String> {
+    if !probe::has_tool("nft") {
+        return Err("nft is not installed".into());
+    }
+    match probe::run(&["nft", "-j", "list", "table", "inet", "proton"]) {
+        Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) => Ok(Some(ProtonTable::parse(&v))),
+            // nft 1.0.6 writes broken JSON for a table with `flags owner` (another
+            // program holding the name): read the rules' comments from the text form.
+            Err(_) => {
+                let text = probe::run(&["nft", "list", "table", "inet", "proton"])
+                    .map_err(|e| e.to_string())?;
+                Ok(Some(ProtonTable::parse_text(&text)))
+            }
+        },
+        // nft exits non-zero ("No such file or directory") when the table is missing.
+        Err(_) => Ok(None),
+    }
+}
+
+/// The addresses of pending invitations (fenced to the join API).
+fn pending_invitees(root: &Root, spec: &Spec) -> Vec<String> {
+    proton_store::Store::open_existing(root, &spec.network.cidr)
+        .and_then(|s| s.active_peers())
+        .map(|peers| {
+            peers
+                .into_iter()
+                .filter(|p| p.state == proton_store::PeerState::Invited)
+                .map(|p| p.address.to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Every check on the gateway. `stale_after` overrides 3x keepalive.
 pub fn gateway(root: &Root, stale_after: Option<std::time::Duration>) -> Result<Report, OpsError> {
     let spec = Spec::load(root)?;
@@ -225,6 +260,14 @@ pub fn gateway(root: &Root, stale_after: Option<std::time::Duration>) -> Result<
         idle_userspace,
     ));
     findings.push(firewall(port, ruleset_verdict(port, &n.interface)));
+    let table = proton_table();
+    findings.push(firewall_table(
+        table.as_ref().map(Option::as_ref).map_err(Clone::clone),
+    ));
+    findings.push(invitee_fence(
+        table.as_ref().map(Option::as_ref).map_err(Clone::clone),
+        &pending_invitees(root, &spec),
+    ));
     findings.push(fwmark(
         &n.interface,
         n.fwmark,

@@ -393,7 +393,8 @@ pub enum ClientCommand {
     Add {
         /// A name for the device, e.g. `phone`: 1-63 lowercase letters, digits and `-`.
         name: String,
-        /// Send all traffic through the gateway (AllowedIPs = 0.0.0.0/0).
+        /// Send all traffic through the gateway (AllowedIPs = 0.0.0.0/0, ::/0): it
+        /// masquerades IPv4 to the internet and drops IPv6, which so cannot leak.
         #[arg(long)]
         full_tunnel: bool,
         /// Also write the QR code as a PNG file (0600: it holds the private key).

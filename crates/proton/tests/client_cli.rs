@@ -83,7 +83,7 @@ fn client_add_is_split_tunnel_unless_asked_and_its_key_is_never_stored() {
     );
     assert!(out.status.success(), "{}", text(&out));
     let config = String::from_utf8_lossy(&out.stdout).to_string();
-    assert_eq!(peer_value(&config, "AllowedIPs"), "0.0.0.0/0");
+    assert_eq!(peer_value(&config, "AllowedIPs"), "0.0.0.0/0, ::/0");
     let meta = std::fs::metadata(&png).unwrap();
     assert_eq!(
         meta.permissions().mode() & 0o777,

@@ -318,7 +318,8 @@ fn the_applied_firewall_keeps_the_kube_api_on_the_tunnel() {
         text(&out.stdout)
     );
 
-    // A listener standing in for the kube API, on every address of the gateway.
+    // Listeners standing in for the kube API and for a port Proton does not own (the
+    // admin's SSH), on every address of the gateway.
     let pid = lab.ok(
         "gw",
         &[
@@ -328,34 +329,51 @@ fn the_applied_firewall_keeps_the_kube_api_on_the_tunnel() {
         ],
     );
     let _kill = Kill(pid.trim().to_string());
-    let probe = |node: &str, host: &str| {
+    let pid = lab.ok(
+        "gw",
+        &[
+            "sh",
+            "-c",
+            "python3 -m http.server 2222 --bind 0.0.0.0 >/dev/null 2>&1 & echo $!",
+        ],
+    );
+    let _kill_other = Kill(pid.trim().to_string());
+    let probe_port = |node: &str, host: &str, port: u16| {
         lab.exec(
             node,
             &[
                 "python3",
                 "-c",
-                &format!("import socket; socket.create_connection(('{host}', 6443), timeout=3)"),
+                &format!("import socket; socket.create_connection(('{host}', {port}), timeout=3)"),
             ],
         )
         .status
         .success()
     };
+    let probe = |node: &str, host: &str| probe_port(node, host, 6443);
     let up = (0..50).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(100));
-        probe("gw", "127.0.0.1")
+        probe("gw", "127.0.0.1") && probe_port("gw", "127.0.0.1", 2222)
     });
-    assert!(up, "the stand-in listener did not start");
+    assert!(up, "the stand-in listeners did not start");
     let public = lab.public_ip(1);
     assert!(
-        probe("nat", &public),
-        "without the firewall the NAT side reaches 6443 (else this test proves nothing)"
+        probe_port("nat", &public, 2222),
+        "the NAT side reaches the gateway's public address (else this test proves nothing)"
+    );
+    // The daemon loads Proton's table itself: a gateway without `apply` is closed too.
+    assert!(
+        !probe("nat", &public),
+        "the NAT side must not reach 6443 (daemon's table)"
     );
 
     // The ruleset file exactly as `proton apply` wrote it, loaded in the gateway's netns.
     let rules = gw.join("etc/proton/firewall.nft");
     lab.ok("gw", &["nft", "-f", rules.to_str().unwrap()]);
+    // The file's sets are empty; the running daemon sees the table was loaded again and
+    // refills them (within its one-second check).
     assert!(
-        probe("w1", "10.7.7.1"),
+        (0..10).any(|_| probe("w1", "10.7.7.1")),
         "a joined worker reaches 6443 over the tunnel"
     );
     assert!(probe("gw", "127.0.0.1"), "loopback reaches 6443");

@@ -675,4 +675,153 @@ pub fn cluster_network(
         ));
     }
     out
+/// What Proton's own table (`nft -j list table inet proton`) holds, read once for the
+/// two checks below.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProtonTable {
+    /// The comments of its rules (each rule Proton writes carries one that names it).
+    pub comments: Vec<String>,
+    /// The addresses the sets admit from the tunnel (workers, clients, admins).
+    pub admitted: Vec<String>,
+}
+
+impl ProtonTable {
+    /// Reads `nft -j list table inet proton`.
+    pub fn parse(json: &serde_json::Value) -> ProtonTable {
+        let mut t = ProtonTable::default();
+        for item in json["nftables"].as_array().into_iter().flatten() {
+            if let Some(c) = item["rule"]["comment"].as_str() {
+                t.comments.push(c.to_string());
+            }
+            if item["set"]["table"] == "proton" {
+                for e in item["set"]["elem"].as_array().into_iter().flatten() {
+                    if let Some(a) = e.as_str() {
+                        t.admitted.push(a.to_string());
+                    }
+                }
+            }
+        }
+        t
+    }
+
+    /// Reads the rules' comments from `nft list table inet proton` (the sets' contents
+    /// are left out: the fallback for when nft's JSON is unreadable).
+    pub fn parse_text(text: &str) -> ProtonTable {
+        let comments = text
+            .split("comment \"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .map(String::from)
+            .collect();
+        ProtonTable {
+            comments,
+            admitted: Vec::new(),
+        }
+    }
+
+    fn has(&self, comment: &str) -> bool {
+        self.comments.iter().any(|c| c.starts_with(comment))
+    }
+}
+
+const RESTORE: &str = "proton apply  (or systemctl restart proton-firewall); a running proton-gateway restores it within seconds, so if it stays missing see journalctl -u proton-gateway -n 50";
+
+/// Proton's nftables table: present, with the rules that keep the cluster's ports on
+/// the tunnel, VXLAN to workers and full-tunnel NAT. `table`: `None` when it is missing.
+pub fn firewall_table(table: Result<Option<&ProtonTable>, String>) -> Finding {
+    const C: &str = "firewall table";
+    let t = match table {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return fail(
+                C,
+                "the nftables table inet proton is missing: 6443, 10250, the join API and metrics answer on the public address",
+                RESTORE,
+            );
+        }
+        Err(e) => {
+            return warn(
+                C,
+                format!("cannot read the ruleset: {e}"),
+                "apt-get install nftables",
+            );
+        }
+    };
+    let missing: Vec<&str> = [
+        "tunnel and loopback only",
+        "flannel VXLAN: workers over the tunnel only",
+        "NodePorts: tunnel, loopback and pods only",
+        "full-tunnel clients reach the internet",
+    ]
+    .into_iter()
+    .filter(|c| !t.has(c))
+    .collect();
+    if missing.is_empty() {
+        pass(
+            C,
+            "inet proton: cluster ports tunnel-only, VXLAN from workers, NodePorts closed, full-tunnel NAT",
+        )
+    } else {
+        fail(
+            C,
+            format!("inet proton lacks: {}", missing.join("; ")),
+            RESTORE,
+        )
+    }
+}
+
+/// The invitee fence: an unredeemed invitation's key reaches only the join API. It is
+/// in place when the table has its fence rules and no invitee address is admitted by a
+/// set. `invitees`: the addresses of pending invitations.
+pub fn invitee_fence(table: Result<Option<&ProtonTable>, String>, invitees: &[String]) -> Finding {
+    const C: &str = "invitee fence";
+    let t = match table {
+        Ok(Some(t)) => t,
+        Ok(None) if invitees.is_empty() => {
+            return fail(
+                C,
+                "no nftables table inet proton, so no fence (no invitation is pending)",
+                RESTORE,
+            );
+        }
+        Ok(None) => {
+            return fail(
+                C,
+                format!(
+                    "no nftables table inet proton: {} pending invitation(s) are not fenced (the daemon keeps their keys off the device until it is back)",
+                    invitees.len()
+                ),
+                RESTORE,
+            );
+        }
+        Err(e) => {
+            return warn(
+                C,
+                format!("cannot read the ruleset: {e}"),
+                "apt-get install nftables",
+            );
+        }
+    };
+    if !t.has("the invitee fence") {
+        return fail(C, "inet proton has no fence rule", RESTORE);
+    }
+    let leaked: Vec<&String> = invitees.iter().filter(|a| t.admitted.contains(a)).collect();
+    if !leaked.is_empty() {
+        let list: Vec<&str> = leaked.iter().map(|s| s.as_str()).collect();
+        return fail(
+            C,
+            format!(
+                "invitee address(es) {} are admitted by a set of inet proton",
+                list.join(", ")
+            ),
+            "systemctl restart proton-gateway  (it rewrites the sets from the DB)",
+        );
+    }
+    pass(
+        C,
+        format!(
+            "invitees reach only the join API ({} pending)",
+            invitees.len()
+        ),
+    )
 }

@@ -355,4 +355,70 @@ mod cluster_network_checks {
         };
         assert!(cluster_network(&not_running, &cidr, None, true).is_empty());
     }
+/// `nft -j list table inet proton` (nftables 1.0.6), cut to the sets and two rules.
+const PROTON_TABLE_JSON: &str = r#"{"nftables": [{"set": {"family": "inet", "name": "workers", "table": "proton", "type": "ipv4_addr", "handle": 8, "elem": ["10.7.7.2"]}}, {"set": {"family": "inet", "name": "clients", "table": "proton", "type": "ipv4_addr", "handle": 9}}, {"rule": {"family": "inet", "table": "proton", "chain": "from_tunnel", "handle": 20, "comment": "the invitee fence: not an active peer", "expr": [{"drop": null}]}}, {"rule": {"family": "inet", "table": "proton", "chain": "input", "handle": 42, "comment": "tunnel and loopback only", "expr": [{"drop": null}]}}]}"#;
+
+fn proton_table_sample() -> ProtonTable {
+    ProtonTable::parse(&serde_json::from_str(PROTON_TABLE_JSON).unwrap())
+}
+
+#[test]
+fn the_proton_table_is_read_from_nft_json() {
+    let t = proton_table_sample();
+    assert_eq!(t.admitted, vec!["10.7.7.2".to_string()]);
+    assert!(t.comments.contains(&"tunnel and loopback only".to_string()));
+    let text = "table inet proton {\n\tchain input {\n\t\ttcp dport { 6443 } counter packets 0 bytes 0 drop comment \"tunnel and loopback only\"\n\t}\n}\n";
+    assert_eq!(
+        ProtonTable::parse_text(text).comments,
+        vec!["tunnel and loopback only".to_string()]
+    );
+    assert!(
+        ProtonTable::parse_text("table inet proton {\n\tflags owner\n}\n")
+            .comments
+            .is_empty()
+    );
+}
+
+#[test]
+fn doctor_fails_when_the_firewall_table_is_missing_or_incomplete() {
+    let missing = firewall_table(Ok(None));
+    assert_eq!(missing.level, Level::Fail);
+    assert!(missing.detail.contains("missing"), "{missing:?}");
+    assert!(missing.fix.as_deref().unwrap().contains("proton apply"));
+    // The sample lacks the VXLAN, NodePort and NAT rules.
+    let partial = firewall_table(Ok(Some(&proton_table_sample())));
+    assert_eq!(partial.level, Level::Fail);
+    assert!(partial.detail.contains("flannel VXLAN"), "{partial:?}");
+    let mut full = proton_table_sample();
+    full.comments.extend(
+        [
+            "flannel VXLAN: workers over the tunnel only",
+            "NodePorts: tunnel, loopback and pods only (DNATed before input)",
+            "full-tunnel clients reach the internet",
+        ]
+        .map(String::from),
+    );
+    assert_eq!(firewall_table(Ok(Some(&full))).level, Level::Pass);
+    assert_eq!(firewall_table(Err("x".into())).level, Level::Warn);
+}
+
+#[test]
+fn doctor_fails_when_the_invitee_fence_is_not_in_place() {
+    let t = proton_table_sample();
+    let pending = vec!["10.7.7.9".to_string()];
+    assert_eq!(invitee_fence(Ok(Some(&t)), &pending).level, Level::Pass);
+    let gone = invitee_fence(Ok(None), &pending);
+    assert_eq!(gone.level, Level::Fail);
+    assert!(gone.detail.contains("1 pending invitation"), "{gone:?}");
+    // An invitee's address admitted by a set is a hole in the fence.
+    let admitted = invitee_fence(Ok(Some(&t)), &["10.7.7.2".to_string()]);
+    assert_eq!(admitted.level, Level::Fail);
+    let mut flushed = t.clone();
+    flushed
+        .comments
+        .retain(|c| !c.starts_with("the invitee fence"));
+    assert_eq!(
+        invitee_fence(Ok(Some(&flushed)), &pending).level,
+        Level::Fail
+    );
 }

@@ -432,6 +432,11 @@ pub fn run(root: &Root, args: &ApplyArgs) -> anyhow::Result<()> {
         println!("K3s prunes: {} {}", r.kind, object_name(r));
     }
     run_steps(root, &p.steps)?;
+    if root.is_system() && p.steps.contains(&Step::Firewall) {
+        // The file's sets are empty (only the join API answers on the tunnel): the
+        // running daemon refills them now rather than at its next check.
+        crate::cmd::gateway::notify_daemon(root);
+    }
     if root.exists(PENDING_PATH) {
         std::fs::remove_file(root.path(PENDING_PATH))?;
     }

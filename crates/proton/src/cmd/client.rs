@@ -45,7 +45,9 @@ pub fn run(root: &Root, cmd: ClientCommand) -> anyhow::Result<()> {
             gw.name = Some(format!("{} (gateway)", spec.gateway.name));
             gw.endpoint = Some(spec.gateway.endpoint.clone());
             gw.allowed_ips = if full_tunnel {
-                vec!["0.0.0.0/0".parse()?]
+                // `::/0` too: the gateway carries no IPv6 (its firewall drops it from the
+                // tunnel), so the phone's IPv6 goes nowhere instead of around the tunnel.
+                vec!["0.0.0.0/0".parse()?, "::/0".parse()?]
             } else {
                 vec![spec.network.cidr.net().into()]
             };

@@ -1,0 +1,101 @@
+//! The daemon's side of Proton's nftables table (`inet proton`, made by
+//! [`proton_k3s::firewall`], the one generator `proton apply` uses too).
+//!
+//! The table admits tunnel addresses by role through three sets; an address in none of
+//! them (an invitee's throw-away key) reaches only the join API. The daemon keeps the
+//! sets equal to the active peers on the device, sending only the difference, and
+//! watches the table: when it is gone (`nft flush ruleset`, a restart of Debian's
+//! nftables service) or was loaded again (the boot file, with empty sets), the whole
+//! table is restored, sets filled, in one transaction. When the table cannot be loaded
+//! the fence is not in place, and the daemon keeps every invitee's key off the device
+//! (fails closed).
+
+use proton_k3s::SystemRunner;
+use proton_k3s::firewall::{self, FirewallParams, Members};
+use std::sync::Mutex;
+
+/// What the daemon last loaded: the table's handle and the sets' contents.
+#[derive(Debug)]
+struct Loaded {
+    handle: u64,
+    members: Members,
+}
+
+/// Where the table's rules come from when it must be loaded whole: the spec as it is
+/// now (so a restore writes what `proton apply` would).
+pub type Params = Box<dyn Fn() -> FirewallParams + Send + Sync>;
+
+pub struct Firewall {
+    params: Params,
+    loaded: Mutex<Option<Loaded>>,
+}
+
+/// What [`Firewall::ensure`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ensured {
+    /// The table was in place; only the sets changed (if at all).
+    Kept,
+    /// The table had been loaded again (its sets emptied): the sets were refilled.
+    Refilled,
+    /// The table was missing (or had lost its fence) and was restored whole.
+    Restored,
+}
+
+impl Firewall {
+    pub fn new(params: Params) -> Self {
+        Firewall {
+            params,
+            loaded: Mutex::new(None),
+        }
+    }
+
+    /// Whether the live table is the one this daemon filled.
+    pub fn intact(&self) -> bool {
+        let loaded = self.loaded.lock().expect("firewall state");
+        let live = firewall::table_handle(&SystemRunner, None);
+        matches!((&*loaded, live), (Some(l), Some(h)) if l.handle == h)
+    }
+
+    /// Makes the live table admit exactly `members`, restoring the whole table when it
+    /// is not the one this daemon filled. An error means the fence is not in place.
+    pub fn ensure(&self, members: &Members) -> Result<Ensured, String> {
+        let mut loaded = self.loaded.lock().expect("firewall state");
+        let live = firewall::table_handle(&SystemRunner, None);
+        if let (Some(l), Some(h)) = (loaded.as_mut(), live)
+            && l.handle == h
+        {
+            let script = firewall::members_update(&l.members, members);
+            if script.is_empty() {
+                return Ok(Ensured::Kept);
+            }
+            if firewall::apply(&SystemRunner, None, &script).is_ok() {
+                l.members = members.clone();
+                return Ok(Ensured::Kept);
+            }
+            // The table changed under us between the two commands: load it whole.
+        }
+        *loaded = None;
+        if let Some(h) = live
+            && firewall::apply(&SystemRunner, None, &firewall::members_fill(members)).is_ok()
+            && firewall::table_handle(&SystemRunner, None) == Some(h)
+        {
+            // Someone loaded the table again (`proton apply`, the boot unit): keep their
+            // rules, refill the sets.
+            *loaded = Some(Loaded {
+                handle: h,
+                members: members.clone(),
+            });
+            return Ok(Ensured::Refilled);
+        }
+        let script =
+            firewall::ruleset_with(&(self.params)(), members).map_err(|e| e.to_string())?;
+        firewall::apply(&SystemRunner, None, &script).map_err(|e| e.to_string())?;
+        let handle = firewall::table_handle(&SystemRunner, None)
+            .ok_or("the table is not listed after loading it")?;
+        *loaded = Some(Loaded {
+            handle,
+            members: members.clone(),
+        });
+        Ok(Ensured::Restored)
+    }
+}

@@ -1,0 +1,348 @@
+//! Proton's nftables table (`inet proton`) on a lab gateway, driven through the real
+//! binary: the daemon restores it after `nft flush ruleset` (what restarting Debian's
+//! nftables service does), keeps an invitee's key off the device while the table cannot
+//! be loaded (the fence fails closed), and `proton doctor` says so. Needs root.
+
+mod common;
+
+use common::{LabGuard, root_and_tools, wg_dump};
+use std::time::Duration;
+
+/// Polls `f` every 200 ms for up to `secs` seconds.
+fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..secs * 5 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    f()
+}
+
+fn table(lab: &LabGuard) -> String {
+    let out = lab.exec("gw", &["nft", "list", "table", "inet", "proton"]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn doctor(lab: &LabGuard) -> String {
+    let out = lab.proton("gw", &["doctor"], None);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_daemon_restores_a_flushed_table_and_the_fence_fails_closed() {
+    if !root_and_tools() {
+        return;
+    }
+    let lab = LabGuard::up("tf", 1, 1, 0);
+    // No `proton apply` ran: the daemon made the table and admitted w1 as a worker.
+    let t = table(&lab);
+    assert!(t.contains("tunnel and loopback only"), "{t}");
+    assert!(
+        t.contains("elements = { 10.7.7.2 }"),
+        "w1 is in the workers set: {t}"
+    );
+    let d = doctor(&lab);
+    assert!(d.contains("[pass] firewall table"), "{d}");
+    assert!(d.contains("[pass] invitee fence"), "{d}");
+
+    // `nft flush ruleset`: every table gone; the daemon notices and restores all of it.
+    lab.ok("gw", &["nft", "flush", "ruleset"]);
+    assert!(
+        eventually(10, || {
+            let t = table(&lab);
+            t.contains("the invitee fence") && t.contains("elements = { 10.7.7.2 }")
+        }),
+        "the daemon restored the table with its sets: {}",
+        table(&lab)
+    );
+    assert!(lab.ping("w1", "10.7.7.1"), "w1 still reaches the gateway");
+
+    // Now the table cannot be loaded: another program holds its name (an nftables
+    // "owner" table, which only the socket that made it may change) for 25 s.
+    let name = lab.0.clone();
+    let holder = std::thread::spawn(move || {
+        std::process::Command::new(common::BIN)
+            .args(["lab", "exec", "gw", "--name", &name, "--", "sh", "-c"])
+            .arg("(printf 'flush ruleset\\nadd table inet proton { flags owner ; }\\n'; sleep 25) | nft -i >/dev/null 2>&1")
+            .output()
+            .unwrap()
+    });
+    assert!(
+        eventually(10, || {
+            let t = table(&lab);
+            t.contains("table inet proton") && !t.contains("chain")
+        }),
+        "the holder took the table's name: {}",
+        table(&lab)
+    );
+    let invite = lab.proton("gw", &["invite", "w2", "--no-qr"], None);
+    assert!(invite.status.success());
+    let stderr = String::from_utf8_lossy(&invite.stderr).into_owned();
+    assert!(
+        !stderr.contains("applied live") && stderr.contains("invitee fence is not in place"),
+        "invite says the key is kept off: {stderr}"
+    );
+    let invitation = String::from_utf8_lossy(&invite.stdout)
+        .lines()
+        .find(|l| l.starts_with("proton1-"))
+        .unwrap()
+        .to_string();
+    let inv = proton_core::invite::Invitation::decode(&invitation).unwrap();
+    let throwaway = inv.throwaway.public_key().to_base64();
+    let on_device = |lab: &LabGuard| wg_dump(lab).iter().any(|p| p[0] == throwaway);
+    assert!(
+        !on_device(&lab),
+        "an invitee's key must not reach the device without the fence"
+    );
+    let d = doctor(&lab);
+    assert!(d.contains("[FAIL] firewall table"), "{d}");
+    assert!(d.contains("[FAIL] invitee fence"), "{d}");
+    assert!(lab.ping("w1", "10.7.7.1"), "joined peers keep working");
+    assert!(!on_device(&lab));
+
+    // The holder lets go: the daemon loads the table, then puts the invitee on.
+    holder.join().unwrap();
+    assert!(
+        eventually(15, || on_device(&lab)),
+        "once the fence is back the invitee's key goes on the device"
+    );
+    let t = table(&lab);
+    assert!(t.contains("the invitee fence"), "{t}");
+    let d = doctor(&lab);
+    assert!(d.contains("[pass] firewall table"), "{d}");
+    assert!(d.contains("[pass] invitee fence"), "{d}");
+}
+
+/// A namespace of this test's own, deleted on drop.
+struct OwnNetns(String);
+
+impl Drop for OwnNetns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+fn sh(args: &[&str]) {
+    let out = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The config text `proton client add` printed (the QR code cut off), without its
+/// `DNS =` lines: wg-quick would hand them to resolvconf, i.e. rewrite this host's
+/// resolver (the resolver on the tunnel is tested by querying it directly).
+fn client_config(stdout: &str) -> String {
+    stdout
+        .lines()
+        .take_while(|l| !l.contains('█') && !l.contains('▀') && !l.contains('▄'))
+        .filter(|l| !l.trim_start().starts_with("DNS"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// As on a real VPS: the "internet" host has no route back to the VPN range, so a
+/// full-tunnel phone reaches it only if the gateway translates its source address; and
+/// the phone's IPv6 (it has a global address and a default route of its own) must not
+/// go around the tunnel.
+#[test]
+fn a_full_tunnel_phone_reaches_the_internet_through_the_gateway_and_leaks_no_ipv6() {
+    if !root_and_tools() {
+        return;
+    }
+    let lab = LabGuard::up("tn", 0, 0, 1);
+    let net = lab.state()["public_net"]
+        .as_str()
+        .unwrap()
+        .replace(".0/24", "");
+    let far = OwnNetns(format!("pnft-far-{}", std::process::id()));
+    sh(&["ip", "netns", "add", &far.0]);
+    let inet = format!("{}-inet", lab.0);
+    sh(&[
+        "ip", "link", "add", "far0", "netns", &far.0, "type", "veth", "peer", "name", "p-far",
+        "netns", &inet,
+    ]);
+    sh(&[
+        "ip", "-n", &inet, "link", "set", "p-far", "master", "br0", "up",
+    ]);
+    let far_link = format!("{net}.200/24");
+    for args in [
+        vec!["addr", "add", far_link.as_str(), "dev", "far0"],
+        vec!["addr", "add", "2001:db8:77::200/64", "dev", "far0", "nodad"],
+        vec!["addr", "add", "203.0.113.10/32", "dev", "lo"],
+        vec!["addr", "add", "2001:db8:99::10/128", "dev", "lo"],
+        vec!["link", "set", "lo", "up"],
+        vec!["link", "set", "far0", "up"],
+    ] {
+        let mut argv = vec!["ip", "-n", far.0.as_str()];
+        argv.extend(args);
+        sh(&argv);
+    }
+    // Count the traffic (TCP, UDP: not neighbour discovery on the link) that reaches the
+    // internet host from the phone's own IPv6 address.
+    let watch = format!("/run/proton-lab/{}/watch.nft", lab.0);
+    std::fs::write(
+        &watch,
+        "table inet watch {\n\tchain input {\n\t\ttype filter hook input priority 0;\n\t\tip6 saddr 2001:db8:77::101 meta l4proto { tcp, udp } counter\n\t}\n}\n",
+    )
+    .unwrap();
+    sh(&["ip", "netns", "exec", &far.0, "nft", "-f", &watch]);
+    let v6_packets = || {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &far.0, "nft", "list", "table", "inet", "watch",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split("packets ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap()
+    };
+    let listener = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &far.0,
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            "::",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _listener = KillOnDrop(listener);
+    // The gateway reaches the internet host (its "upstream"); nothing routes the VPN
+    // range back. The phone has IPv6 of its own, routed by the internet host.
+    let via = format!("{net}.200");
+    lab.ok(
+        "gw",
+        &["ip", "route", "add", "203.0.113.10/32", "via", &via],
+    );
+    lab.ok("c1", &["ip", "link", "del", "wg0"]);
+    lab.ok(
+        "c1",
+        &[
+            "ip",
+            "addr",
+            "add",
+            "2001:db8:77::101/64",
+            "dev",
+            "eth0",
+            "nodad",
+        ],
+    );
+    lab.ok(
+        "c1",
+        &[
+            "ip",
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "2001:db8:77::200",
+        ],
+    );
+    let connect = |host: &str| {
+        lab.exec(
+            "c1",
+            &[
+                "python3",
+                "-c",
+                &format!("import socket; socket.create_connection(('{host}', 8080), timeout=4)"),
+            ],
+        )
+        .status
+        .success()
+    };
+    assert!(
+        eventually(10, || lab
+            .exec(
+                "gw",
+                &[
+                    "python3",
+                    "-c",
+                    "import socket; socket.create_connection(('203.0.113.10', 8080), timeout=2)"
+                ]
+            )
+            .status
+            .success()),
+        "the gateway reaches the internet host"
+    );
+    assert!(
+        connect("2001:db8:99::10"),
+        "without a tunnel the phone's IPv6 reaches the internet host (so this test can fail)"
+    );
+    assert!(v6_packets() > 0);
+    // What that connection sent, its closing packets included.
+    std::thread::sleep(Duration::from_secs(1));
+    let before = v6_packets();
+
+    // The phone: exactly what `client add --full-tunnel` printed, brought up by wg-quick
+    // (wireguard-go as its userspace implementation), which routes 0.0.0.0/0 and ::/0
+    // into the tunnel the way it does on a laptop.
+    let out = lab.proton("gw", &["client", "add", "phone", "--full-tunnel"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conf = client_config(&String::from_utf8_lossy(&out.stdout));
+    assert!(conf.contains("AllowedIPs = 0.0.0.0/0, ::/0"), "{conf}");
+    let path = format!("/run/proton-lab/{}/c1/wgf.conf", lab.0);
+    proton_core::host::write_atomic(std::path::Path::new(&path), conf.as_bytes(), 0o600).unwrap();
+    let up = lab.exec(
+        "c1",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "LOG_LEVEL=silent WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go wg-quick up {path} >{path}.log 2>&1 || {{ cat {path}.log; exit 1; }}"
+            ),
+        ],
+    );
+    assert!(
+        up.status.success(),
+        "wg-quick up: {}{}",
+        String::from_utf8_lossy(&up.stdout),
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(lab.ping("c1", "10.7.7.1"), "the phone reaches the gateway");
+    assert!(
+        eventually(10, || connect("203.0.113.10")),
+        "a full-tunnel phone reaches an internet host that has no route back to the VPN"
+    );
+    assert!(
+        !connect("2001:db8:99::10"),
+        "the phone's IPv6 must not get around the tunnel"
+    );
+    assert_eq!(
+        v6_packets(),
+        before,
+        "no IPv6 from the phone reached the internet host"
+    );
+    let t = table(&lab);
+    assert!(t.contains("masquerade"), "{t}");
+}
