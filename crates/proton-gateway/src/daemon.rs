@@ -94,7 +94,13 @@ impl Gateway {
     async fn reconcile(&self) -> Result<proton_wg::Applied, DaemonError> {
         let _guard = self.lock.lock().await;
         let started = std::time::Instant::now();
-        let (desired, invitees) = desired(&self.root, &self.spec)?;
+        // A DB that cannot be read (deleted, truncated, replaced) says nothing about
+        // which peers should go: the device keeps every peer it has until it can be read.
+        let (desired, invitees) = desired(&self.root, &self.spec).map_err(|e| {
+            DaemonError(format!(
+                "{e} (the device keeps its peers as they are until the state database can be read)"
+            ))
+        })?;
         // Fence invitees before their keys reach the device.
         if let Err(e) = crate::fence::set_invitees(&invitees) {
             tracing::error!("could not fence invitees to the join API: {e}");
@@ -337,12 +343,13 @@ pub async fn run(
     if let Some(dir) = &opts.uapi_dir {
         cfg.uapi_dir = dir.clone();
     }
-    crate::fence::install(&spec.network.interface, JOIN_API_PORT)
-        .map_err(|e| DaemonError(format!("installing the invitee fence (nftables): {e}")))?;
     // The device starts with the DB's peers. A kernel interface left by a crashed daemon
     // is adopted and reconciled to these: an empty list would remove every peer and
-    // reset every session (found by the VM test's SIGKILL-and-restart step).
+    // reset every session (found by the VM test's SIGKILL-and-restart step). Read first:
+    // a DB that cannot be read stops the start before anything on the host changes.
     let (peers, invitees) = desired(&opts.root, &spec)?;
+    crate::fence::install(&spec.network.interface, JOIN_API_PORT)
+        .map_err(|e| DaemonError(format!("installing the invitee fence (nftables): {e}")))?;
     crate::fence::set_invitees(&invitees)
         .map_err(|e| DaemonError(format!("fencing invitees (nftables): {e}")))?;
     cfg.peers = peers;
@@ -438,9 +445,15 @@ pub async fn run(
             let mut last = generation(&watcher);
             let mut poll = tokio::time::interval(POLL);
             let mut sweep = tokio::time::interval(SWEEP);
+            let mut failing: Option<String> = None;
             loop {
                 tokio::select! {
                     _ = poll.tick() => {
+                        // A deleted, truncated or replaced file: let go of it (its
+                        // cache would go on answering) and reopen, which refuses it.
+                        if watcher.as_ref().is_some_and(|w| w.still_on_disk().is_err()) {
+                            watcher = None;
+                        }
                         if watcher.is_none() {
                             watcher = gw.store().ok();
                         }
@@ -454,8 +467,8 @@ pub async fn run(
                     _ = gw.wake.notified() => {}
                     _ = sweep.tick() => {
                         let swept = match watcher.as_mut() {
-                            Some(s) => s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string())),
-                            None => gw.store().and_then(|mut s| s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string()))),
+                            Some(s) if s.still_on_disk().is_ok() => s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string())),
+                            _ => gw.store().and_then(|mut s| s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string()))),
                         };
                         match swept {
                             Ok(swept) if !swept.is_empty() => tracing::info!(count = swept.len(), "expired invitations swept"),
@@ -464,8 +477,18 @@ pub async fn run(
                         }
                     }
                 }
-                if let Err(e) = gw.reconcile().await {
-                    tracing::warn!("reconcile failed: {e}");
+                match gw.reconcile().await {
+                    // Said once per distinct failure, not once a second while it lasts.
+                    Err(e) if failing.as_deref() != Some(e.0.as_str()) => {
+                        tracing::error!("reconcile failed: {e}");
+                        failing = Some(e.0);
+                    }
+                    Err(_) => {}
+                    Ok(_) => {
+                        if failing.take().is_some() {
+                            tracing::info!("reconcile works again");
+                        }
+                    }
                 }
             }
         })
