@@ -148,7 +148,13 @@ impl Gateway {
     async fn reconcile(&self) -> Result<proton_wg::Applied, DaemonError> {
         let _guard = self.lock.lock().await;
         let started = std::time::Instant::now();
-        let want = desired(&self.root, &self.current())?;
+        // A DB that cannot be read (deleted, truncated, replaced) says nothing about
+        // which peers should go: the device keeps every peer it has until it can be read.
+        let want = desired(&self.root, &self.current()).map_err(|e| {
+            DaemonError(format!(
+                "{e} (the device keeps its peers as they are until the state database can be read)"
+            ))
+        })?;
         // The table (and with it the invitee fence) before any invitee's key reaches
         // the device; without it, invitees stay off the device.
         let (fenced, unfenced) = match self.firewall.ensure(&want.members) {
@@ -426,6 +432,8 @@ pub async fn run(
             proton_k3s::gateway::firewall_params(&spec, JOIN_API_PORT)
         }))
     };
+    // Read first: a DB that cannot be read stops the start before anything on the host
+    // changes.
     let want = desired(&opts.root, &spec)?;
     // Without the table the gateway still starts (a broken firewall must not take the
     // VPN down), but with no invitee's key; the loop below retries every second.
@@ -554,7 +562,7 @@ pub async fn run(
             let mut last = generation(&watcher);
             let mut poll = tokio::time::interval(POLL);
             let mut sweep = tokio::time::interval(SWEEP);
-            let mut last_error: Option<String> = None;
+            let mut failing: Option<String> = None;
             loop {
                 tokio::select! {
                     _ = poll.tick() => {
@@ -567,14 +575,19 @@ pub async fn run(
                         if !intact {
                             match gw.reconcile().await {
                                 // Said once, not every second while it lasts.
-                                Err(e) if last_error.as_deref() != Some(e.0.as_str()) => {
+                                Err(e) if failing.as_deref() != Some(e.0.as_str()) => {
                                     tracing::warn!("reconcile failed: {e}");
-                                    last_error = Some(e.0);
+                                    failing = Some(e.0);
                                 }
                                 Err(_) => {}
-                                Ok(_) => last_error = None,
+                                Ok(_) => failing = None,
                             }
                             continue;
+                        }
+                        // A deleted, truncated or replaced file: let go of it (its
+                        // cache would go on answering) and reopen, which refuses it.
+                        if watcher.as_ref().is_some_and(|w| w.still_on_disk().is_err()) {
+                            watcher = None;
                         }
                         if watcher.is_none() {
                             watcher = gw.store().ok();
@@ -589,8 +602,8 @@ pub async fn run(
                     _ = gw.wake.notified() => {}
                     _ = sweep.tick() => {
                         let swept = match watcher.as_mut() {
-                            Some(s) => s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string())),
-                            None => gw.store().and_then(|mut s| s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string()))),
+                            Some(s) if s.still_on_disk().is_ok() => s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string())),
+                            _ => gw.store().and_then(|mut s| s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string()))),
                         };
                         match swept {
                             Ok(swept) if !swept.is_empty() => tracing::info!(count = swept.len(), "expired invitations swept"),
@@ -599,8 +612,18 @@ pub async fn run(
                         }
                     }
                 }
-                if let Err(e) = gw.reconcile().await {
-                    tracing::warn!("reconcile failed: {e}");
+                match gw.reconcile().await {
+                    // Said once per distinct failure, not once a second while it lasts.
+                    Err(e) if failing.as_deref() != Some(e.0.as_str()) => {
+                        tracing::error!("reconcile failed: {e}");
+                        failing = Some(e.0);
+                    }
+                    Err(_) => {}
+                    Ok(_) => {
+                        if failing.take().is_some() {
+                            tracing::info!("reconcile works again");
+                        }
+                    }
                 }
             }
         })

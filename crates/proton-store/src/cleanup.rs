@@ -115,10 +115,11 @@ mod tests {
     use proton_core::keys::PrivateKey;
 
     fn store(dir: &std::path::Path) -> Store {
-        let mut s = Store::open(&Root::new(dir), &"10.7.7.0/24".parse().unwrap()).unwrap();
-        s.add_gateway("proton", PrivateKey::generate().public_key())
-            .unwrap();
-        s
+        let key = PrivateKey::generate().public_key();
+        let cidr = "10.7.7.0/24".parse().unwrap();
+        Store::create(&Root::new(dir), &cidr, "proton", key)
+            .unwrap()
+            .0
     }
 
     fn invite(s: &mut Store, name: &str, secret: &str) -> Result<(), StoreError> {

@@ -7,6 +7,23 @@ use std::time::Duration;
 pub enum StoreError {
     #[error("{0}: no state database here: run `proton init --endpoint HOST` first")]
     Missing(PathBuf),
+    #[error(
+        "{0} is missing, but this gateway was set up (its spec or key is there): the database held every peer; restore it from a backup (`proton init --force` would start a new network with a new key, and every peer would have to rejoin)"
+    )]
+    Deleted(PathBuf),
+    #[error(
+        "{path} is not a Proton state database ({why}); refusing to use it, nothing was changed: restore it from a backup (`proton init` creates a database, and would start a new network)"
+    )]
+    NotProton { path: PathBuf, why: String },
+    #[error(
+        "network.cidr is {spec}, but this gateway's {peers} peers have addresses in {db} (gateway {gateway}): a new range would move the gateway outside every peer's AllowedIPs and cut them all off; put network.cidr back to {db} (a new range means a new network that every peer rejoins: see the README, \"Changing the network range\")"
+    )]
+    NetworkChanged {
+        spec: String,
+        db: String,
+        gateway: String,
+        peers: usize,
+    },
     #[error("{0}: {1}")]
     Io(PathBuf, std::io::Error),
     #[error("{path}: {source}")]
@@ -45,7 +62,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("peer `{0}` is the gateway itself and cannot be removed or renamed")]
     IsGateway(String),
-    #[error("network {cidr} is full: {used} addresses in use; remove a peer or widen network.cidr")]
+    #[error(
+        "network {cidr} is full: {used} addresses in use; remove a peer you no longer need (`proton peer list`, `proton peer remove NAME`). Editing network.cidr would cut every peer off: a larger range is a new network (see the README, \"Changing the network range\")"
+    )]
     Exhausted { cidr: String, used: usize },
     #[error("address {0} is already taken")]
     AddressTaken(Ipv4Addr),
@@ -101,6 +120,10 @@ impl StoreError {
                 path: path.to_path_buf(),
                 found,
                 known,
+            },
+            StoreError::NotProton { why, .. } => StoreError::NotProton {
+                path: path.to_path_buf(),
+                why,
             },
             other => other,
         }

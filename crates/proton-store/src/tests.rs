@@ -16,8 +16,7 @@ fn fresh(cidr: &str) -> (tempfile::TempDir, Root, Cidr) {
     let dir = tempfile::tempdir().unwrap();
     let root = Root::new(dir.path());
     let cidr: Cidr = cidr.parse().unwrap();
-    let mut s = Store::open(&root, &cidr).unwrap();
-    s.add_gateway("proton", key()).unwrap();
+    Store::create(&root, &cidr, "proton", key()).unwrap();
     (dir, root, cidr)
 }
 
@@ -96,11 +95,14 @@ fn a_missing_db_or_a_newer_schema_is_a_clear_error() {
         .unwrap()
         .to_string();
     assert!(e.contains("proton init"), "{e}");
-    drop(Store::open(&root, &cidr).unwrap());
+    drop(Store::create(&root, &cidr, "proton", key()).unwrap());
     let c = rusqlite::Connection::open(root.path(DB_PATH)).unwrap();
     c.pragma_update(None, "user_version", 99).unwrap();
     drop(c);
-    let e = Store::open(&root, &cidr).err().unwrap().to_string();
+    let e = Store::open_existing(&root, &cidr)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("upgrade proton"), "{e}");
 }
 
@@ -111,7 +113,7 @@ fn fifty_concurrent_adds_get_fifty_distinct_addresses() {
         .map(|i| {
             let (root, cidr) = (root.clone(), cidr);
             std::thread::spawn(move || {
-                let mut s = Store::open(&root, &cidr).unwrap();
+                let mut s = Store::open_existing(&root, &cidr).unwrap();
                 s.add_peer(&name(&format!("w{i}")), Role::Worker, key(), "test")
                     .unwrap()
             })
@@ -121,7 +123,7 @@ fn fifty_concurrent_adds_get_fifty_distinct_addresses() {
     let addrs: HashSet<_> = peers.iter().map(|p| p.address).collect();
     assert_eq!(addrs.len(), 50);
     assert!(addrs.iter().all(|a| cidr.is_assignable(*a)));
-    let s = Store::open(&root, &cidr).unwrap();
+    let s = Store::open_existing(&root, &cidr).unwrap();
     assert_eq!(s.active_peers().unwrap().len(), 50);
     assert_eq!(s.generation().unwrap(), 51, "gateway + 50 changes");
     assert_eq!(
@@ -135,7 +137,7 @@ fn fifty_concurrent_adds_get_fifty_distinct_addresses() {
 #[test]
 fn exhaustion_is_clear_and_removed_addresses_are_reused() {
     let (_d, root, cidr) = fresh("10.0.0.0/29");
-    let mut s = Store::open(&root, &cidr).unwrap();
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
     for i in 0..5 {
         s.add_peer(&name(&format!("p{i}")), Role::Client, key(), "t")
             .unwrap();
@@ -156,7 +158,7 @@ fn exhaustion_is_clear_and_removed_addresses_are_reused() {
 #[test]
 fn names_and_keys_are_unique_and_validated() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");
-    let mut s = Store::open(&root, &cidr).unwrap();
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
     let k = key();
     s.add_peer(&name("a"), Role::Worker, k, "t").unwrap();
     assert!(matches!(
@@ -184,7 +186,7 @@ fn names_and_keys_are_unique_and_validated() {
 #[test]
 fn redeem_works_once_and_refusals_change_nothing() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");
-    let mut s = Store::open(&root, &cidr).unwrap();
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
     let t = system_now();
     let (peer, _) = s
         .reserve_invitation(&name("home-1"), Role::Worker, key(), "h1", t + 3600, "t")
@@ -229,7 +231,7 @@ fn redeem_works_once_and_refusals_change_nothing() {
 #[test]
 fn twenty_concurrent_redeemers_exactly_one_wins() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");
-    let mut s = Store::open(&root, &cidr).unwrap();
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
     s.reserve_invitation(
         &name("w"),
         Role::Worker,
@@ -243,7 +245,7 @@ fn twenty_concurrent_redeemers_exactly_one_wins() {
         .map(|_| {
             let (root, cidr) = (root.clone(), cidr);
             std::thread::spawn(move || {
-                let mut s = Store::open(&root, &cidr).unwrap();
+                let mut s = Store::open_existing(&root, &cidr).unwrap();
                 let mine = key();
                 (
                     mine,
@@ -275,7 +277,7 @@ fn twenty_concurrent_redeemers_exactly_one_wins() {
 #[test]
 fn sweep_revokes_expired_invitees_and_frees_their_addresses() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");
-    let mut s = Store::open(&root, &cidr).unwrap();
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
     let t = system_now();
     let (old, _) = s
         .reserve_invitation(&name("old"), Role::Worker, key(), "o", t + 10, "t")
@@ -299,7 +301,7 @@ fn sweep_revokes_expired_invitees_and_frees_their_addresses() {
 #[test]
 fn every_change_is_audited() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");
-    let mut s = Store::open(&root, &cidr).unwrap();
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
     s.add_peer(&name("a"), Role::Client, key(), "alice")
         .unwrap();
     s.rename_peer("a", &name("b"), "alice").unwrap();
@@ -334,7 +336,7 @@ fn crash_child() {
     };
     let root = Root::new(dir);
     let cidr: Cidr = "10.7.7.0/24".parse().unwrap();
-    let mut s = Store::open(&root, &cidr).unwrap();
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
     s.reserve_invitation(
         &name("w"),
         Role::Worker,
@@ -379,7 +381,7 @@ fn a_crash_between_reserve_and_redeem_leaves_a_usable_db() {
         out.status,
         String::from_utf8_lossy(&out.stdout)
     );
-    let mut s = Store::open(&root, &cidr).unwrap();
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
     s.check().unwrap();
     assert!(
         s.peer_by_name("half").unwrap().is_none(),
@@ -399,7 +401,7 @@ fn migrations_run_from_empty_and_from_version_1() {
     let dir = tempfile::tempdir().unwrap();
     let root = Root::new(dir.path());
     let cidr: Cidr = "10.7.7.0/24".parse().unwrap();
-    let s = Store::open(&root, &cidr).unwrap();
+    let (s, _) = Store::create(&root, &cidr, "proton", key()).unwrap();
     let version: i64 = s
         .conn()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -417,13 +419,16 @@ fn migrations_run_from_empty_and_from_version_1() {
     c.execute_batch(&format!(
         "INSERT INTO peers (name, role, public_key, address, state, created_at) \
          VALUES ('phone', 'client', '{}', '10.7.7.2', 'invited', 1); \
+         INSERT INTO peers (name, role, public_key, address, state, created_at) \
+         VALUES ('proton', 'gateway', '{}', '10.7.7.1', 'active', 1); \
          INSERT INTO invitations (secret_hash, peer_id, created_at, expires_at) \
          VALUES ('h', 1, 1, 99); PRAGMA user_version = 1;",
+        key().to_base64(),
         key().to_base64()
     ))
     .unwrap();
     drop(c);
-    let s = Store::open(&old_root, &cidr).unwrap();
+    let s = Store::open_existing(&old_root, &cidr).unwrap();
     let inv = s.invitation_by_hash("h").unwrap().unwrap();
     assert_eq!((inv.role, inv.peer_id), (Role::Client, PeerId(1)));
     let pending = s.pending_invitation_for(PeerId(1)).unwrap().unwrap();
@@ -436,7 +441,7 @@ fn a_db_readable_by_others_is_refused() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");
     let db = root.path(DB_PATH);
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let e = Store::open(&root, &cidr).err().unwrap();
+    let e = Store::open_existing(&root, &cidr).err().unwrap();
     assert!(
         matches!(e, StoreError::NotPrivate { mode: 0o644, .. }),
         "{e}"
@@ -449,7 +454,7 @@ fn a_writer_held_too_long_is_a_locked_error() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");
     let holder = rusqlite::Connection::open(root.path(DB_PATH)).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let mut s = Store::open(&root, &cidr).unwrap();
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
     s.set_busy_timeout(Duration::from_millis(20)).unwrap();
     let e = s
         .add_peer(&name("late"), Role::Client, key(), "t")
@@ -463,7 +468,9 @@ fn a_writer_held_too_long_is_a_locked_error() {
 #[test]
 fn times_come_from_the_injected_clock() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");
-    let mut s = Store::open(&root, &cidr).unwrap().with_clock(|| 1_000);
+    let mut s = Store::open_existing(&root, &cidr)
+        .unwrap()
+        .with_clock(|| 1_000);
     let p = s.add_peer(&name("a"), Role::Client, key(), "t").unwrap();
     assert_eq!(p.created_at, 1_000);
     assert_eq!(s.remove_peer("a", "t").unwrap().revoked_at, Some(1_000));
@@ -475,7 +482,7 @@ fn times_come_from_the_injected_clock() {
 #[test]
 fn invitation_changes_are_audited_and_bump_the_generation() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");
-    let mut s = Store::open(&root, &cidr).unwrap();
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
     let g0 = s.generation().unwrap();
     let t = system_now();
     s.reserve_invitation(&name("a"), Role::Worker, key(), "ha", t + 60, "cli")
@@ -515,7 +522,7 @@ fn invitation_changes_are_audited_and_bump_the_generation() {
 #[test]
 fn rename_checks_the_new_name_and_frees_the_old_one() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");
-    let mut s = Store::open(&root, &cidr).unwrap();
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
     let a = s.add_peer(&name("a"), Role::Worker, key(), "t").unwrap();
     s.add_peer(&name("b"), Role::Worker, key(), "t").unwrap();
     assert!(matches!(
@@ -540,15 +547,43 @@ fn rename_checks_the_new_name_and_frees_the_old_one() {
 }
 
 #[test]
-fn concurrent_first_opens_create_and_migrate_once() {
+fn concurrent_creates_make_one_db_and_concurrent_opens_migrate_once() {
     let dir = tempfile::tempdir().unwrap();
     let root = Root::new(dir.path());
     let cidr: Cidr = "10.7.7.0/24".parse().unwrap();
+    let made: Vec<bool> = (0..4)
+        .map(|_| {
+            let root = root.clone();
+            std::thread::spawn(move || Store::create(&root, &cidr, "proton", key()).is_ok())
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(
+        made.iter().filter(|m| **m).count(),
+        1,
+        "exactly one create wins"
+    );
+
+    // A DB left at version 1 by an older proton, opened by 8 processes at once.
+    let old = tempfile::tempdir().unwrap();
+    let root = Root::new(old.path());
+    create_private_file(&root.path(DB_PATH)).unwrap();
+    let c = rusqlite::Connection::open(root.path(DB_PATH)).unwrap();
+    c.execute_batch(schema::MIGRATIONS[0]).unwrap();
+    c.execute_batch(&format!(
+        "INSERT INTO peers (name, role, public_key, address, state, created_at) \
+         VALUES ('proton', 'gateway', '{}', '10.7.7.1', 'active', 1); PRAGMA user_version = 1;",
+        key().to_base64()
+    ))
+    .unwrap();
+    drop(c);
     let handles: Vec<_> = (0..8)
         .map(|i| {
             let root = root.clone();
             std::thread::spawn(move || {
-                let mut s = Store::open(&root, &cidr).unwrap();
+                let mut s = Store::open_existing(&root, &cidr).unwrap();
                 s.add_peer(&name(&format!("p{i}")), Role::Client, key(), "t")
                     .unwrap();
             })
@@ -556,7 +591,7 @@ fn concurrent_first_opens_create_and_migrate_once() {
         .collect();
     handles.into_iter().for_each(|h| h.join().unwrap());
     let s = Store::open_existing(&root, &cidr).unwrap();
-    assert_eq!(s.list_peers(false).unwrap().len(), 8);
+    assert_eq!(s.list_peers(false).unwrap().len(), 9);
     assert_eq!(mode(&root.path(DB_PATH)), 0o600);
     s.check().unwrap();
 }
@@ -581,4 +616,164 @@ fn peer_names_are_dns_labels() {
         let e = bad.parse::<PeerName>().unwrap_err().to_string();
         assert!(e.contains("Kubernetes node name"), "{bad:?}: {e}");
     }
+}
+
+/// The bytes of the DB file and which of its sidecars exist, for "left untouched".
+fn on_disk(root: &Root) -> (Vec<u8>, Vec<bool>) {
+    let db = root.path(DB_PATH);
+    let sides = ["-wal", "-shm", "-journal"]
+        .iter()
+        .map(|s| PathBuf::from(format!("{}{s}", db.display())).exists())
+        .collect();
+    (std::fs::read(&db).unwrap(), sides)
+}
+
+/// Writes `bytes` as the DB file (0600), as a truncation or a stray copy would leave it.
+fn db_file(bytes: &[u8]) -> (tempfile::TempDir, Root) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    let path = root.path(DB_PATH);
+    create_private_file(&path).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    (dir, root)
+}
+
+#[test]
+fn a_zero_byte_or_garbage_db_is_refused_and_left_untouched() {
+    let cidr: Cidr = "10.7.7.0/24".parse().unwrap();
+    for (bytes, why) in [
+        (&b""[..], "empty (0 bytes)"),
+        (
+            &b"hello, this is not a database at all"[..],
+            "not an SQLite",
+        ),
+        (&b"SQLite"[..], "not an SQLite"),
+    ] {
+        let (_d, root) = db_file(bytes);
+        let before = on_disk(&root);
+        let e = Store::open_existing(&root, &cidr).err().expect("refused");
+        assert!(matches!(e, StoreError::NotProton { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(why) && msg.contains("nothing was changed"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "one line: {msg}");
+        assert_eq!(on_disk(&root), before, "the file is untouched");
+    }
+}
+
+#[test]
+fn a_foreign_or_gatewayless_sqlite_db_is_refused_and_left_untouched() {
+    let cidr: Cidr = "10.7.7.0/24".parse().unwrap();
+    // Another program's database (a rollback journal, not WAL: nothing may switch it).
+    let (_d, root) = db_file(b"");
+    let c = rusqlite::Connection::open(root.path(DB_PATH)).unwrap();
+    c.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('x');")
+        .unwrap();
+    drop(c);
+    let before = on_disk(&root);
+    let e = Store::open_existing(&root, &cidr).err().unwrap();
+    assert!(e.to_string().contains("schema version 0"), "{e}");
+    assert_eq!(on_disk(&root), before);
+
+    // Proton's tables, but no gateway row (a half-made or emptied database).
+    let (_d, root) = db_file(b"");
+    let c = rusqlite::Connection::open(root.path(DB_PATH)).unwrap();
+    for sql in schema::MIGRATIONS {
+        c.execute_batch(sql).unwrap();
+    }
+    c.pragma_update(None, "user_version", schema::MIGRATIONS.len() as i64)
+        .unwrap();
+    drop(c);
+    let before = on_disk(&root);
+    let e = Store::open_existing(&root, &cidr).err().unwrap();
+    assert!(e.to_string().contains("0 gateway rows"), "{e}");
+    assert_eq!(on_disk(&root), before);
+}
+
+#[test]
+fn a_deleted_db_of_a_set_up_gateway_says_so_instead_of_advising_init() {
+    let (_d, root, cidr) = fresh("10.7.7.0/24");
+    root.write(proton_core::spec::SPEC_PATH, b"x", 0o644)
+        .unwrap();
+    std::fs::remove_file(root.path(DB_PATH)).unwrap();
+    let e = Store::open_existing(&root, &cidr).err().unwrap();
+    assert!(matches!(e, StoreError::Deleted(_)), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("is missing") && msg.contains("backup"),
+        "{msg}"
+    );
+    assert!(!msg.contains("run `proton init"), "{msg}");
+    assert!(!root.exists(DB_PATH), "nothing was created");
+}
+
+#[test]
+fn create_refuses_an_existing_file() {
+    let (_d, root, cidr) = fresh("10.7.7.0/24");
+    let before = on_disk(&root).0;
+    assert!(Store::create(&root, &cidr, "proton", key()).is_err());
+    assert_eq!(on_disk(&root).0, before);
+}
+
+#[test]
+fn a_new_range_on_a_gateway_with_peers_is_refused_with_the_way_back() {
+    let (_d, root, cidr) = fresh("10.7.7.0/24");
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
+    s.add_peer(&name("laptop"), Role::Client, key(), "t")
+        .unwrap();
+    let before = dump(&s);
+    drop(s);
+    for other in ["10.7.0.0/16", "10.7.6.0/23", "10.8.8.0/24"] {
+        let e = Store::open_existing(&root, &other.parse().unwrap())
+            .err()
+            .unwrap();
+        let msg = e.to_string();
+        assert!(matches!(e, StoreError::NetworkChanged { .. }), "{msg}");
+        assert!(
+            msg.contains("put network.cidr back to 10.7.7.0/24")
+                && msg.contains("cut them all off"),
+            "{msg}"
+        );
+    }
+    assert_eq!(dump(&Store::open_existing(&root, &cidr).unwrap()), before);
+}
+
+#[test]
+fn a_db_from_before_the_range_was_recorded_adopts_a_matching_spec() {
+    let (_d, root, cidr) = fresh("10.7.7.0/24");
+    let c = rusqlite::Connection::open(root.path(DB_PATH)).unwrap();
+    c.execute_batch("DELETE FROM meta WHERE key LIKE 'network_%'")
+        .unwrap();
+    drop(c);
+    let e = Store::open_existing(&root, &"10.9.0.0/16".parse().unwrap())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("the range of 10.7.7.1"), "{e}");
+    Store::open_existing(&root, &cidr).unwrap();
+    let e = Store::open_existing(&root, &"10.7.6.0/23".parse().unwrap())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("back to 10.7.7.0/24"), "{e}");
+}
+
+#[test]
+fn a_handle_on_a_file_truncated_under_it_does_not_write_it_back_on_close() {
+    let (_d, root, cidr) = fresh("10.7.7.0/24");
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
+    s.add_peer(&name("laptop"), Role::Client, key(), "t")
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(root.path(DB_PATH))
+        .unwrap();
+    assert!(matches!(
+        s.still_on_disk(),
+        Err(StoreError::NotProton { .. })
+    ));
+    drop(s);
+    assert_eq!(std::fs::metadata(root.path(DB_PATH)).unwrap().len(), 0);
+    assert!(Store::open_existing(&root, &cidr).is_err());
 }

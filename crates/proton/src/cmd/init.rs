@@ -104,10 +104,8 @@ fn create(
     root.write(SPEC_PATH, spec.to_toml().as_bytes(), PUBLIC_MODE)?;
 
     tx.created(DB_PATH);
-    let mut store = Store::open(root, &spec.network.cidr).context("creating the state database")?;
-    store
-        .add_gateway(&spec.gateway.name, public)
-        .context("registering the gateway in the state database")?;
+    let (store, _) = Store::create(root, &spec.network.cidr, &spec.gateway.name, public)
+        .context("creating the state database")?;
     drop(store);
 
     // The Debian package ships the unit; from a source install, write it here.

