@@ -54,6 +54,8 @@ struct Gateway {
     wake: Notify,
     lock: tokio::sync::Mutex<()>,
     observer: Observer,
+    /// The next peer expiry (unix seconds; 0: none): the loop reconciles once it passes.
+    next_expiry: std::sync::atomic::AtomicI64,
 }
 
 fn now() -> i64 {
@@ -63,11 +65,12 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The peers the DB wants on the device, and the invitees among them (fenced).
+/// The peers the DB wants on the device (disabled and expired ones left out), and the
+/// invitees among them (fenced).
 fn desired(root: &Root, spec: &Spec) -> Result<(Vec<PeerConfig>, Vec<Ipv4Addr>), DaemonError> {
     let keepalive = Some(spec.network.persistent_keepalive).filter(|k| *k != 0);
     let peers = Store::open_existing(root, &spec.network.cidr)
-        .and_then(|s| s.active_peers())
+        .and_then(|s| s.device_peers(now()))
         .map_err(|e| DaemonError(e.to_string()))?;
     let invitees = peers
         .iter()
@@ -95,6 +98,13 @@ impl Gateway {
         let _guard = self.lock.lock().await;
         let started = std::time::Instant::now();
         let (desired, invitees) = desired(&self.root, &self.spec)?;
+        let next = self
+            .store()
+            .and_then(|s| s.next_expiry(now()).map_err(|e| DaemonError(e.to_string())))
+            .ok()
+            .flatten();
+        self.next_expiry
+            .store(next.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
         // Fence invitees before their keys reach the device.
         if let Err(e) = crate::fence::set_invitees(&invitees) {
             tracing::error!("could not fence invitees to the join API: {e}");
@@ -357,6 +367,7 @@ pub async fn run(
         wake: Notify::new(),
         lock: tokio::sync::Mutex::new(()),
         observer: Observer::default(),
+        next_expiry: Default::default(),
     });
     gw.reconcile().await?;
 
@@ -448,7 +459,12 @@ pub async fn run(
                         if now_gen.is_none() {
                             watcher = None;
                         }
-                        if now_gen == last { continue; }
+                        let expiry = gw.next_expiry.load(std::sync::atomic::Ordering::Relaxed);
+                        let expired = expiry != 0 && now() >= expiry;
+                        if expired {
+                            tracing::info!("a peer's expiry passed: taking it off the device");
+                        }
+                        if now_gen == last && !expired { continue; }
                         last = now_gen;
                     }
                     _ = gw.wake.notified() => {}
