@@ -63,6 +63,31 @@ pub struct Spec {
     pub tls: TlsSpec,
     #[serde(default)]
     pub dashboard: DashboardSpec,
+    #[serde(default)]
+    pub dns: DnsSpec,
+}
+
+/// The resolver on the gateway's tunnel address (udp+tcp 53, never the public side):
+/// peers by name in `zone`, `proton expose --vpn-only` hosts at the tunnel address, the
+/// rest forwarded to `network.dns` when set, else to the gateway's /etc/resolv.conf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsSpec {
+    pub enabled: bool,
+    /// Peers are `NAME.ZONE`. Under `internal`, the name ICANN reserved for private use.
+    pub zone: String,
+}
+
+/// `dns.zone`'s default.
+pub const DEFAULT_DNS_ZONE: &str = "proton.internal";
+
+impl Default for DnsSpec {
+    fn default() -> Self {
+        DnsSpec {
+            enabled: true,
+            zone: DEFAULT_DNS_ZONE.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,6 +353,7 @@ impl Spec {
             ingress: IngressSpec::default(),
             tls: TlsSpec::default(),
             dashboard: DashboardSpec::default(),
+            dns: DnsSpec::default(),
         }
     }
 
@@ -451,6 +477,15 @@ impl Spec {
                 "dashboard.chart_version",
                 format!(
                     "`{v}` is not a chart version: write it like 0.39.0, or remove it for the pinned default"
+                ),
+            ));
+        }
+        if validate_dns_name(&self.dns.zone).is_err() || self.dns.zone.ends_with('.') {
+            return Err(field(
+                "dns.zone",
+                format!(
+                    "`{}` is not a DNS zone: letters, digits, `-` and dots, no trailing dot (e.g. proton.internal)",
+                    self.dns.zone
                 ),
             ));
         }
@@ -579,6 +614,9 @@ impl Spec {
                 ),
                 "[tls]" => Some(
                     "# Let's Encrypt through cert-manager. Before `proton apply`, add your contact address\n# below [tls]:  acme_email = \"you@example.org\"",
+                ),
+                "[dns]" => Some(
+                    "# DNS on the tunnel (10.7.7.1:53): peers as NAME.ZONE, VPN-only hosts through the tunnel,\n# the rest forwarded to network.dns, else to this machine's /etc/resolv.conf.",
                 ),
                 "[dashboard]" => Some(
                     "# Cluster dashboard (headlamp or kubernetes-dashboard), reachable only over the VPN.",

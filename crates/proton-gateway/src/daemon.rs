@@ -60,6 +60,8 @@ struct Gateway {
     lock: tokio::sync::Mutex<()>,
     observer: Observer,
     firewall: Firewall,
+    /// The next peer expiry (unix seconds; 0: none): the loop reconciles once it passes.
+    next_expiry: std::sync::atomic::AtomicI64,
 }
 
 fn now() -> i64 {
@@ -90,7 +92,7 @@ impl Desired {
 fn desired(root: &Root, spec: &Spec) -> Result<Desired, DaemonError> {
     let keepalive = Some(spec.network.persistent_keepalive).filter(|k| *k != 0);
     let peers = Store::open_existing(root, &spec.network.cidr)
-        .and_then(|s| s.active_peers())
+        .and_then(|s| s.device_peers(now()))
         .map_err(|e| DaemonError(e.to_string()))?;
     let mut members = Members::default();
     for p in &peers {
@@ -155,6 +157,13 @@ impl Gateway {
                 "{e} (the device keeps its peers as they are until the state database can be read)"
             ))
         })?;
+        let next = self
+            .store()
+            .and_then(|s| s.next_expiry(now()).map_err(|e| DaemonError(e.to_string())))
+            .ok()
+            .flatten();
+        self.next_expiry
+            .store(next.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
         // The table (and with it the invitee fence) before any invitee's key reaches
         // the device; without it, invitees stay off the device.
         let (fenced, unfenced) = match self.firewall.ensure(&want.members) {
@@ -462,6 +471,7 @@ pub async fn run(
         lock: tokio::sync::Mutex::new(()),
         observer: Observer::default(),
         firewall,
+        next_expiry: Default::default(),
     });
     gw.reconcile().await?;
 
@@ -596,7 +606,12 @@ pub async fn run(
                         if now_gen.is_none() {
                             watcher = None;
                         }
-                        if now_gen == last { continue; }
+                        let expiry = gw.next_expiry.load(std::sync::atomic::Ordering::Relaxed);
+                        let expired = expiry != 0 && now() >= expiry;
+                        if expired {
+                            tracing::info!("a peer's expiry passed: taking it off the device");
+                        }
+                        if now_gen == last && !expired { continue; }
                         last = now_gen;
                     }
                     _ = gw.wake.notified() => {}

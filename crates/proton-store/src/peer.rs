@@ -112,10 +112,28 @@ pub struct Peer {
     pub state: PeerState,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// When it was disabled (`proton client disable`): key and address kept, off the device.
+    pub disabled_at: Option<i64>,
+    /// When the daemon cuts it off (`proton client add --expires`), unix seconds.
+    pub expires_at: Option<i64>,
+}
+
+impl Peer {
+    /// Whether the device should carry this peer at `now`: live, enabled, not expired.
+    pub fn on_device(&self, now: i64) -> bool {
+        self.revoked_at.is_none()
+            && self.disabled_at.is_none()
+            && self.expires_at.is_none_or(|t| t > now)
+    }
+
+    /// Whether its expiry has passed at `now`.
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
 }
 
 pub(crate) const PEER_COLUMNS: &str =
-    "id, name, role, public_key, address, state, created_at, revoked_at";
+    "id, name, role, public_key, address, state, created_at, revoked_at, disabled_at, expires_at";
 
 pub(crate) fn peer_from_row(r: &Row<'_>) -> rusqlite::Result<Peer> {
     let bad = |i: usize, e: String| {
@@ -140,6 +158,8 @@ pub(crate) fn peer_from_row(r: &Row<'_>) -> rusqlite::Result<Peer> {
         },
         created_at: r.get(6)?,
         revoked_at: r.get(7)?,
+        disabled_at: r.get(8)?,
+        expires_at: r.get(9)?,
     })
 }
 
@@ -151,6 +171,32 @@ pub(crate) fn live_by(
     let sql =
         format!("SELECT {PEER_COLUMNS} FROM peers WHERE {column} = ?1 AND revoked_at IS NULL");
     Ok(tx.query_row(&sql, [value], peer_from_row).optional()?)
+}
+
+/// A new active peer, with an expiry (unix seconds, in the future) when given.
+fn insert_expiring(
+    tx: &Transaction<'_>,
+    cidr: &Cidr,
+    name: &PeerName,
+    role: Role,
+    key: PublicKey,
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<Peer, StoreError> {
+    let mut peer = insert_peer(tx, cidr, name, role, key, PeerState::Active, None, now)?;
+    if let Some(at) = expires_at {
+        if at <= now {
+            return Err(StoreError::Invalid(
+                "the expiry must be in the future".into(),
+            ));
+        }
+        tx.execute(
+            "UPDATE peers SET expires_at = ?1 WHERE id = ?2",
+            params![at, peer.id],
+        )?;
+        peer.expires_at = Some(at);
+    }
+    Ok(peer)
 }
 
 /// Picks the lowest free address and inserts the peer; inside the caller's transaction.
@@ -211,6 +257,8 @@ pub(crate) fn insert_peer(
         state,
         created_at,
         revoked_at: None,
+        disabled_at: None,
+        expires_at: None,
     })
 }
 
@@ -257,8 +305,21 @@ impl Store {
         key: PublicKey,
         actor: &str,
     ) -> Result<Peer, StoreError> {
+        self.add_peer_expiring(name, role, key, None, actor)
+    }
+
+    /// [`Store::add_peer`] with an expiry (unix seconds): the daemon takes the peer off
+    /// the device once `expires_at` has passed. Both in one transaction.
+    pub fn add_peer_expiring(
+        &mut self,
+        name: &PeerName,
+        role: Role,
+        key: PublicKey,
+        expires_at: Option<i64>,
+        actor: &str,
+    ) -> Result<Peer, StoreError> {
         self.write(|tx, cidr, now| {
-            let peer = insert_peer(tx, cidr, name, role, key, PeerState::Active, None, now)?;
+            let peer = insert_expiring(tx, cidr, name, role, key, expires_at, now)?;
             record(
                 tx,
                 now,
@@ -280,11 +341,12 @@ impl Store {
         name: &PeerName,
         role: Role,
         key: PublicKey,
+        expires_at: Option<i64>,
         actor: &str,
         then: impl FnOnce(&Peer) -> Result<T, E>,
     ) -> Result<(Peer, T), E> {
         self.write(|tx, cidr, now| {
-            let peer = insert_peer(tx, cidr, name, role, key, PeerState::Active, None, now)?;
+            let peer = insert_expiring(tx, cidr, name, role, key, expires_at, now)?;
             record(
                 tx,
                 now,
@@ -295,6 +357,40 @@ impl Store {
             )?;
             let out = then(&peer)?;
             Ok((peer, out))
+        })
+    }
+
+    /// Disables (`true`) or enables (`false`) a live peer that is not the gateway. Its
+    /// row, key and address stay; the daemon takes it off (or puts it back on) the device.
+    /// Returns the peer and whether anything changed (disabling twice is a no-op).
+    pub fn set_disabled(
+        &mut self,
+        name: &str,
+        disabled: bool,
+        actor: &str,
+    ) -> Result<(Peer, bool), StoreError> {
+        self.write(|tx, _, now| {
+            let mut peer =
+                live_by(tx, "name", name)?.ok_or_else(|| StoreError::NotFound(name.into()))?;
+            if peer.role == Role::Gateway {
+                return Err(StoreError::IsGateway(name.into()));
+            }
+            if peer.disabled_at.is_some() == disabled {
+                return Ok((peer, false));
+            }
+            let at = disabled.then_some(now);
+            tx.execute(
+                "UPDATE peers SET disabled_at = ?1 WHERE id = ?2",
+                params![at, peer.id],
+            )?;
+            peer.disabled_at = at;
+            let action = if disabled {
+                "peer.disable"
+            } else {
+                "peer.enable"
+            };
+            record(tx, now, actor, action, name, &peer_detail(&peer))?;
+            Ok((peer, true))
         })
     }
 
@@ -404,6 +500,25 @@ impl Store {
             .into_iter()
             .filter(|p| p.role != Role::Gateway)
             .collect())
+    }
+
+    /// The peers the device should carry at `now`: [`Store::active_peers`] without the
+    /// disabled and the expired ones.
+    pub fn device_peers(&self, now: i64) -> Result<Vec<Peer>, StoreError> {
+        Ok(self
+            .active_peers()?
+            .into_iter()
+            .filter(|p| p.on_device(now))
+            .collect())
+    }
+
+    /// The earliest expiry still ahead of `now`, if any: when the daemon must look again.
+    pub fn next_expiry(&self, now: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT min(expires_at) FROM peers WHERE revoked_at IS NULL AND expires_at > ?1",
+            [now],
+            |r| r.get(0),
+        )?)
     }
 
     /// The gateway's own row.

@@ -75,12 +75,21 @@ const V4_LAST_ENDPOINT: &str = "
 ALTER TABLE peers ADD COLUMN last_endpoint TEXT;
 ";
 
+/// Version 5: clients as people manage them. A disabled peer keeps its row, key and
+/// address but is kept off the device (`disabled_at`, NULL = enabled); a peer with an
+/// `expires_at` (unix seconds) is cut off by the daemon once that time has passed.
+const V5_PEER_DISABLE_EXPIRE: &str = "
+ALTER TABLE peers ADD COLUMN disabled_at INTEGER;
+ALTER TABLE peers ADD COLUMN expires_at INTEGER;
+";
+
 /// Every migration in order; the DB's `user_version` is how many have run.
 pub(crate) const MIGRATIONS: &[&str] = &[
     V1_INITIAL,
     V2_INVITATION_ROLE,
     V3_NODE_CLEANUP,
     V4_LAST_ENDPOINT,
+    V5_PEER_DISABLE_EXPIRE,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -776,4 +776,80 @@ fn a_handle_on_a_file_truncated_under_it_does_not_write_it_back_on_close() {
     drop(s);
     assert_eq!(std::fs::metadata(root.path(DB_PATH)).unwrap().len(), 0);
     assert!(Store::open_existing(&root, &cidr).is_err());
+#[test]
+fn a_disabled_peer_keeps_key_and_address_but_leaves_the_device_until_enabled() {
+    let (_d, root, cidr) = fresh("10.7.7.0/24");
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
+    let k = key();
+    let phone = s.add_peer(&name("phone"), Role::Client, k, "test").unwrap();
+    assert_eq!(s.device_peers(0).unwrap().len(), 1);
+    let g0 = s.generation().unwrap();
+    let (p, changed) = s.set_disabled("phone", true, "test").unwrap();
+    assert!(changed && p.disabled_at.is_some());
+    assert!(
+        s.device_peers(0).unwrap().is_empty(),
+        "disabled: off the device"
+    );
+    // Still listed, same key and address; its address is not handed out again.
+    let listed = s.peer_by_name("phone").unwrap().unwrap();
+    assert_eq!((listed.public_key, listed.address), (k, phone.address));
+    let other = s
+        .add_peer(&name("laptop"), Role::Client, key(), "test")
+        .unwrap();
+    assert_ne!(other.address, phone.address);
+    // Disabling twice changes nothing (no audit row, no generation bump).
+    let g1 = s.generation().unwrap();
+    assert_eq!(g1, g0 + 2);
+    assert!(!s.set_disabled("phone", true, "test").unwrap().1);
+    assert_eq!(s.generation().unwrap(), g1);
+    let (p, changed) = s.set_disabled("phone", false, "test").unwrap();
+    assert!(changed && p.disabled_at.is_none());
+    assert_eq!(s.device_peers(0).unwrap().len(), 2);
+    let actions: Vec<String> = s
+        .audit_log(100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(actions.contains(&"peer.disable".to_string()));
+    assert!(actions.contains(&"peer.enable".to_string()));
+    assert!(matches!(
+        s.set_disabled("proton", true, "test"),
+        Err(StoreError::IsGateway(_))
+    ));
+    assert!(matches!(
+        s.set_disabled("nobody", true, "test"),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[test]
+fn an_expiring_peer_is_off_the_device_once_its_time_has_passed() {
+    let (_d, root, cidr) = fresh("10.7.7.0/24");
+    let mut s = Store::open_existing(&root, &cidr)
+        .unwrap()
+        .with_clock(|| 1_000);
+    let p = s
+        .add_peer_expiring(&name("guest"), Role::Client, key(), Some(2_000), "test")
+        .unwrap();
+    assert_eq!(p.expires_at, Some(2_000));
+    s.add_peer(&name("phone"), Role::Client, key(), "test")
+        .unwrap();
+    assert_eq!(s.device_peers(1_999).unwrap().len(), 2);
+    assert_eq!(s.next_expiry(1_999).unwrap(), Some(2_000));
+    let at_expiry = s.device_peers(2_000).unwrap();
+    assert_eq!(at_expiry.len(), 1);
+    assert_eq!(at_expiry[0].name.as_str(), "phone");
+    assert_eq!(s.next_expiry(2_000).unwrap(), None);
+    assert_eq!(
+        s.peer_by_name("guest").unwrap().unwrap().expires_at,
+        Some(2_000),
+        "still listed, with its expiry"
+    );
+    // An expiry in the past is refused and adds nothing.
+    assert!(matches!(
+        s.add_peer_expiring(&name("late"), Role::Client, key(), Some(999), "test"),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(s.peer_by_name("late").unwrap().is_none());
 }

@@ -400,6 +400,24 @@ pub enum ClientCommand {
         /// Also write the QR code as a PNG file (0600: it holds the private key).
         #[arg(long, value_name = "FILE")]
         qr_png: Option<PathBuf>,
+        /// Do not print the terminal QR code (the config text is still printed).
+        #[arg(long)]
+        no_qr: bool,
+        /// Cut the client off after this long, e.g. 12h, 30d (at most 3650d): the gateway
+        /// daemon takes its key off the tunnel then; `proton peer list` shows the date.
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// Take a client off the tunnel without deleting it: its key and address are kept,
+    /// so `proton client enable` lets the same config connect again.
+    Disable {
+        /// The client's name, as `proton peer list` shows it.
+        name: String,
+    },
+    /// Put a disabled client back on the tunnel; its old config works again.
+    Enable {
+        /// The client's name, as `proton peer list` shows it.
+        name: String,
     },
 }
 

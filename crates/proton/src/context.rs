@@ -39,7 +39,7 @@ impl GatewayContext {
         cfg.interface.listen_port = Some(self.spec.listen_port());
         cfg.interface.fwmark = (n.fwmark != 0).then_some(n.fwmark);
         cfg.interface.mtu = Some(n.mtu);
-        for p in self.store.active_peers()? {
+        for p in self.store.device_peers(proton_store::system_now())? {
             let mut peer = PeerSection::new(p.public_key);
             peer.name = Some(format!("{} ({})", p.name, p.role));
             peer.allowed_ips = vec![ipnet::Ipv4Net::from(p.address).into()];

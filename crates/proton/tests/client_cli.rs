@@ -274,6 +274,59 @@ fn a_frozen_daemon_gets_a_clear_message_and_the_client_is_still_shown() {
     );
 }
 
+/// The value of `key` in the config's [Interface] section.
+fn interface_value(config: &str, key: &str) -> Option<String> {
+    config
+        .split("[Peer]")
+        .next()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+        .map(str::to_string)
+}
+
+fn peer_row(root: &Path, name: &str) -> serde_json::Value {
+    let rows: serde_json::Value = serde_json::from_str(&peers(root)).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {rows}"))
+        .clone()
+}
+
+#[test]
+fn client_configs_use_the_tunnel_resolver_with_the_zone_as_search_domain() {
+    let gw = gateway();
+    for (name, extra) in [("phone", None), ("laptop", Some("--full-tunnel"))] {
+        let mut args = vec!["client", "add", name, "--no-qr"];
+        args.extend(extra);
+        let out = proton(gw.path(), &args);
+        assert!(out.status.success(), "{}", text(&out));
+        let config = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(
+            interface_value(&config, "DNS").as_deref(),
+            Some("10.7.7.1, proton.internal"),
+            "{config}"
+        );
+        // What wg-quick would read back: one server and one search domain.
+        let parsed = proton_core::wgconf::WgQuickConfig::parse(&config).unwrap();
+        assert_eq!(parsed.interface.dns, ["10.7.7.1", "proton.internal"]);
+    }
+    // With the resolver switched off, `network.dns` is used as before.
+    let spec = gw.path().join("etc/proton/proton.toml");
+    let text_spec = std::fs::read_to_string(&spec).unwrap();
+    let text_spec = text_spec.replace("[dns]\nenabled = true", "[dns]\nenabled = false");
+    assert!(text_spec.contains("enabled = false"), "{text_spec}");
+    std::fs::write(&spec, text_spec).unwrap();
+    let out = proton(gw.path(), &["client", "add", "tablet", "--no-qr"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        interface_value(&String::from_utf8_lossy(&out.stdout), "DNS"),
+        None
+    );
+}
+
 #[test]
 fn a_daemon_that_dies_mid_answer_leaves_the_change_saved_and_says_so() {
     use std::io::{BufRead, Write};
@@ -300,4 +353,126 @@ fn a_daemon_that_dies_mid_answer_leaves_the_change_saved_and_says_so() {
         peers(gw.path()).contains("\"phone\""),
         "the change is saved"
     );
+}
+
+#[test]
+fn no_qr_prints_the_config_only_and_a_config_qr_too_tall_for_24_rows_says_so() {
+    let gw = gateway();
+    let out = proton(gw.path(), &["client", "add", "phone", "--no-qr"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("PrivateKey = "));
+    assert!(
+        !stdout.contains(['█', '▀', '▄']),
+        "--no-qr drew a QR:\n{stdout}"
+    );
+    // Without --no-qr: the drawing, and (a config needs more than 24 rows) the advice.
+    let out = proton(gw.path(), &["client", "add", "laptop"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rows = stdout
+        .lines()
+        .filter(|l| l.contains(['█', '▀', '▄']))
+        .count();
+    let cols = stdout
+        .lines()
+        .filter(|l| l.contains(['█', '▀', '▄']))
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap();
+    assert!(cols <= 80, "{cols} columns");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        rows > 24,
+        stderr.contains("--qr-png FILE"),
+        "{rows} rows; stderr: {stderr}"
+    );
+    assert!(
+        rows > 24,
+        "a full client config is expected to need > 24 rows"
+    );
+    // With --qr-png the picture is the way: no advice.
+    let png = gw.path().join("tablet.png");
+    let out = proton(
+        gw.path(),
+        &["client", "add", "tablet", "--qr-png", png.to_str().unwrap()],
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("--qr-png FILE"));
+}
+
+#[test]
+fn clients_expire_and_can_be_disabled_and_enabled_keeping_their_key() {
+    let gw = gateway();
+    let out = proton(
+        gw.path(),
+        &["client", "add", "guest", "--no-qr", "--expires", "30d"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expires at"));
+    let row = peer_row(gw.path(), "guest");
+    let created = row["created_at"].as_i64().unwrap();
+    assert_eq!(
+        row["expires_at"].as_i64().unwrap() - created,
+        30 * 86400,
+        "{row}"
+    );
+    assert_eq!(row["expired"], false);
+    let table = String::from_utf8_lossy(&proton(gw.path(), &["peer", "list"]).stdout).to_string();
+    assert!(table.contains("EXPIRES"), "{table}");
+    let line = table.lines().find(|l| l.starts_with("guest ")).unwrap();
+    let date = line.split_whitespace().nth(4).unwrap();
+    assert!(
+        line.contains(" active ") && date.len() == 10 && &date[4..5] == "-" && &date[7..8] == "-",
+        "{line}"
+    );
+
+    // Bad --expires: one error line, nothing added.
+    let before = peers(gw.path());
+    for bad in ["soon", "0d", "99999d"] {
+        let out = proton(
+            gw.path(),
+            &["client", "add", "x", "--no-qr", "--expires", bad],
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: --expires"), "{err}");
+    }
+    assert_eq!(peers(gw.path()), before);
+
+    let key = peer_row(gw.path(), "guest")["public_key"].clone();
+    let out = proton(gw.path(), &["client", "disable", "guest"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let row = peer_row(gw.path(), "guest");
+    assert!(row["disabled_at"].is_i64(), "{row}");
+    assert_eq!(row["public_key"], key, "the key is kept");
+    let table = String::from_utf8_lossy(&proton(gw.path(), &["peer", "list"]).stdout).to_string();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("guest ") && l.contains(" disabled ")),
+        "{table}"
+    );
+    // Not on the gateway's config (what the device carries).
+    let wg =
+        String::from_utf8_lossy(&proton(gw.path(), &["config", "wireguard"]).stdout).to_string();
+    assert!(!wg.contains(key.as_str().unwrap()), "{wg}");
+    // Twice is fine and says so.
+    let out = proton(gw.path(), &["client", "disable", "guest"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already disabled"));
+    let out = proton(gw.path(), &["client", "enable", "guest"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let row = peer_row(gw.path(), "guest");
+    assert!(row["disabled_at"].is_null());
+    assert_eq!(row["public_key"], key);
+    let wg =
+        String::from_utf8_lossy(&proton(gw.path(), &["config", "wireguard"]).stdout).to_string();
+    assert!(wg.contains(key.as_str().unwrap()), "{wg}");
+
+    // Only clients; unknown names are one error line.
+    for (name, what) in [("nobody", "no client"), ("proton", "not a client")] {
+        let out = proton(gw.path(), &["client", "disable", name]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: ") && err.contains(what), "{err}");
+    }
 }

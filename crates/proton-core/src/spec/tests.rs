@@ -198,3 +198,22 @@ fn acme_email_is_not_needed_without_tls_or_ingress() {
     s.tls.acme_email = Some("ops@example.com".into());
     assert_eq!(s.require_acme_email(), Ok(Some("ops@example.com")));
 }
+
+#[test]
+fn dns_zone_defaults_under_internal_and_a_bad_zone_is_refused() {
+    let s = Spec::from_toml_str("[gateway]\nendpoint = \"203.0.113.5\"\n").unwrap();
+    assert!(s.dns.enabled);
+    assert_eq!(s.dns.zone, "proton.internal");
+    let s = Spec::from_toml_str(
+        "[gateway]\nendpoint = \"203.0.113.5\"\n[dns]\nzone = \"home.internal\"\n",
+    )
+    .unwrap();
+    assert_eq!(s.dns.zone, "home.internal");
+    for bad in ["", "a..b", "x_y.internal", "home.internal."] {
+        let err = Spec::from_toml_str(&format!(
+            "[gateway]\nendpoint = \"203.0.113.5\"\n[dns]\nzone = \"{bad}\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("dns.zone: "), "{err}");
+    }
+}

@@ -1,4 +1,5 @@
-//! `proton client add`: a plain WireGuard config for a phone or laptop.
+//! `proton client add|disable|enable`: plain WireGuard configs for phones and laptops,
+//! and switching them off and on without losing their key.
 
 use crate::cli::ClientCommand;
 use crate::cmd::gateway::notify_daemon;
@@ -6,19 +7,56 @@ use crate::context::GatewayContext;
 use crate::output::bad_input;
 use proton_core::host::Root;
 use proton_core::keys::PrivateKey;
+use proton_core::spec::Spec;
 use proton_core::wgconf::{PeerSection, WgQuickConfig};
 use proton_store::{PeerName, Role};
 use std::io::Write;
+use std::path::PathBuf;
+
+/// The longest `--expires`.
+const MAX_EXPIRY_DAYS: u64 = 3650;
 
 pub fn run(root: &Root, cmd: ClientCommand) -> anyhow::Result<()> {
-    let ClientCommand::Add {
-        name,
-        full_tunnel,
-        qr_png,
-    } = cmd;
+    match cmd {
+        ClientCommand::Add {
+            name,
+            full_tunnel,
+            qr_png,
+            no_qr,
+            expires,
+        } => add(root, name, full_tunnel, qr_png, no_qr, expires),
+        ClientCommand::Disable { name } => switch(root, &name, true),
+        ClientCommand::Enable { name } => switch(root, &name, false),
+    }
+}
+
+/// The `DNS =` entries of a client config: with the resolver on, the gateway's tunnel
+/// address and the zone as search domain (wg-quick passes non-IP entries to resolvconf
+/// as search domains); without it, `network.dns` as before.
+pub fn client_dns(spec: &Spec) -> Vec<String> {
+    if spec.dns.enabled {
+        vec![spec.gateway_address().to_string(), spec.dns.zone.clone()]
+    } else {
+        spec.network.dns.iter().map(|d| d.to_string()).collect()
+    }
+}
+
+fn add(
+    root: &Root,
+    name: String,
+    full_tunnel: bool,
+    qr_png: Option<PathBuf>,
+    no_qr: bool,
+    expires: Option<String>,
+) -> anyhow::Result<()> {
     let name: PeerName = name
         .parse()
         .map_err(|e: proton_store::StoreError| bad_input(e.to_string(), None))?;
+    let expires_in = expires
+        .as_deref()
+        .map(|t| crate::cmd::invite::parse_span(t, MAX_EXPIRY_DAYS, "3650d"))
+        .transpose()
+        .map_err(|e| bad_input(format!("--expires {e}"), None))?;
     // This process holds a fresh private key: no core dump of it.
     proton_gateway::hardening::no_core_dumps();
     let ctx = &mut GatewayContext::load(root)?;
@@ -27,19 +65,21 @@ pub fn run(root: &Root, cmd: ClientCommand) -> anyhow::Result<()> {
     let key = PrivateKey::generate();
     let public = key.public_key();
     let spec = ctx.spec.clone();
+    let expires_at = expires_in.map(|s| proton_store::system_now() + s as i64);
     // The peer is committed only once its config is out (written to stdout, and to the
     // PNG when asked): a command killed or failing before that leaves no client whose
     // private key nobody ever saw; one killed after it leaves a config that works.
-    let (peer, ()) = ctx.store.add_peer_then(
+    let (peer, qr_note) = ctx.store.add_peer_then(
         &name,
         Role::Client,
         public,
+        expires_at,
         "cli",
-        |peer| -> anyhow::Result<()> {
+        |peer| -> anyhow::Result<Option<String>> {
             let mut cfg = WgQuickConfig::default();
             cfg.interface.private_key = Some(key);
             cfg.interface.addresses = vec![spec.network.cidr.with_host(peer.address).into()];
-            cfg.interface.dns = spec.network.dns.iter().map(|d| d.to_string()).collect();
+            cfg.interface.dns = client_dns(&spec);
             cfg.interface.mtu = Some(spec.network.mtu);
             let mut gw = PeerSection::new(gateway_key);
             gw.name = Some(format!("{} (gateway)", spec.gateway.name));
@@ -62,10 +102,21 @@ pub fn run(root: &Root, cmd: ClientCommand) -> anyhow::Result<()> {
                     Some("choose a writable --qr-png path; nothing was added".into()),
                 ));
             }
-            let qr = crate::qr::terminal(&text)?;
+            let art = if no_qr {
+                None
+            } else {
+                Some(crate::qr::terminal(&text)?)
+            };
+            let note = match &art {
+                Some(a) if qr_png.is_none() => crate::qr::too_big_note(a),
+                _ => None,
+            };
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", text.as_str())
-                .and_then(|_| writeln!(out, "{qr}"))
+                .and_then(|_| match &art {
+                    Some(a) => writeln!(out, "{a}"),
+                    None => Ok(()),
+                })
                 .and_then(|_| out.flush())
                 .map_err(|e| {
                     if let Some(path) = &qr_png {
@@ -76,16 +127,94 @@ pub fn run(root: &Root, cmd: ClientCommand) -> anyhow::Result<()> {
                         Some("nothing was added; run the command again".into()),
                     )
                 })?;
-            Ok(())
+            Ok(note)
         },
     )?;
     eprintln!(
         "Client `{name}` added at {}. The config above holds its private key: it is shown once and not stored.",
         peer.address
     );
+    if let Some(at) = expires_at {
+        eprintln!(
+            "It expires at {} (UTC): the gateway then takes it off the tunnel.",
+            utc(at)
+        );
+    }
+    if let Some(note) = qr_note {
+        eprintln!("{note}");
+    }
     if let Some(path) = qr_png {
         eprintln!("QR code written to {} (mode 0600)", path.display());
     }
     notify_daemon(root);
     Ok(())
+}
+
+fn switch(root: &Root, name: &str, disable: bool) -> anyhow::Result<()> {
+    let mut ctx = GatewayContext::load(root)?;
+    match ctx.store.peer_by_name(name)? {
+        Some(p) if p.role == Role::Client => {}
+        Some(p) => {
+            return Err(bad_input(
+                format!("`{name}` is a {}, not a client", p.role),
+                Some("`proton client disable|enable` is for clients; remove a worker with `proton peer remove`".into()),
+            ));
+        }
+        None => {
+            return Err(bad_input(
+                format!("there is no client `{name}`"),
+                Some("see `proton peer list`".into()),
+            ));
+        }
+    }
+    let (peer, changed) = ctx.store.set_disabled(name, disable, "cli")?;
+    let word = if disable { "disabled" } else { "enabled" };
+    if !changed {
+        println!("Client `{name}` is already {word}.");
+        return Ok(());
+    }
+    notify_daemon(root);
+    if disable {
+        println!(
+            "Disabled `{name}` ({}): off the tunnel; its key and address are kept. `proton client enable {name}` lets the same config in again.",
+            peer.address
+        );
+    } else {
+        println!(
+            "Enabled `{name}` ({}): its config connects again.",
+            peer.address
+        );
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC for unix seconds (no time-zone database needed).
+pub fn utc(secs: i64) -> String {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00");
+        assert_eq!(super::utc(1_798_761_599), "2026-12-31 23:59");
+    }
 }

@@ -9,8 +9,13 @@ use proton_core::invite::Invitation;
 use proton_store::{PeerName, Role};
 use std::net::Ipv4Addr;
 
-/// Parses `30s`, `45m`, `1h`, `2d` into seconds.
+/// Parses `30s`, `45m`, `1h`, `2d` into seconds (1 s to 30 d).
 pub fn parse_ttl(text: &str) -> Result<u64, String> {
+    parse_span(text, 30, "30d")
+}
+
+/// Parses `30s`, `45m`, `1h`, `2d` into seconds, from 1 s to `max_days` days.
+pub fn parse_span(text: &str, max_days: u64, max_text: &str) -> Result<u64, String> {
     let t = text.trim();
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
     let n: u64 = num
@@ -25,8 +30,8 @@ pub fn parse_ttl(text: &str) -> Result<u64, String> {
     };
     // Saturating: a huge number must be refused, not overflow (a panic, or a wrapped TTL).
     let secs = n.saturating_mul(unit_secs);
-    if secs == 0 || secs > 30 * 86400 {
-        return Err(format!("`{t}`: choose between 1s and 30d"));
+    if secs == 0 || secs > max_days * 86400 {
+        return Err(format!("`{t}`: choose between 1s and {max_text}"));
     }
     Ok(secs)
 }

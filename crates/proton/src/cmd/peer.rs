@@ -18,7 +18,13 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
                 // Still one array (scripts keep working); a removed worker whose node is
                 // not deleted yet is an entry in state `removing`, with no address.
                 let mut rows = serde_json::to_value(&peers)?;
+                let now = proton_store::system_now();
                 if let Some(rows) = rows.as_array_mut() {
+                    // `disabled_at`/`expires_at` are in each row; `expired` says whether
+                    // the daemon has cut the peer off by now.
+                    for (row, p) in rows.iter_mut().zip(&peers) {
+                        row["expired"] = p.expired(now).into();
+                    }
                     for c in &pending {
                         rows.push(serde_json::json!({
                             "name": c.name,
@@ -34,14 +40,25 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<20} {:<8} {:<16} {:<8} PUBLIC KEY",
-                "NAME", "ROLE", "ADDRESS", "STATE"
+                "{:<20} {:<8} {:<16} {:<8} {:<16} PUBLIC KEY",
+                "NAME", "ROLE", "ADDRESS", "STATE", "EXPIRES (UTC)"
             );
+            let now = proton_store::system_now();
             for p in peers {
-                let state = format!("{:?}", p.state).to_lowercase();
+                let state = if p.disabled_at.is_some() {
+                    "disabled".to_string()
+                } else if p.expired(now) {
+                    "expired".to_string()
+                } else {
+                    format!("{:?}", p.state).to_lowercase()
+                };
+                let expires = p
+                    .expires_at
+                    .map(crate::cmd::client::utc)
+                    .unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<20} {:<8} {:<16} {:<8} {}",
-                    p.name, p.role, p.address, state, p.public_key
+                    "{:<20} {:<8} {:<16} {:<8} {:<16} {}",
+                    p.name, p.role, p.address, state, expires, p.public_key
                 );
             }
             print_pending(&pending);
