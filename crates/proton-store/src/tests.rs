@@ -776,6 +776,8 @@ fn a_handle_on_a_file_truncated_under_it_does_not_write_it_back_on_close() {
     drop(s);
     assert_eq!(std::fs::metadata(root.path(DB_PATH)).unwrap().len(), 0);
     assert!(Store::open_existing(&root, &cidr).is_err());
+}
+
 #[test]
 fn a_disabled_peer_keeps_key_and_address_but_leaves_the_device_until_enabled() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");

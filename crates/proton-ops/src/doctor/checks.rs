@@ -675,6 +675,8 @@ pub fn cluster_network(
         ));
     }
     out
+}
+
 /// What Proton's own table (`nft -j list table inet proton`) holds, read once for the
 /// two checks below.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -355,6 +355,8 @@ mod cluster_network_checks {
         };
         assert!(cluster_network(&not_running, &cidr, None, true).is_empty());
     }
+}
+
 /// `nft -j list table inet proton` (nftables 1.0.6), cut to the sets and two rules.
 const PROTON_TABLE_JSON: &str = r#"{"nftables": [{"set": {"family": "inet", "name": "workers", "table": "proton", "type": "ipv4_addr", "handle": 8, "elem": ["10.7.7.2"]}}, {"set": {"family": "inet", "name": "clients", "table": "proton", "type": "ipv4_addr", "handle": 9}}, {"rule": {"family": "inet", "table": "proton", "chain": "from_tunnel", "handle": 20, "comment": "the invitee fence: not an active peer", "expr": [{"drop": null}]}}, {"rule": {"family": "inet", "table": "proton", "chain": "input", "handle": 42, "comment": "tunnel and loopback only", "expr": [{"drop": null}]}}]}"#;
 
