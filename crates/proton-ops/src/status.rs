@@ -72,6 +72,8 @@ pub struct WorkerReport {
 /// What `proton status` reports on this machine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "role", rename_all = "snake_case")]
+// One value per `proton status`, made once and printed: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Status {
     Gateway(GatewayReport),
     Worker(WorkerReport),
