@@ -57,10 +57,9 @@ pub enum AdminError {
     /// Connected, but no answer in time: the daemon is stopped (SIGSTOP), stuck or
     /// overloaded.
     #[error(
-        "the gateway daemon did not answer within {} s (it is running but stuck or overloaded): see `journalctl -u proton-gateway`; `systemctl restart proton-gateway` restarts it",
-        ANSWER_TIMEOUT.as_secs()
+        "the gateway daemon did not answer within {1} s (it is running but stuck or overloaded): see `journalctl -u proton-gateway`; `systemctl restart proton-gateway` restarts it"
     )]
-    NoAnswer(PathBuf),
+    NoAnswer(PathBuf, u64),
     /// The daemon closed the connection before answering: it stopped or crashed.
     #[error(
         "the gateway daemon closed the connection without answering (it stopped or crashed): see `journalctl -u proton-gateway`"
@@ -71,8 +70,11 @@ pub enum AdminError {
 }
 
 /// How long the CLI waits for the daemon's answer. A reconcile of 10,000 peers takes a
-/// fraction of a second; longer means something is wrong, and the user should hear so.
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// fraction of a second (a few seconds in a debug build); longer means something is
+/// wrong, and the user should hear so.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A status reads every peer off the device: longer, for very big gateways.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Sends one request to the daemon under `root` and waits for its answer.
 pub fn request(root: &Root, req: &AdminRequest) -> Result<AdminResponse, AdminError> {
@@ -93,9 +95,13 @@ pub fn request(root: &Root, req: &AdminRequest) -> Result<AdminResponse, AdminEr
         }
         Err(e) => return Err(io(e)),
     };
+    let wait = match req {
+        AdminRequest::Status => STATUS_TIMEOUT,
+        _ => ANSWER_TIMEOUT,
+    };
     stream
-        .set_read_timeout(Some(ANSWER_TIMEOUT))
-        .and_then(|_| stream.set_write_timeout(Some(ANSWER_TIMEOUT)))
+        .set_read_timeout(Some(wait))
+        .and_then(|_| stream.set_write_timeout(Some(wait)))
         .map_err(io)?;
     let mut line = serde_json::to_string(req).expect("requests serialize");
     line.push('\n');
@@ -115,7 +121,7 @@ pub fn request(root: &Root, req: &AdminRequest) -> Result<AdminResponse, AdminEr
     };
     let classify = |e: std::io::Error| {
         if timed_out(&e) {
-            AdminError::NoAnswer(path.clone())
+            AdminError::NoAnswer(path.clone(), wait.as_secs())
         } else if closed(&e) {
             AdminError::Closed(path.clone())
         } else {

@@ -134,9 +134,11 @@ fn idle_connections_from_one_peer_do_not_stop_joins_status_or_client_add() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Over-limit connections are closed at once, idle ones after the header timeout: the
-    // gateway closed (nearly) every connection the flood opened.
+    // gateway closed every connection the flood opened but the 8 one address may hold
+    // and a few still in the kernel's accept queue when the flood stopped (the flood
+    // keeps 300 open: without the limits, 300 would be left).
     assert!(
-        counts[1] + 8 >= counts[0],
+        counts[0] - counts[1] <= 24,
         "idle connections are closed by the gateway: opened {}, closed {}",
         counts[0],
         counts[1]

@@ -7,8 +7,9 @@ use common::{BIN, LabGuard, root_and_tools, wg_dump};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A gateway daemon this test started in the `gw` node; stopped (by its pid) on drop.
-struct Daemon(u32);
+/// A gateway daemon this test started in the `gw` node (its pid, and the `lab exec`
+/// that runs it); stopped by its pid on drop.
+struct Daemon(u32, std::process::Child);
 
 impl Daemon {
     fn start(lab: &LabGuard) -> Daemon {
@@ -19,7 +20,7 @@ impl Daemon {
             "echo $$ > {pidfile}; exec {BIN} --root {} gateway run --backend userspace >{log} 2>&1",
             lab.root("gw")
         );
-        Command::new(BIN)
+        let child = Command::new(BIN)
             .args([
                 "lab", "exec", "gw", "--name", &lab.0, "--", "sh", "-c", &script,
             ])
@@ -37,7 +38,7 @@ impl Daemon {
         wait_for("the restarted daemon's admin socket", || {
             std::path::Path::new(&sock).exists().then_some(())
         });
-        Daemon(pid)
+        Daemon(pid, child)
     }
 }
 
@@ -45,6 +46,7 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         signal(self.0, "TERM");
         wait_gone(self.0);
+        let _ = self.1.wait();
     }
 }
 
@@ -55,7 +57,7 @@ fn signal(pid: u32, sig: &str) {
 }
 
 fn wait_gone(pid: u32) {
-    let _ = wait_for("the daemon to exit", || {
+    wait_for("the daemon to exit", || {
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
     });
 }
