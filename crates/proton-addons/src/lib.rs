@@ -61,10 +61,9 @@ pub const DEFAULT_INGRESS_CLASS: &str = "traefik-cert-manager";
 pub struct AddonsParams {
     /// The gateway's Kubernetes node name (Traefik is pinned there).
     pub gateway_node_name: String,
-    /// The gateway's public address. Not written into any object: with K3s ServiceLB the
-    /// LoadBalancer address *is* the gateway node's `node-external-ip` (set by the K3s
-    /// config), and `spec.loadBalancerIP` is ignored by ServiceLB and deprecated upstream.
-    /// Kept so callers can check the two agree.
+    /// The gateway's public address. Not written into any object: Traefik answers on the
+    /// gateway node's own addresses (host ports), and that node's ExternalIP is
+    /// `node-external-ip` (set by the K3s config). Kept so callers can check the two agree.
     pub public_ip: Option<IpAddr>,
     /// The tunnel network: the allow-list's only source range.
     pub vpn_cidr: Cidr,

@@ -144,7 +144,8 @@ fn plan(root: &Root, spec: &Spec) -> anyhow::Result<ApplyPlan> {
     if spec.k3s.enabled {
         let mut params = server_params(spec).map_err(|e| bad(e.to_string()))?;
         if spec.ingress.enabled {
-            // Traefik's Service asks ServiceLB for this pool: the gateway must be in it.
+            // ServiceLB only on the gateway (enablelb), in the gateway's pool: a LoadBalancer
+            // Service never opens ports on a worker behind NAT.
             params.node_labels = proton_addons::GATEWAY_NODE_LABELS
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
