@@ -62,9 +62,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path());
         let cidr = "10.7.7.0/24".parse().unwrap();
-        let mut s = Store::open(&root, &cidr).unwrap();
-        s.add_gateway("proton", PrivateKey::generate().public_key())
-            .unwrap();
+        let (mut s, _) =
+            Store::create(&root, &cidr, "proton", PrivateKey::generate().public_key()).unwrap();
         let key = PrivateKey::generate().public_key();
         s.add_peer(&"w1".parse().unwrap(), Role::Worker, key, "cli")
             .unwrap();
