@@ -16,7 +16,7 @@ use proton_core::invite::hash_secret_text;
 use proton_core::keys::{PrivateKey, PublicKey};
 use proton_core::spec::{BackendChoice, GATEWAY_KEY_PATH, Spec};
 use proton_k3s::firewall::Members;
-use proton_store::{Peer, PeerState, RedeemError, Role, Store};
+use proton_store::{Grant, Peer, PeerState, RedeemError, Role, Store};
 use proton_wg::{Device, InterfaceConfig, PeerConfig};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -86,8 +86,8 @@ impl Desired {
 
 fn desired(root: &Root, spec: &Spec) -> Result<Desired, DaemonError> {
     let keepalive = Some(spec.network.persistent_keepalive).filter(|k| *k != 0);
-    let peers = Store::open_existing(root, &spec.network.cidr)
-        .and_then(|s| s.active_peers())
+    let (peers, admins) = Store::open_existing(root, &spec.network.cidr)
+        .and_then(|s| Ok((s.active_peers()?, s.granted_addresses(Grant::Admin)?)))
         .map_err(|e| DaemonError(e.to_string()))?;
     let mut members = Members::default();
     for p in &peers {
@@ -97,6 +97,9 @@ fn desired(root: &Root, spec: &Spec) -> Result<Desired, DaemonError> {
             }
             (PeerState::Active, _) => {
                 members.clients.insert(p.address);
+                if admins.contains(&p.address) {
+                    members.admins.insert(p.address);
+                }
             }
             (PeerState::Invited, _) => {}
         }

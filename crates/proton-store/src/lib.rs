@@ -24,6 +24,7 @@
 mod audit;
 mod cleanup;
 mod error;
+mod grant;
 mod invitation;
 mod peer;
 mod schema;
@@ -31,6 +32,7 @@ mod schema;
 pub use audit::AuditEvent;
 pub use cleanup::NodeCleanup;
 pub use error::StoreError;
+pub use grant::Grant;
 pub use invitation::InvitationId;
 pub use invitation::{Invitation, RedeemError};
 pub use peer::{Peer, PeerId, PeerName, PeerState, Role};

@@ -69,8 +69,20 @@ CREATE TABLE node_cleanup (
 );
 ";
 
+/// Version 4: reach grants beyond a role's default (`client add --admin`), enforced by
+/// the gateway's nftables table. A grant row goes with its peer: revoked peers' grants
+/// are ignored (the join reads only live peers).
+const V4_GRANTS: &str = "
+CREATE TABLE grants (
+    peer_id  INTEGER NOT NULL REFERENCES peers(id),
+    kind     TEXT NOT NULL CHECK (kind IN ('admin')),
+    PRIMARY KEY (peer_id, kind)
+);
+";
+
 /// Every migration in order; the DB's `user_version` is how many have run.
-pub(crate) const MIGRATIONS: &[&str] = &[V1_INITIAL, V2_INVITATION_ROLE, V3_NODE_CLEANUP];
+pub(crate) const MIGRATIONS: &[&str] =
+    &[V1_INITIAL, V2_INVITATION_ROLE, V3_NODE_CLEANUP, V4_GRANTS];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let known = MIGRATIONS.len() as i64;

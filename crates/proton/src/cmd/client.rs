@@ -7,12 +7,13 @@ use crate::output::bad_input;
 use proton_core::host::Root;
 use proton_core::keys::PrivateKey;
 use proton_core::wgconf::{PeerSection, WgQuickConfig};
-use proton_store::{PeerName, Role};
+use proton_store::{Grant, PeerName, Role};
 
 pub fn run(root: &Root, cmd: ClientCommand) -> anyhow::Result<()> {
     let ClientCommand::Add {
         name,
         full_tunnel,
+        admin,
         qr_png,
     } = cmd;
     let name: PeerName = name
@@ -22,9 +23,10 @@ pub fn run(root: &Root, cmd: ClientCommand) -> anyhow::Result<()> {
     let gateway_key = ctx.private_key()?.public_key();
     // Made here because a phone app cannot run `proton join`; shown once, never stored.
     let key = PrivateKey::generate();
+    let grants: &[Grant] = if admin { &[Grant::Admin] } else { &[] };
     let peer = ctx
         .store
-        .add_peer(&name, Role::Client, key.public_key(), "cli")?;
+        .add_peer_granted(&name, Role::Client, key.public_key(), grants, "cli")?;
     let spec = &ctx.spec;
     let mut cfg = WgQuickConfig::default();
     cfg.interface.private_key = Some(key);

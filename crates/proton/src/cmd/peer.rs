@@ -14,11 +14,27 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
         PeerCommand::List { json } => {
             let peers = ctx.store.list_peers(false)?;
             let pending = ctx.store.node_cleanups()?;
+            let grants = ctx.store.grants_by_name()?;
+            let reach = |p: &proton_store::Peer| {
+                proton_k3s::firewall::reach(
+                    p.role.as_str(),
+                    p.state == proton_store::PeerState::Invited,
+                    grants
+                        .get(p.name.as_str())
+                        .is_some_and(|g| g.contains(&"admin")),
+                )
+            };
             if json {
                 // Still one array (scripts keep working); a removed worker whose node is
                 // not deleted yet is an entry in state `removing`, with no address.
                 let mut rows = serde_json::to_value(&peers)?;
                 if let Some(rows) = rows.as_array_mut() {
+                    for (row, p) in rows.iter_mut().zip(&peers) {
+                        row["reach"] = reach(p).into();
+                        row["grants"] = serde_json::json!(
+                            grants.get(p.name.as_str()).cloned().unwrap_or_default()
+                        );
+                    }
                     for c in &pending {
                         rows.push(serde_json::json!({
                             "name": c.name,
@@ -34,14 +50,19 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<20} {:<8} {:<16} {:<8} PUBLIC KEY",
-                "NAME", "ROLE", "ADDRESS", "STATE"
+                "{:<20} {:<8} {:<16} {:<8} {:<44} REACH",
+                "NAME", "ROLE", "ADDRESS", "STATE", "PUBLIC KEY"
             );
-            for p in peers {
+            for p in &peers {
                 let state = format!("{:?}", p.state).to_lowercase();
                 println!(
-                    "{:<20} {:<8} {:<16} {:<8} {}",
-                    p.name, p.role, p.address, state, p.public_key
+                    "{:<20} {:<8} {:<16} {:<8} {:<44} {}",
+                    p.name,
+                    p.role,
+                    p.address,
+                    state,
+                    p.public_key.to_base64(),
+                    reach(p)
                 );
             }
             print_pending(&pending);
