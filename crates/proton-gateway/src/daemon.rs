@@ -179,6 +179,10 @@ impl Gateway {
         let store = self.store().ok();
         let live = self.device.peers().await;
         let heard = self.observer.sample(&live);
+        let admins = store
+            .as_ref()
+            .and_then(|s| s.granted_addresses(Grant::Admin).ok())
+            .unwrap_or_default();
         let peers = live
             .into_iter()
             .zip(heard)
@@ -196,6 +200,14 @@ impl Gateway {
                     last_heard_secs: heard.map(|d| d.as_secs()),
                     rx_bytes: p.rx_bytes,
                     tx_bytes: p.tx_bytes,
+                    reach: known.as_ref().map(|k| {
+                        proton_k3s::firewall::reach(
+                            k.role.as_str(),
+                            k.state == PeerState::Invited,
+                            admins.contains(&k.address),
+                        )
+                        .to_string()
+                    }),
                 }
             })
             .collect();

@@ -503,6 +503,21 @@ fn reach_per_role_plain_client_admin_client_and_workers() {
     assert_eq!(reach("boss"), "everything (--admin)");
     let text =
         String::from_utf8_lossy(&lab.proton("gw", &["peer", "list"], None).stdout).into_owned();
+    // So does `status` (from the daemon).
+    let st = lab.proton("gw", &["status", "--json"], None);
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let live = |name: &str| {
+        st["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["reach"]
+            .clone()
+    };
+    assert_eq!(live("boss"), "everything (--admin)");
+    assert_eq!(live("c1"), "gateway DNS, 80/443, internet");
+    assert_eq!(live("w2"), "gateway, workers, cluster");
     assert!(
         text.contains("REACH") && text.contains("everything (--admin)"),
         "{text}"
