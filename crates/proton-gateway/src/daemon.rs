@@ -416,6 +416,13 @@ pub async fn run(
             proton_k3s::gateway::firewall_params(&spec, JOIN_API_PORT)
         }))
     };
+    // The fence's own table of earlier versions (`inet proton_join`) is gone: its stale
+    // invitee set would drop addresses given to new peers since.
+    let _ = proton_k3s::firewall::apply(
+        &proton_k3s::SystemRunner,
+        None,
+        "table inet proton_join\ndelete table inet proton_join\n",
+    );
     let want = desired(&opts.root, &spec)?;
     // Without the table the gateway still starts (a broken firewall must not take the
     // VPN down), but with no invitee's key; the loop below retries every second.
