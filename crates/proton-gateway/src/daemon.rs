@@ -16,7 +16,7 @@ use proton_core::invite::hash_secret_text;
 use proton_core::keys::{PrivateKey, PublicKey};
 use proton_core::spec::{BackendChoice, GATEWAY_KEY_PATH, Spec};
 use proton_k3s::firewall::Members;
-use proton_store::{Peer, PeerState, RedeemError, Role, Store};
+use proton_store::{Grant, Peer, PeerState, RedeemError, Role, Store};
 use proton_wg::{Device, InterfaceConfig, PeerConfig};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -91,8 +91,8 @@ impl Desired {
 
 fn desired(root: &Root, spec: &Spec) -> Result<Desired, DaemonError> {
     let keepalive = Some(spec.network.persistent_keepalive).filter(|k| *k != 0);
-    let peers = Store::open_existing(root, &spec.network.cidr)
-        .and_then(|s| s.device_peers(now()))
+    let (peers, admins) = Store::open_existing(root, &spec.network.cidr)
+        .and_then(|s| Ok((s.device_peers(now())?, s.granted_addresses(Grant::Admin)?)))
         .map_err(|e| DaemonError(e.to_string()))?;
     let mut members = Members::default();
     for p in &peers {
@@ -102,6 +102,9 @@ fn desired(root: &Root, spec: &Spec) -> Result<Desired, DaemonError> {
             }
             (PeerState::Active, _) => {
                 members.clients.insert(p.address);
+                if admins.contains(&p.address) {
+                    members.admins.insert(p.address);
+                }
             }
             (PeerState::Invited, _) => {}
         }
@@ -211,10 +214,10 @@ impl Gateway {
 
     /// Samples the device: live peers joined with their DB names and last-heard ages.
     async fn status(&self) -> GatewayStatus {
+        let store = self.store().ok();
         // One read of every peer, not one query per live peer (10,000 peers: seconds).
-        let known: std::collections::HashMap<PublicKey, Peer> = self
-            .store()
-            .ok()
+        let known: std::collections::HashMap<PublicKey, Peer> = store
+            .as_ref()
             .and_then(|s| s.list_peers(false).ok())
             .unwrap_or_default()
             .into_iter()
@@ -222,6 +225,10 @@ impl Gateway {
             .collect();
         let live = self.device.peers().await;
         let heard = self.observer.sample(&live);
+        let admins = store
+            .as_ref()
+            .and_then(|s| s.granted_addresses(Grant::Admin).ok())
+            .unwrap_or_default();
         let peers = live
             .into_iter()
             .zip(heard)
@@ -237,6 +244,14 @@ impl Gateway {
                     last_heard_secs: heard.map(|d| d.as_secs()),
                     rx_bytes: p.rx_bytes,
                     tx_bytes: p.tx_bytes,
+                    reach: known.as_ref().map(|k| {
+                        proton_k3s::firewall::reach(
+                            k.role.as_str(),
+                            k.state == PeerState::Invited,
+                            admins.contains(&k.address),
+                        )
+                        .to_string()
+                    }),
                 }
             })
             .collect();
@@ -447,6 +462,13 @@ pub async fn run(
             proton_k3s::gateway::firewall_params(&spec, JOIN_API_PORT)
         }))
     };
+    // The fence's own table of earlier versions (`inet proton_join`) is gone: its stale
+    // invitee set would drop addresses given to new peers since.
+    let _ = proton_k3s::firewall::apply(
+        &proton_k3s::SystemRunner,
+        None,
+        "table inet proton_join\ndelete table inet proton_join\n",
+    );
     // Read first: a DB that cannot be read stops the start before anything on the host
     // changes.
     let want = desired(&opts.root, &spec)?;

@@ -79,6 +79,9 @@ pub struct PeerLive {
     pub last_heard_secs: Option<u64>,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
+    /// What the firewall lets this peer reach (`proton_k3s::firewall::reach`).
+    #[serde(default)]
+    pub reach: Option<String>,
 }
 
 /// The gateway's live state, as the admin socket returns it.
@@ -506,6 +509,7 @@ mod tests {
                 last_heard_secs: Some(1),
                 rx_bytes: 10,
                 tx_bytes: 20,
+                reach: None,
             }],
             counters: Counters {
                 joins: 2,

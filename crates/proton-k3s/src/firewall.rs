@@ -414,6 +414,18 @@ pub fn members_fill(m: &Members) -> String {
     s
 }
 
+/// What a peer may reach through the gateway, as `peer list` and `status` say it.
+/// `role`: gateway, worker or client; `invited`: still holding an invitation's key.
+pub fn reach(role: &str, invited: bool, admin: bool) -> &'static str {
+    match (role, invited, admin) {
+        ("gateway", _, _) => "-",
+        (_, true, _) => "join API only (invitee)",
+        ("worker", _, _) => "gateway, workers, cluster",
+        (_, _, true) => "everything (--admin)",
+        _ => "gateway DNS, 80/443, internet",
+    }
+}
+
 /// The script that removes Proton's table (tolerating its absence).
 pub fn removal() -> String {
     format!("table {TABLE}\ndelete table {TABLE}\n")

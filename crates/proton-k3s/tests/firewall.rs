@@ -105,6 +105,57 @@ fn ruleset_text_is_what_we_document() {
     assert!(firewall::ruleset(&bad).is_err());
 }
 
+/// The rules the other issues need are in the same table, from the same generator:
+/// VXLAN from workers only, NodePorts closed before DNAT, the fence, the reach policy,
+/// full-tunnel NAT; the sets hold what the daemon passed.
+#[test]
+fn one_table_holds_vxlan_nodeports_fence_reach_and_nat() {
+    let r = firewall::ruleset_with(&params(), &members()).unwrap();
+    assert!(
+        r.contains("iifname \"wg0\" ip saddr @workers udp dport 8472 accept"),
+        "{r}"
+    );
+    assert!(r.contains("udp dport 8472 counter drop"), "{r}");
+    assert!(
+        r.contains("th dport 30000-32767 fib daddr type local ct state new counter drop"),
+        "{r}"
+    );
+    assert!(
+        r.contains("type filter hook prerouting priority mangle;"),
+        "{r}"
+    );
+    assert!(
+        r.contains("ip saddr != @clients counter drop comment \"the invitee fence"),
+        "{r}"
+    );
+    assert!(r.contains("tcp dport 51821 accept"), "{r}");
+    assert!(r.contains("udp dport { 53 } accept"), "{r}");
+    assert!(r.contains("tcp dport { 53, 80, 443 } accept"), "{r}");
+    assert!(
+        r.contains("ip saddr 10.7.7.0/24 ip daddr != { 10.7.7.0/24, 10.42.0.0/16, 10.43.0.0/16 } oifname != \"wg0\" masquerade"),
+        "{r}"
+    );
+    assert!(
+        r.contains("iifname \"wg0\" meta nfproto ipv6 counter drop"),
+        "{r}"
+    );
+    assert!(
+        r.contains("set workers { type ipv4_addr; elements = { 10.7.7.2 }; }"),
+        "{r}"
+    );
+    assert!(
+        r.contains("set clients { type ipv4_addr; elements = { 10.7.7.3 }; }"),
+        "{r}"
+    );
+    // What `apply` writes: the same rules, empty sets (the daemon fills them).
+    let file = firewall::ruleset(&params()).unwrap();
+    assert!(file.contains("set workers { type ipv4_addr; }"), "{file}");
+    assert_eq!(
+        file.lines().filter(|l| l.contains("chain ")).count(),
+        r.lines().filter(|l| l.contains("chain ")).count()
+    );
+}
+
 #[test]
 fn apply_goes_through_the_runner_with_the_script_on_stdin() {
     let runner = RecordingRunner::new();

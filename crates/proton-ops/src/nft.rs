@@ -56,6 +56,20 @@ fn includes(right: &Value, word: &str) -> bool {
     right == word || list.is_some_and(|l| l.iter().any(|v| v == word))
 }
 
+/// Whether an interface match names only interfaces a packet from the internet never
+/// comes in on: loopback, the tunnel itself, and K3s's pod interfaces (Proton's table
+/// has rules for each).
+fn never_underlay(right: &Value, tunnel: &str) -> bool {
+    let inside = |v: &Value| {
+        v.as_str()
+            .is_some_and(|n| n == tunnel || ["lo", "cni0", "flannel.1"].contains(&n))
+    };
+    match right.get("set").and_then(Value::as_array) {
+        Some(list) => !list.is_empty() && list.iter().all(inside),
+        None => inside(right),
+    }
+}
+
 /// Whether a rule's matches apply to a new UDP packet to `port`.
 /// `tunnel`: WireGuard's own interface; its UDP packets arrive on the underlay, so a
 /// rule limited to packets coming in on the tunnel never sees them.
@@ -84,7 +98,8 @@ fn applies(exprs: &[Value], port: u16, tunnel: &str) -> Applies {
             Some(false)
         } else if is_proto {
             Some(includes(right, "udp"))
-        } else if matches!(left["meta"]["key"].as_str(), Some("iifname" | "iif")) && right == tunnel
+        } else if matches!(left["meta"]["key"].as_str(), Some("iifname" | "iif"))
+            && never_underlay(right, tunnel)
         {
             Some(false)
         } else if left["ct"]["key"] == "state" {
@@ -193,6 +208,35 @@ mod tests {
             );
         }
         json!({ "nftables": objects })
+    }
+
+    /// Proton's own table, as nft 1.0.6 lists it: its loopback, pod and tunnel rules
+    /// do not see a packet from the internet, so udp/51820 is open.
+    #[test]
+    fn protons_own_table_leaves_the_wireguard_port_open() {
+        let iif = |op: &str, right: Value| json!({"match": {"op": op, "left": {"meta": {"key": "iifname"}}, "right": right}});
+        let lo = json!({"match": {"op": "==", "left": {"meta": {"key": "iif"}}, "right": "lo"}});
+        let pods = iif("==", json!({"set": ["cni0", "flannel.1"]}));
+        let src = json!({"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": "10.42.0.0", "len": 16}}}});
+        let fib = json!({"match": {"op": "==", "left": {"fib": {"result": "oif", "flags": ["saddr", "iif"]}}, "right": false}});
+        let r = ruleset(
+            "accept",
+            vec![
+                json!([lo, {"accept": null}]),
+                json!([dport(json!(8472)), {"drop": null}]),
+                json!([pods.clone(), src.clone(), fib, {"drop": null}]),
+                json!([pods, src, {"accept": null}]),
+                json!([dport(json!(51820)), {"accept": null}]),
+            ],
+        );
+        assert_eq!(udp_port_verdict(&r, 51820, "wg0"), PortVerdict::Open);
+        // An interface a public packet can arrive on stays "not judged".
+        let eth = iif("==", json!("eth0"));
+        let r = ruleset("accept", vec![json!([eth, {"drop": null}])]);
+        assert!(matches!(
+            udp_port_verdict(&r, 51820, "wg0"),
+            PortVerdict::Uncertain { .. }
+        ));
     }
 
     fn dport(right: Value) -> Value {

@@ -26,6 +26,8 @@ pub struct PeerRow {
     pub rx_bytes: u64,
     pub tx_bytes: u64,
     pub state: Liveness,
+    /// What the firewall lets this peer reach.
+    pub reach: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -110,6 +112,7 @@ pub fn gateway_report(
             last_heard_secs: p.last_heard_secs,
             rx_bytes: p.rx_bytes,
             tx_bytes: p.tx_bytes,
+            reach: p.reach,
         })
         .collect();
     GatewayReport {
@@ -299,13 +302,13 @@ pub fn render(status: &Status) -> String {
             );
             let _ = writeln!(
                 out,
-                "{:<14} {:<7} {:<15} {:<22} {:<13} {:<13} {:>10} {:>10}  STATE",
-                "PEER", "ROLE", "ADDRESS", "ENDPOINT", "HANDSHAKE", "HEARD", "RX", "TX"
+                "{:<14} {:<7} {:<15} {:<22} {:<13} {:<13} {:>10} {:>10}  {:<30} STATE",
+                "PEER", "ROLE", "ADDRESS", "ENDPOINT", "HANDSHAKE", "HEARD", "RX", "TX", "REACH"
             );
             for p in &g.peers {
                 let _ = writeln!(
                     out,
-                    "{:<14} {:<7} {:<15} {:<22} {:<13} {:<13} {:>10} {:>10}  {}",
+                    "{:<14} {:<7} {:<15} {:<22} {:<13} {:<13} {:>10} {:>10}  {:<30} {}",
                     p.name.as_deref().unwrap_or("(invitee)"),
                     p.role.as_deref().unwrap_or("-"),
                     p.address.as_deref().unwrap_or("-"),
@@ -314,6 +317,7 @@ pub fn render(status: &Status) -> String {
                     age(p.last_heard_secs),
                     bytes(p.rx_bytes),
                     bytes(p.tx_bytes),
+                    p.reach.as_deref().unwrap_or("-"),
                     p.state.as_str()
                 );
             }
@@ -380,6 +384,7 @@ mod tests {
             last_heard_secs: heard,
             rx_bytes: 2048,
             tx_bytes: 10,
+            reach: None,
         };
         let status = GatewayStatus {
             interface: "wg0".into(),

@@ -1,6 +1,7 @@
 //! The `peers` table: who is in the network, with which key and address.
 
 use crate::audit::record;
+use crate::grant::Grant;
 use crate::{Store, StoreError};
 use proton_core::keys::PublicKey;
 use proton_core::net::Cidr;
@@ -173,18 +174,27 @@ pub(crate) fn live_by(
     Ok(tx.query_row(&sql, [value], peer_from_row).optional()?)
 }
 
-/// A new active peer, with an expiry (unix seconds, in the future) when given.
-fn insert_expiring(
+/// What a new active peer may carry beyond its name, role and key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewPeer<'a> {
+    /// When the daemon cuts it off (unix seconds, in the future).
+    pub expires_at: Option<i64>,
+    /// Reach beyond its role's default (`client add --admin`).
+    pub grants: &'a [Grant],
+}
+
+/// A new active peer with its expiry and grants, and the audit detail that says so.
+fn insert_new(
     tx: &Transaction<'_>,
     cidr: &Cidr,
     name: &PeerName,
     role: Role,
     key: PublicKey,
-    expires_at: Option<i64>,
+    extra: &NewPeer<'_>,
     now: i64,
-) -> Result<Peer, StoreError> {
+) -> Result<(Peer, String), StoreError> {
     let mut peer = insert_peer(tx, cidr, name, role, key, PeerState::Active, None, now)?;
-    if let Some(at) = expires_at {
+    if let Some(at) = extra.expires_at {
         if at <= now {
             return Err(StoreError::Invalid(
                 "the expiry must be in the future".into(),
@@ -196,7 +206,19 @@ fn insert_expiring(
         )?;
         peer.expires_at = Some(at);
     }
-    Ok(peer)
+    for g in extra.grants {
+        tx.execute(
+            "INSERT OR IGNORE INTO grants (peer_id, kind) VALUES (?1, ?2)",
+            params![peer.id.0, g.as_str()],
+        )?;
+    }
+    let list: Vec<&str> = extra.grants.iter().map(|g| g.as_str()).collect();
+    let detail = if list.is_empty() {
+        peer_detail(&peer)
+    } else {
+        format!("{} grants={}", peer_detail(&peer), list.join(","))
+    };
+    Ok((peer, detail))
 }
 
 /// Picks the lowest free address and inserts the peer; inside the caller's transaction.
@@ -318,16 +340,13 @@ impl Store {
         expires_at: Option<i64>,
         actor: &str,
     ) -> Result<Peer, StoreError> {
+        let extra = NewPeer {
+            expires_at,
+            grants: &[],
+        };
         self.write(|tx, cidr, now| {
-            let peer = insert_expiring(tx, cidr, name, role, key, expires_at, now)?;
-            record(
-                tx,
-                now,
-                actor,
-                "peer.add",
-                name.as_str(),
-                &peer_detail(&peer),
-            )?;
+            let (peer, detail) = insert_new(tx, cidr, name, role, key, &extra, now)?;
+            record(tx, now, actor, "peer.add", name.as_str(), &detail)?;
             Ok(peer)
         })
     }
@@ -341,20 +360,13 @@ impl Store {
         name: &PeerName,
         role: Role,
         key: PublicKey,
-        expires_at: Option<i64>,
+        extra: &NewPeer<'_>,
         actor: &str,
         then: impl FnOnce(&Peer) -> Result<T, E>,
     ) -> Result<(Peer, T), E> {
         self.write(|tx, cidr, now| {
-            let peer = insert_expiring(tx, cidr, name, role, key, expires_at, now)?;
-            record(
-                tx,
-                now,
-                actor,
-                "peer.add",
-                name.as_str(),
-                &peer_detail(&peer),
-            )?;
+            let (peer, detail) = insert_new(tx, cidr, name, role, key, extra, now)?;
+            record(tx, now, actor, "peer.add", name.as_str(), &detail)?;
             let out = then(&peer)?;
             Ok((peer, out))
         })

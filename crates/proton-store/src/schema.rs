@@ -83,6 +83,17 @@ ALTER TABLE peers ADD COLUMN disabled_at INTEGER;
 ALTER TABLE peers ADD COLUMN expires_at INTEGER;
 ";
 
+/// Version 6: reach grants beyond a role's default (`client add --admin`), enforced by
+/// the gateway's nftables table. A grant row goes with its peer: revoked peers' grants
+/// are ignored (the join reads only live peers).
+const V6_GRANTS: &str = "
+CREATE TABLE grants (
+    peer_id  INTEGER NOT NULL REFERENCES peers(id),
+    kind     TEXT NOT NULL CHECK (kind IN ('admin')),
+    PRIMARY KEY (peer_id, kind)
+);
+";
+
 /// Every migration in order; the DB's `user_version` is how many have run.
 pub(crate) const MIGRATIONS: &[&str] = &[
     V1_INITIAL,
@@ -90,6 +101,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     V3_NODE_CLEANUP,
     V4_LAST_ENDPOINT,
     V5_PEER_DISABLE_EXPIRE,
+    V6_GRANTS,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -855,3 +855,37 @@ fn an_expiring_peer_is_off_the_device_once_its_time_has_passed() {
     ));
     assert!(s.peer_by_name("late").unwrap().is_none());
 }
+
+#[test]
+fn an_admin_grant_goes_with_its_peer_and_not_with_its_address() {
+    let (_d, root, cidr) = fresh("10.0.0.0/29");
+    let mut s = Store::open(&root, &cidr).unwrap();
+    let g0 = s.generation().unwrap();
+    let boss = s
+        .add_peer_granted(&name("boss"), Role::Client, key(), &[Grant::Admin], "t")
+        .unwrap();
+    s.add_peer(&name("phone"), Role::Client, key(), "t")
+        .unwrap();
+    assert_eq!(s.generation().unwrap(), g0 + 2, "the daemon hears of both");
+    assert_eq!(
+        s.granted_addresses(Grant::Admin).unwrap(),
+        [boss.address].into()
+    );
+    assert_eq!(
+        s.grants_by_name().unwrap().get("boss"),
+        Some(&vec!["admin"])
+    );
+    assert!(!s.grants_by_name().unwrap().contains_key("phone"));
+    // Removed: the grant is gone, and a new peer given the same address has none.
+    s.remove_peer("boss", "t").unwrap();
+    assert!(s.granted_addresses(Grant::Admin).unwrap().is_empty());
+    let next = s.add_peer(&name("next"), Role::Client, key(), "t").unwrap();
+    assert_eq!(next.address, boss.address);
+    assert!(s.granted_addresses(Grant::Admin).unwrap().is_empty());
+    let log = s.audit_log(10).unwrap();
+    assert!(
+        log.iter()
+            .any(|e| e.subject == "boss" && e.detail.contains("grants=admin")),
+        "{log:?}"
+    );
+}

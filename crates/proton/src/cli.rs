@@ -397,6 +397,11 @@ pub enum ClientCommand {
         /// masquerades IPv4 to the internet and drops IPv6, which so cannot leak.
         #[arg(long)]
         full_tunnel: bool,
+        /// Grant full reach, as a worker has: the kube API (6443), kubelets, every
+        /// peer. Without it a client reaches the gateway's DNS, 80/443 and (with
+        /// --full-tunnel) the internet, nothing else.
+        #[arg(long)]
+        admin: bool,
         /// Also write the QR code as a PNG file (0600: it holds the private key).
         #[arg(long, value_name = "FILE")]
         qr_png: Option<PathBuf>,

@@ -311,24 +311,7 @@ fn a_full_tunnel_phone_reaches_the_internet_through_the_gateway_and_leaks_no_ipv
     );
     let conf = client_config(&String::from_utf8_lossy(&out.stdout));
     assert!(conf.contains("AllowedIPs = 0.0.0.0/0, ::/0"), "{conf}");
-    let path = format!("/run/proton-lab/{}/c1/wgf.conf", lab.0);
-    proton_core::host::write_atomic(std::path::Path::new(&path), conf.as_bytes(), 0o600).unwrap();
-    let up = lab.exec(
-        "c1",
-        &[
-            "sh",
-            "-c",
-            &format!(
-                "LOG_LEVEL=silent WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go wg-quick up {path} >{path}.log 2>&1 || {{ cat {path}.log; exit 1; }}"
-            ),
-        ],
-    );
-    assert!(
-        up.status.success(),
-        "wg-quick up: {}{}",
-        String::from_utf8_lossy(&up.stdout),
-        String::from_utf8_lossy(&up.stderr)
-    );
+    wg_quick_up(&lab, "c1", &conf);
     assert!(lab.ping("c1", "10.7.7.1"), "the phone reaches the gateway");
     assert!(
         eventually(10, || connect("203.0.113.10")),
@@ -345,4 +328,198 @@ fn a_full_tunnel_phone_reaches_the_internet_through_the_gateway_and_leaks_no_ipv
     );
     let t = table(&lab);
     assert!(t.contains("masquerade"), "{t}");
+}
+
+/// Brings `conf` up in `node` with wg-quick (wireguard-go as its userspace
+/// implementation), as interface `wgf`, the way a laptop would.
+fn wg_quick_up(lab: &LabGuard, node: &str, conf: &str) {
+    let path = format!("/run/proton-lab/{}/{node}/wgf.conf", lab.0);
+    proton_core::host::write_atomic(std::path::Path::new(&path), conf.as_bytes(), 0o600).unwrap();
+    let up = lab.exec(
+        node,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "LOG_LEVEL=silent WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go wg-quick up {path} >{path}.log 2>&1 || {{ cat {path}.log; exit 1; }}"
+            ),
+        ],
+    );
+    assert!(
+        up.status.success(),
+        "wg-quick up in {node}: {}{}",
+        String::from_utf8_lossy(&up.stdout),
+        String::from_utf8_lossy(&up.stderr)
+    );
+}
+
+/// Kills a process started in a lab node when the test ends.
+struct Kill(String);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg(&self.0).status();
+    }
+}
+
+/// TCP listeners on `ports` (every address) in `node`; a port already taken (say, a
+/// resolver on 53) is left to its owner.
+fn listen(lab: &LabGuard, node: &str, ports: &[u16]) -> Kill {
+    let script = format!("/run/proton-lab/{}/listen.py", lab.0);
+    std::fs::write(
+        &script,
+        "import socket, sys, threading\n\
+         def serve(s):\n    while True:\n        c, _ = s.accept(); c.close()\n\
+         for p in sys.argv[1:]:\n    s = socket.socket()\n    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n    try:\n        s.bind(('0.0.0.0', int(p))); s.listen(64)\n    except OSError:\n        continue\n    threading.Thread(target=serve, args=(s,)).start()\n",
+    )
+    .unwrap();
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let pid = lab.ok(
+        node,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "python3 {script} {} >/dev/null 2>&1 & echo $!",
+                ports.join(" ")
+            ),
+        ],
+    );
+    Kill(pid.trim().to_string())
+}
+
+/// Who may reach what, every pair: workers reach the gateway and each other; a plain
+/// client reaches the gateway's 80/443 (and DNS) and nothing else; a client added with
+/// `--admin` reaches the kube API, the kubelets and the workers.
+#[test]
+fn reach_per_role_plain_client_admin_client_and_workers() {
+    if !root_and_tools() {
+        return;
+    }
+    let lab = LabGuard::up("tr", 2, 0, 2);
+    // c1 is the lab's plain client (split tunnel); c2 becomes an --admin client.
+    lab.ok("c2", &["ip", "link", "del", "wg0"]);
+    let out = lab.proton("gw", &["client", "add", "boss", "--admin"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wg_quick_up(
+        &lab,
+        "c2",
+        &client_config(&String::from_utf8_lossy(&out.stdout)),
+    );
+    let _gw = listen(&lab, "gw", &[53, 80, 443, 6443, 10250]);
+    let _w1 = listen(&lab, "w1", &[10250, 8080]);
+    let _w2 = listen(&lab, "w2", &[10250]);
+    let tcp = |node: &str, host: &str, port: u16| {
+        lab.exec(
+            node,
+            &[
+                "python3",
+                "-c",
+                &format!("import socket; socket.create_connection(('{host}', {port}), timeout=3)"),
+            ],
+        )
+        .status
+        .success()
+    };
+    let ping = |node: &str, host: &str| {
+        lab.exec(node, &["ping", "-c", "1", "-w", "3", host])
+            .status
+            .success()
+    };
+    let addr = |name: &str| -> String {
+        let list = lab.proton("gw", &["peer", "list", "--json"], None);
+        let peers: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+        let p = peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {peers}"));
+        p["address"].as_str().unwrap().to_string()
+    };
+    let (w1, w2, c2) = (addr("w1"), addr("w2"), addr("boss"));
+    assert!(
+        eventually(10, || tcp("gw", "127.0.0.1", 10250)),
+        "listeners up"
+    );
+
+    // Workers: the gateway and each other.
+    assert!(tcp("w1", "10.7.7.1", 6443), "worker -> kube API");
+    assert!(tcp("w1", &w2, 10250), "worker -> worker's kubelet");
+    assert!(tcp("w2", &w1, 10250), "worker -> worker's kubelet");
+    assert!(ping("w1", &w2), "worker -> worker");
+
+    // The plain client: the gateway's ingress and DNS, nothing else.
+    assert!(ping("c1", "10.7.7.1"), "plain client -> gateway ping");
+    assert!(tcp("c1", "10.7.7.1", 443), "plain client -> 443");
+    assert!(tcp("c1", "10.7.7.1", 80), "plain client -> 80");
+    assert!(tcp("c1", "10.7.7.1", 53), "plain client -> DNS over TCP");
+    assert!(!tcp("c1", "10.7.7.1", 6443), "plain client refused at 6443");
+    assert!(
+        !tcp("c1", "10.7.7.1", 10250),
+        "plain client refused at 10250"
+    );
+    assert!(
+        !tcp("c1", "10.7.7.1", 9586),
+        "plain client refused at the metrics"
+    );
+    assert!(
+        !tcp("c1", &w1, 10250),
+        "plain client refused at a worker's kubelet"
+    );
+    assert!(!tcp("c1", &w1, 8080), "plain client refused at a worker");
+    assert!(!ping("c1", &w1), "plain client cannot ping a worker");
+    assert!(!ping("c1", &c2), "plain client cannot reach another client");
+
+    // The --admin client: the kube API, kubelets and workers.
+    assert!(tcp("c2", "10.7.7.1", 6443), "admin client -> kube API");
+    assert!(
+        tcp("c2", "10.7.7.1", 10250),
+        "admin client -> gateway kubelet"
+    );
+    assert!(tcp("c2", &w1, 10250), "admin client -> worker's kubelet");
+    assert!(ping("c2", &w1), "admin client -> worker");
+
+    // `peer list` says each peer's reach.
+    let list = lab.proton("gw", &["peer", "list", "--json"], None);
+    let peers: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let reach = |name: &str| {
+        peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["reach"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(reach("w1"), "gateway, workers, cluster");
+    assert_eq!(reach("c1"), "gateway DNS, 80/443, internet");
+    assert_eq!(reach("boss"), "everything (--admin)");
+    let text =
+        String::from_utf8_lossy(&lab.proton("gw", &["peer", "list"], None).stdout).into_owned();
+    // So does `status` (from the daemon).
+    let st = lab.proton("gw", &["status", "--json"], None);
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let live = |name: &str| {
+        st["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["reach"]
+            .clone()
+    };
+    assert_eq!(live("boss"), "everything (--admin)");
+    assert_eq!(live("c1"), "gateway DNS, 80/443, internet");
+    assert_eq!(live("w2"), "gateway, workers, cluster");
+    assert!(
+        text.contains("REACH") && text.contains("everything (--admin)"),
+        "{text}"
+    );
 }

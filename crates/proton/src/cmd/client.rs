@@ -9,7 +9,7 @@ use proton_core::host::Root;
 use proton_core::keys::PrivateKey;
 use proton_core::spec::Spec;
 use proton_core::wgconf::{PeerSection, WgQuickConfig};
-use proton_store::{PeerName, Role};
+use proton_store::{Grant, NewPeer, PeerName, Role};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -21,10 +21,11 @@ pub fn run(root: &Root, cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Add {
             name,
             full_tunnel,
+            admin,
             qr_png,
             no_qr,
             expires,
-        } => add(root, name, full_tunnel, qr_png, no_qr, expires),
+        } => add(root, name, full_tunnel, admin, qr_png, no_qr, expires),
         ClientCommand::Disable { name } => switch(root, &name, true),
         ClientCommand::Enable { name } => switch(root, &name, false),
     }
@@ -45,6 +46,7 @@ fn add(
     root: &Root,
     name: String,
     full_tunnel: bool,
+    admin: bool,
     qr_png: Option<PathBuf>,
     no_qr: bool,
     expires: Option<String>,
@@ -66,6 +68,7 @@ fn add(
     let public = key.public_key();
     let spec = ctx.spec.clone();
     let expires_at = expires_in.map(|s| proton_store::system_now() + s as i64);
+    let grants: &[Grant] = if admin { &[Grant::Admin] } else { &[] };
     // The peer is committed only once its config is out (written to stdout, and to the
     // PNG when asked): a command killed or failing before that leaves no client whose
     // private key nobody ever saw; one killed after it leaves a config that works.
@@ -73,7 +76,7 @@ fn add(
         &name,
         Role::Client,
         public,
-        expires_at,
+        &NewPeer { expires_at, grants },
         "cli",
         |peer| -> anyhow::Result<Option<String>> {
             let mut cfg = WgQuickConfig::default();

@@ -14,6 +14,16 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
         PeerCommand::List { json } => {
             let peers = ctx.store.list_peers(false)?;
             let pending = ctx.store.node_cleanups()?;
+            let grants = ctx.store.grants_by_name()?;
+            let reach = |p: &proton_store::Peer| {
+                proton_k3s::firewall::reach(
+                    p.role.as_str(),
+                    p.state == proton_store::PeerState::Invited,
+                    grants
+                        .get(p.name.as_str())
+                        .is_some_and(|g| g.contains(&"admin")),
+                )
+            };
             if json {
                 // Still one array (scripts keep working); a removed worker whose node is
                 // not deleted yet is an entry in state `removing`, with no address.
@@ -24,6 +34,10 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
                     // the daemon has cut the peer off by now.
                     for (row, p) in rows.iter_mut().zip(&peers) {
                         row["expired"] = p.expired(now).into();
+                        row["reach"] = reach(p).into();
+                        row["grants"] = serde_json::json!(
+                            grants.get(p.name.as_str()).cloned().unwrap_or_default()
+                        );
                     }
                     for c in &pending {
                         rows.push(serde_json::json!({
@@ -40,11 +54,11 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<20} {:<8} {:<16} {:<8} {:<16} PUBLIC KEY",
-                "NAME", "ROLE", "ADDRESS", "STATE", "EXPIRES (UTC)"
+                "{:<20} {:<8} {:<16} {:<8} {:<16} {:<44} REACH",
+                "NAME", "ROLE", "ADDRESS", "STATE", "EXPIRES (UTC)", "PUBLIC KEY"
             );
             let now = proton_store::system_now();
-            for p in peers {
+            for p in &peers {
                 let state = if p.disabled_at.is_some() {
                     "disabled".to_string()
                 } else if p.expired(now) {
@@ -57,8 +71,14 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
                     .map(crate::cmd::client::utc)
                     .unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<20} {:<8} {:<16} {:<8} {:<16} {}",
-                    p.name, p.role, p.address, state, expires, p.public_key
+                    "{:<20} {:<8} {:<16} {:<8} {:<16} {:<44} {}",
+                    p.name,
+                    p.role,
+                    p.address,
+                    state,
+                    expires,
+                    p.public_key.to_base64(),
+                    reach(p)
                 );
             }
             print_pending(&pending);
