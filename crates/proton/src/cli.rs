@@ -184,6 +184,14 @@ pub struct BackupArgs {
     /// Where to write the archive (a new file; an existing one is never overwritten).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// Encrypt the archive with a passphrase (the age format, scrypt), read from
+    /// --passphrase-file or the PROTON_BACKUP_PASSPHRASE environment variable, never from
+    /// the command line. Decrypt with `proton restore` or `age -d`.
+    #[arg(long)]
+    pub encrypt: bool,
+    /// A file whose first line is the passphrase (implies --encrypt).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +199,10 @@ pub struct RestoreArgs {
     /// An archive written by `proton backup`.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// For an encrypted archive: a file whose first line is the passphrase (or set
+    /// PROTON_BACKUP_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
     /// Replace the gateway already on this machine (its files are renamed with a
     /// `.replaced-<time>` suffix, never deleted).
     #[arg(long)]

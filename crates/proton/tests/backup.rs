@@ -275,3 +275,61 @@ fn a_damaged_or_foreign_archive_changes_nothing() {
         );
     }
 }
+
+#[test]
+fn an_encrypted_backup_needs_its_passphrase_and_hides_the_key() {
+    let old = gateway();
+    let dir = tempfile::tempdir().unwrap();
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let file = dir.path().join("b.age");
+    let f = file.to_str().unwrap();
+    let said = ok(
+        old.path(),
+        &["backup", f, "--passphrase-file", pass.to_str().unwrap()],
+    );
+    assert!(said.contains("encrypted"), "{said}");
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(bytes.starts_with(b"age-encryption.org/v1\n-> scrypt "));
+    let key = std::fs::read_to_string(old.path().join("etc/proton/gateway.key")).unwrap();
+    assert!(
+        !bytes.windows(20).any(|w| w == &key.as_bytes()[..20]),
+        "the key is readable in the archive"
+    );
+    assert!(!bytes.windows(15).any(|w| w == b"SQLite format 3"));
+
+    // No passphrase, or a wrong one: one error line, nothing written.
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "incorrect\n").unwrap();
+    for args in [
+        vec!["restore", f],
+        vec!["restore", f, "--passphrase-file", wrong.to_str().unwrap()],
+    ] {
+        let fresh = tempfile::tempdir().unwrap();
+        let o = proton(fresh.path(), &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = text(&o.stderr);
+        assert!(err.starts_with("error: "), "{err}");
+        assert!(tree(fresh.path()).is_empty(), "{args:?} wrote something");
+    }
+    let fresh = tempfile::tempdir().unwrap();
+    ok(
+        fresh.path(),
+        &["restore", f, "--passphrase-file", pass.to_str().unwrap()],
+    );
+    assert_eq!(
+        std::fs::read_to_string(fresh.path().join("etc/proton/gateway.key")).unwrap(),
+        key
+    );
+    // --encrypt without any passphrase source is refused before anything is written.
+    let o = proton(
+        old.path(),
+        &[
+            "backup",
+            dir.path().join("c").to_str().unwrap(),
+            "--encrypt",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!dir.path().join("c").exists());
+}

@@ -39,6 +39,31 @@ pub const K3S_DATASTORE: &str = "/var/lib/rancher/k3s/server/db/state.db";
 pub const K3S_TOKEN: &str = "/var/lib/rancher/k3s/server/token";
 const MANIFEST: &str = "proton-backup.json";
 const FORMAT: u32 = 1;
+/// Where a passphrase may come from besides --passphrase-file (never argv).
+pub const PASSPHRASE_ENV: &str = "PROTON_BACKUP_PASSPHRASE";
+/// The first bytes of every age file.
+const AGE_MAGIC: &[u8] = b"age-encryption.org/v1";
+
+/// The passphrase from `file` (its first line) or the environment; `None` if neither.
+fn passphrase(file: Option<&Path>) -> anyhow::Result<Option<age::secrecy::SecretString>> {
+    let text = match file {
+        Some(f) => Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
+            bad_input(
+                format!("cannot read the passphrase file {}: {e}", f.display()),
+                None,
+            )
+        })?),
+        None => match std::env::var(PASSPHRASE_ENV) {
+            Ok(v) => Zeroizing::new(v),
+            Err(_) => return Ok(None),
+        },
+    };
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        return Err(bad_input("the passphrase is empty", None));
+    }
+    Ok(Some(age::secrecy::SecretString::from(line.to_owned())))
+}
 
 /// What may be in an archive, and how each is restored.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -156,8 +181,18 @@ pub fn backup(root: &Root, args: &BackupArgs) -> anyhow::Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("writing in {}", dir.display()))?;
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o600))?;
-    {
-        let mut tar = tar::Builder::new(tmp.as_file());
+    let pass = if args.encrypt || args.passphrase_file.is_some() {
+        Some(passphrase(args.passphrase_file.as_deref())?.ok_or_else(|| {
+            bad_input(
+                "--encrypt needs a passphrase",
+                Some(format!("--passphrase-file FILE, or set {PASSPHRASE_ENV}")),
+            )
+        })?)
+    } else {
+        None
+    };
+    let write_tar = |w: &mut dyn Write| -> anyhow::Result<()> {
+        let mut tar = tar::Builder::new(w);
         let json = serde_json::to_vec_pretty(&manifest)?;
         let mut h = tar::Header::new_ustar();
         h.set_size(json.len() as u64);
@@ -175,6 +210,16 @@ pub fn backup(root: &Root, args: &BackupArgs) -> anyhow::Result<()> {
             tar.append_data(&mut h, entry_name(path), bytes.as_slice())?;
         }
         tar.finish()?;
+        Ok(())
+    };
+    match &pass {
+        None => write_tar(&mut tmp.as_file())?,
+        Some(p) => {
+            let mut enc =
+                age::Encryptor::with_user_passphrase(p.clone()).wrap_output(tmp.as_file())?;
+            write_tar(&mut enc)?;
+            enc.finish()?;
+        }
     }
     tmp.as_file().sync_all()?;
     tmp.persist_noclobber(&args.file).map_err(|e| {
@@ -184,9 +229,14 @@ pub fn backup(root: &Root, args: &BackupArgs) -> anyhow::Result<()> {
         )
     })?;
     println!(
-        "Backup of gateway `{}` written to {} (0600).",
+        "Backup of gateway `{}` written to {} (0600{}).",
         manifest.gateway,
-        args.file.display()
+        args.file.display(),
+        if pass.is_some() {
+            ", encrypted with the passphrase: age format"
+        } else {
+            ""
+        }
     );
     for e in &manifest.entries {
         println!("  /{e}");
@@ -215,10 +265,39 @@ fn bad_archive(file: &Path, why: impl std::fmt::Display) -> anyhow::Error {
     )
 }
 
-fn read_archive(file: &Path) -> anyhow::Result<Archive> {
-    let f = std::fs::File::open(file)
-        .map_err(|e| bad_input(format!("cannot read {}: {e}", file.display()), None))?;
-    let mut tar = tar::Archive::new(f);
+fn read_archive(file: &Path, passphrase_file: Option<&Path>) -> anyhow::Result<Archive> {
+    let mut f = std::io::BufReader::new(
+        std::fs::File::open(file)
+            .map_err(|e| bad_input(format!("cannot read {}: {e}", file.display()), None))?,
+    );
+    let encrypted = std::io::BufRead::fill_buf(&mut f)?.starts_with(AGE_MAGIC);
+    let reader: Box<dyn Read> = if encrypted {
+        let pass = passphrase(passphrase_file)?.ok_or_else(|| {
+            bad_input(
+                format!("{} is encrypted", file.display()),
+                Some(format!(
+                    "--passphrase-file FILE, or set {PASSPHRASE_ENV}; nothing was changed"
+                )),
+            )
+        })?;
+        let d = age::Decryptor::new_buffered(f).map_err(|e| bad_archive(file, e))?;
+        let id = age::scrypt::Identity::new(pass);
+        let r = d
+            .decrypt(std::iter::once(&id as &dyn age::Identity))
+            .map_err(|e| match e {
+                age::DecryptError::DecryptionFailed | age::DecryptError::NoMatchingKeys => {
+                    bad_input(
+                        format!("{}: wrong passphrase", file.display()),
+                        Some("nothing was changed".into()),
+                    )
+                }
+                e => bad_archive(file, e),
+            })?;
+        Box::new(r)
+    } else {
+        Box::new(f)
+    };
+    let mut tar = tar::Archive::new(reader);
     let mut manifest = None;
     let mut files = Vec::new();
     for entry in tar.entries().map_err(|e| bad_archive(file, e))? {
@@ -364,7 +443,7 @@ fn set_public_ip(text: &str, ip: std::net::IpAddr) -> String {
 }
 
 pub fn restore(root: &Root, args: &RestoreArgs) -> anyhow::Result<()> {
-    let archive = read_archive(&args.file)?;
+    let archive = read_archive(&args.file, args.passphrase_file.as_deref())?;
     let spec_bytes = check(&args.file, &archive, args.public_ip)?;
     let existing: Vec<&str> = [SPEC_PATH, GATEWAY_KEY, DB_PATH]
         .into_iter()
