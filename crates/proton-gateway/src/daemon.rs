@@ -425,6 +425,8 @@ pub async fn run(
             let _ = stop.changed().await;
         }))
     };
+    // DNS on the tunnel (udp+tcp 53): peers by name, VPN-only hosts, the rest forwarded.
+    let dns = crate::dns::spawn(&opts.root, &gw.spec, stop_rx.clone());
     // Sample the device often enough that "last heard" is accurate to a few seconds.
     let sampler = {
         let gw = gw.clone();
@@ -495,6 +497,9 @@ pub async fn run(
     sampler.abort();
     let _ = api.await;
     let _ = metrics.await;
+    if let Some(dns) = dns {
+        let _ = dns.await;
+    }
     let _ = std::fs::remove_file(opts.root.path(admin::ADMIN_SOCKET));
     crate::fence::remove();
     match Arc::try_unwrap(gw) {

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod api;
 pub mod client;
 pub mod daemon;
+pub mod dns;
 pub mod fence;
 pub mod k3s;
 pub mod listen;
