@@ -126,3 +126,98 @@ pub fn unexpose_manifest(name: &str) -> Result<ManifestFile, AddonsError> {
         yaml: to_yaml_with_header(&header, &[])?,
     })
 }
+
+/// The host names that only VPN clients may reach, read from a manifest file's YAML:
+/// every `Host(`…`)` in the match of an IngressRoute route that uses the VPN allow-list
+/// middleware (what `proton expose --vpn-only` and the dashboard routes write). Lowercase;
+/// documents that do not parse are skipped (a hand-edited file must not stop the rest).
+pub fn vpn_only_hosts(yaml: &str) -> Vec<String> {
+    use serde::Deserialize;
+    let mut hosts = Vec::new();
+    for doc in serde_norway::Deserializer::from_str(yaml) {
+        let Ok(value) = serde_norway::Value::deserialize(doc) else {
+            continue;
+        };
+        if value.get("kind").and_then(|k| k.as_str()) != Some("IngressRoute") {
+            continue;
+        }
+        let routes = value
+            .get("spec")
+            .and_then(|s| s.get("routes"))
+            .and_then(|r| r.as_sequence());
+        for route in routes.into_iter().flatten() {
+            let allow_listed = route
+                .get("middlewares")
+                .and_then(|m| m.as_sequence())
+                .is_some_and(|m| {
+                    m.iter().any(|m| {
+                        m.get("name").and_then(|n| n.as_str()) == Some(traefik::ALLOWLIST_NAME)
+                    })
+                });
+            let Some(rule) = route.get("match").and_then(|m| m.as_str()) else {
+                continue;
+            };
+            if allow_listed {
+                hosts.extend(hosts_in_rule(rule));
+            }
+        }
+    }
+    hosts
+}
+
+/// The names in every ``Host(`a`, `b`)`` of a Traefik rule.
+fn hosts_in_rule(rule: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = rule;
+    while let Some(i) = rest.find("Host(") {
+        rest = &rest[i + "Host(".len()..];
+        let Some(end) = rest.find(')') else { break };
+        for part in rest[..end].split(',') {
+            let name = part
+                .trim()
+                .trim_matches('`')
+                .trim_matches('"')
+                .to_ascii_lowercase();
+            if !name.is_empty() {
+                out.push(name);
+            }
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod vpn_hosts_tests {
+    use super::*;
+
+    #[test]
+    fn only_allow_listed_routes_are_vpn_only_hosts() {
+        let vpn = expose_manifest(
+            "grafana",
+            "grafana.example.org",
+            "mon/grafana:80",
+            true,
+            "letsencrypt-prod",
+        )
+        .unwrap();
+        assert_eq!(vpn_only_hosts(&vpn.yaml), ["grafana.example.org"]);
+        let public = expose_manifest(
+            "blog",
+            "blog.example.org",
+            "web/blog:8080",
+            false,
+            "letsencrypt-prod",
+        )
+        .unwrap();
+        assert!(vpn_only_hosts(&public.yaml).is_empty());
+        assert!(vpn_only_hosts(&unexpose_manifest("grafana").unwrap().yaml).is_empty());
+        let dash = crate::files::to_yaml(&traefik::dashboard_route("traefik.example.org")).unwrap();
+        assert_eq!(vpn_only_hosts(&dash), ["traefik.example.org"]);
+        assert!(vpn_only_hosts("::: not yaml").is_empty());
+        assert_eq!(
+            hosts_in_rule("Host(`a.example`, `b.example`) || Host(`c.example`)"),
+            ["a.example", "b.example", "c.example"]
+        );
+    }
+}

@@ -35,6 +35,7 @@ pub use dashboard::{
 };
 pub use expose::{
     MANIFESTS_DIR, ServiceTarget, expose, expose_file_name, expose_manifest, unexpose_manifest,
+    vpn_only_hosts,
 };
 pub use files::{
     FILE_NAMES, ManifestFile, PACKAGED_COMPONENT_FILES, object_refs, plan_removal, to_yaml,

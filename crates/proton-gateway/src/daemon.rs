@@ -561,6 +561,8 @@ pub async fn run(
             let _ = stop.changed().await;
         }))
     };
+    // DNS on the tunnel (udp+tcp 53): peers by name, VPN-only hosts, the rest forwarded.
+    let dns = crate::dns::spawn(&opts.root, &gw.spec, stop_rx.clone());
     // Sample the device often enough that "last heard" is accurate to a few seconds.
     let sampler = {
         let gw = gw.clone();
@@ -681,6 +683,9 @@ pub async fn run(
     hangup.abort();
     let _ = api.await;
     let _ = metrics.await;
+    if let Some(dns) = dns {
+        let _ = dns.await;
+    }
     let _ = std::fs::remove_file(opts.root.path(admin::ADMIN_SOCKET));
     // Proton's table stays: it also holds the public-side rules (6443/10250 closed);
     // the next start checks and refills it.

@@ -8,6 +8,7 @@ pub mod api;
 pub mod bounded;
 pub mod client;
 pub mod daemon;
+pub mod dns;
 pub mod endpoints;
 pub mod firewall;
 pub mod hardening;
