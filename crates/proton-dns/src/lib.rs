@@ -183,10 +183,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path());
         let cidr: Cidr = "10.7.7.0/24".parse().unwrap();
-        let mut store = Store::open(&root, &cidr).unwrap();
-        store
-            .add_gateway("proton", PrivateKey::generate().public_key())
-            .unwrap();
+        let (mut store, _) =
+            Store::create(&root, &cidr, "proton", PrivateKey::generate().public_key()).unwrap();
         store
             .add_peer(
                 &"w1".parse().unwrap(),

@@ -155,10 +155,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path());
         let cidr: Cidr = "10.7.7.0/24".parse().unwrap();
-        let mut store = Store::open(&root, &cidr).unwrap();
-        store
-            .add_gateway("proton", PrivateKey::generate().public_key())
-            .unwrap();
+        let (mut store, _) =
+            Store::create(&root, &cidr, "proton", PrivateKey::generate().public_key()).unwrap();
         let source = Source::new(root.clone(), cidr, "Proton.Internal.", cidr.gateway());
         let first = source.names();
         assert_eq!(first.zone, "proton.internal");

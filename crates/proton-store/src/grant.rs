@@ -6,7 +6,6 @@
 use crate::peer::{NewPeer, PeerName, Role};
 use crate::{Peer, Store, StoreError};
 use proton_core::keys::PublicKey;
-use rusqlite::params;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 

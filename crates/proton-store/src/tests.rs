@@ -859,7 +859,7 @@ fn an_expiring_peer_is_off_the_device_once_its_time_has_passed() {
 #[test]
 fn an_admin_grant_goes_with_its_peer_and_not_with_its_address() {
     let (_d, root, cidr) = fresh("10.0.0.0/29");
-    let mut s = Store::open(&root, &cidr).unwrap();
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
     let g0 = s.generation().unwrap();
     let boss = s
         .add_peer_granted(&name("boss"), Role::Client, key(), &[Grant::Admin], "t")
