@@ -391,6 +391,9 @@ impl Spec {
             ));
         }
         let n = &self.network;
+        n.cidr
+            .check_tunnel_range()
+            .map_err(|m| field("network.cidr", m))?;
         let ifname_ok = !n.interface.is_empty()
             && n.interface.len() <= 15
             && !n

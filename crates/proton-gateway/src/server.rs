@@ -28,6 +28,10 @@ pub enum JoinRefusal {
     AlreadyUsed,
     #[error("this invitation has expired")]
     Expired,
+    /// The key is another peer's. Which peer is not said: an invitee must not learn the
+    /// names behind keys it tries.
+    #[error("this public key is already in use on this network: make a new key pair and retry")]
+    KeyInUse,
     #[error("{0}")]
     BadRequest(String),
     #[error("the gateway failed: {0}")]
@@ -35,10 +39,11 @@ pub enum JoinRefusal {
 }
 
 impl JoinRefusal {
-    fn status(&self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
             JoinRefusal::UnknownCaller(_) | JoinRefusal::WrongSecret => StatusCode::FORBIDDEN,
             JoinRefusal::AlreadyUsed | JoinRefusal::Expired => StatusCode::GONE,
+            JoinRefusal::KeyInUse => StatusCode::CONFLICT,
             JoinRefusal::BadRequest(_) => StatusCode::BAD_REQUEST,
             JoinRefusal::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
