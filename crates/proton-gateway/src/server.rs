@@ -107,8 +107,7 @@ async fn redeem(
     body: axum::body::Bytes,
 ) -> Result<Response, JoinRefusal> {
     let caller = caller_v4(addr)?;
-    let req: RedeemRequest = serde_json::from_slice(&body)
-        .map_err(|e| JoinRefusal::BadRequest(format!("malformed redeem request: {e}")))?;
+    let req = RedeemRequest::from_body(&body).map_err(JoinRefusal::BadRequest)?;
     let redeemed = tokio::task::spawn_blocking(move || service.redeem(caller, req))
         .await
         .map_err(|e| JoinRefusal::Internal(e.to_string()))??;
