@@ -158,7 +158,10 @@ impl Cidr {
 impl FromStr for Cidr {
     type Err = CidrError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let net: Ipv4Net = s.trim().parse().map_err(|_| CidrError::Syntax(s.into()))?;
+        let net: Ipv4Net = s
+            .trim()
+            .parse()
+            .map_err(|_| CidrError::Syntax(crate::clip(s)))?;
         Cidr::new(net)
     }
 }

@@ -167,3 +167,56 @@ fn a_spec_edited_to_a_new_range_is_refused_while_peers_have_addresses_in_the_old
         text(&out)
     );
 }
+
+/// Errors that quote input quote a short prefix of it, not all of it.
+#[test]
+fn errors_quote_a_short_prefix_of_long_input() {
+    let gw = gateway();
+    let long_name = "n".repeat(300);
+    let huge = "x".repeat(10 << 20);
+    for args in [
+        vec!["client", "add", long_name.as_str()],
+        vec!["invite", long_name.as_str(), "--no-qr"],
+        vec!["peer", "remove", long_name.as_str()],
+        vec!["peer", "rename", "proton", long_name.as_str()],
+        vec!["invite", "w1", "--ttl", long_name.as_str(), "--no-qr"],
+    ] {
+        let out = proton(gw.path(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.len() < 400 && err.contains("nnnnnnnnnn…"),
+            "{args:?}: {err}"
+        );
+    }
+    // A 10 MB value in the spec, and a 300-character one in a wg-quick file.
+    let spec = gw.path().join("etc/proton/proton.toml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace("interface = \"wg0\"", &format!("interface = \"{huge}\"")),
+    )
+    .unwrap();
+    let out = proton(gw.path(), &["peer", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.len() < 400 && err.contains("xxxxxxxxxx…"),
+        "{} bytes",
+        err.len()
+    );
+    std::fs::write(
+        &spec,
+        text.replace("interface = \"wg0\"", &format!("interface = {huge}")),
+    )
+    .unwrap();
+    let err = String::from_utf8_lossy(&proton(gw.path(), &["peer", "list"]).stderr).to_string();
+    assert!(err.len() < 400, "{} bytes", err.len());
+    let bad = format!("[Interface]\nMTU = {}\n", "9".repeat(300));
+    let e = proton_core::wgconf::WgQuickConfig::parse(&bad)
+        .unwrap_err()
+        .to_string();
+    assert!(e.len() < 120 && e.contains('…'), "{e}");
+    let e = proton_core::invite::Invitation::decode(&"proton1-".repeat(1000)).unwrap_err();
+    assert!(e.to_string().len() < 120, "{e}");
+}
