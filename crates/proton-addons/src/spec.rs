@@ -86,7 +86,7 @@ mod tests {
     #[test]
     fn the_allow_list_comes_from_network_cidr() {
         let s =
-            spec("[network]\ncidr = \"10.42.0.0/16\"\n[tls]\nacme_email = \"me@example.org\"\n");
+            spec("[network]\ncidr = \"10.52.0.0/16\"\n[tls]\nacme_email = \"me@example.org\"\n");
         let p = from_spec(&s).unwrap();
         assert_eq!(p.gateway_node_name, "edge");
         let files = render_manifests(&p).unwrap();
@@ -94,7 +94,7 @@ mod tests {
             .iter()
             .find(|f| f.name == "proton-traefik-routes.yaml")
             .unwrap();
-        assert!(routes.yaml.contains("- 10.42.0.0/16"), "{}", routes.yaml);
+        assert!(routes.yaml.contains("- 10.52.0.0/16"), "{}", routes.yaml);
         assert!(!routes.yaml.contains("10.7.7.0/24"), "{}", routes.yaml);
         let chart = files
             .iter()

@@ -15,7 +15,9 @@
 //! ```
 #![deny(unsafe_code)]
 
+mod clip;
 pub mod host;
+pub use clip::clip;
 pub mod invite;
 pub mod keys;
 pub mod net;

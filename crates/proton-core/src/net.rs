@@ -15,6 +15,43 @@ use std::str::FromStr;
 /// one peer.
 pub const MAX_PREFIX: u8 = 30;
 
+/// The shortest prefix a tunnel network may have: a /16 (65,533 peers). A /18 holds the
+/// 10,000 peers Proton is sized for with room to spare; a /16 is the largest block that
+/// fits next to K3s's own /16s in 10.0.0.0/8, and all of 192.168.0.0/16. Anything wider
+/// shadows more of the private space the hosts' own networks use, for peers no gateway
+/// has been tested with (~29 kB a peer: a full /16 is already ~1.9 GB).
+pub const MIN_PREFIX: u8 = 16;
+
+/// Where a tunnel network may lie: RFC 1918's private ranges, and RFC 6598's shared
+/// address space (100.64.0.0/10, what carrier NAT and other VPNs such as Tailscale use;
+/// it is never routed on the Internet, and does not collide with home and office LANs,
+/// which are almost always RFC 1918).
+pub const PRIVATE_RANGES: [Ipv4Net; 4] = [
+    Ipv4Net::new_assert(Ipv4Addr::new(10, 0, 0, 0), 8),
+    Ipv4Net::new_assert(Ipv4Addr::new(172, 16, 0, 0), 12),
+    Ipv4Net::new_assert(Ipv4Addr::new(192, 168, 0, 0), 16),
+    Ipv4Net::new_assert(Ipv4Addr::new(100, 64, 0, 0), 10),
+];
+
+/// K3s's default cluster (pod) and service ranges (`--cluster-cidr`, `--service-cidr`;
+/// k3s-io/k3s pkg/cli/cmds/server.go). The tunnel must not overlap them: the node's
+/// routes to pods and services would fight the tunnel's.
+pub const K3S_RANGES: [(&str, Ipv4Net); 2] = [
+    (
+        "K3s's pod range",
+        Ipv4Net::new_assert(Ipv4Addr::new(10, 42, 0, 0), 16),
+    ),
+    (
+        "K3s's service range",
+        Ipv4Net::new_assert(Ipv4Addr::new(10, 43, 0, 0), 16),
+    ),
+];
+
+/// Whether two networks share an address.
+pub fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
 /// Why a network was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CidrError {
@@ -59,6 +96,29 @@ impl Cidr {
     pub fn prefix_len(&self) -> u8 {
         self.0.prefix_len()
     }
+    /// Whether this may be a gateway's tunnel network: a prefix of [`MIN_PREFIX`] or
+    /// longer, inside one of [`PRIVATE_RANGES`], clear of [`K3S_RANGES`]. The message is
+    /// one line saying what is wrong and what to use.
+    pub fn check_tunnel_range(&self) -> Result<(), String> {
+        let net = self.0;
+        if net.prefix_len() < MIN_PREFIX {
+            return Err(format!(
+                "{net} is too large: use a /{MIN_PREFIX} or smaller (a /24 holds 253 peers, a /18 16,381); a wide range takes over routes the host needs (a /0 sends all its traffic into the tunnel)"
+            ));
+        }
+        if !PRIVATE_RANGES.iter().any(|r| r.contains(&net)) {
+            return Err(format!(
+                "{net} is not a private range: use one inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or 100.64.0.0/10 (e.g. 10.7.7.0/24); a public range would send traffic for those Internet addresses into the tunnel"
+            ));
+        }
+        if let Some((what, r)) = K3S_RANGES.iter().find(|(_, r)| overlaps(net, *r)) {
+            return Err(format!(
+                "{net} overlaps {what} {r}: choose a range outside 10.42.0.0/16 and 10.43.0.0/16 (e.g. 10.7.7.0/24)"
+            ));
+        }
+        Ok(())
+    }
+
     /// The gateway's address: the first host address.
     pub fn gateway(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.network()) + 1)
@@ -98,7 +158,10 @@ impl Cidr {
 impl FromStr for Cidr {
     type Err = CidrError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let net: Ipv4Net = s.trim().parse().map_err(|_| CidrError::Syntax(s.into()))?;
+        let net: Ipv4Net = s
+            .trim()
+            .parse()
+            .map_err(|_| CidrError::Syntax(crate::clip(s)))?;
         Cidr::new(net)
     }
 }
@@ -157,6 +220,48 @@ mod tests {
         assert_eq!(used.len() as u64, c.peer_capacity());
         used.remove(&Ipv4Addr::new(10, 0, 0, 4));
         assert_eq!(c.first_free(&used), Some(Ipv4Addr::new(10, 0, 0, 4)));
+    }
+
+    #[test]
+    fn tunnel_ranges_are_private_clear_of_k3s_and_not_wider_than_a_16() {
+        for good in [
+            "10.7.7.0/24",
+            "10.7.0.0/18",
+            "10.8.0.0/16",
+            "172.16.0.0/16",
+            "172.31.255.0/30",
+            "192.168.0.0/16",
+            "100.64.0.0/16",
+            "100.127.0.0/24",
+            "10.41.255.0/24",
+            "10.44.0.0/24",
+        ] {
+            let c: Cidr = good.parse().unwrap();
+            assert_eq!(c.check_tunnel_range(), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("0.0.0.0/0", "too large"),
+            ("10.0.0.0/8", "too large"),
+            ("10.40.0.0/14", "too large"),
+            ("172.16.0.0/12", "too large"),
+            ("8.8.8.0/24", "not a private range"),
+            ("203.0.113.0/24", "not a private range"),
+            ("172.32.0.0/24", "not a private range"),
+            ("100.128.0.0/24", "not a private range"),
+            ("169.254.0.0/16", "not a private range"),
+            ("127.0.0.0/16", "not a private range"),
+            ("10.42.0.0/16", "overlaps K3s's pod range 10.42.0.0/16"),
+            ("10.42.7.0/24", "overlaps K3s's pod range"),
+            ("10.43.0.0/24", "overlaps K3s's service range 10.43.0.0/16"),
+        ] {
+            let c: Cidr = bad.parse().unwrap();
+            let e = c.check_tunnel_range().unwrap_err();
+            assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");
+            assert!(!e.contains('\n'));
+        }
+        // The 10,000-peer target fits a /18.
+        let c: Cidr = "10.7.0.0/18".parse().unwrap();
+        assert!(c.peer_capacity() >= 10_000);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! typo must not silently fall back to a default). Errors name the field, the bad value
 //! and the fix, on one line.
 
+use crate::clip;
 use crate::host::Root;
 use crate::net::Cidr;
 use serde::{Deserialize, Serialize};
@@ -165,7 +166,12 @@ pub fn parse_fwmark(t: &str) -> Result<u32, String> {
         Some(hex) => u32::from_str_radix(hex, 16),
         None => t.parse(),
     };
-    parsed.map_err(|_| format!("`{t}` is not a firewall mark (write it like 0x4000, or off)"))
+    parsed.map_err(|_| {
+        format!(
+            "`{}` is not a firewall mark (write it like 0x4000, or off)",
+            clip(t)
+        )
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -361,7 +367,12 @@ impl Spec {
     pub fn from_toml_str(text: &str) -> Result<Spec, SpecError> {
         let spec: Spec = toml::from_str(text).map_err(|e| {
             // toml's messages may span lines; the spec's errors are one line each.
+            // They may also quote a whole value (a 10 MB string): cut them.
             let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            let msg = match msg.char_indices().nth(160) {
+                Some((at, _)) => format!("{}…", &msg[..at]),
+                None => msg,
+            };
             let message = match e.span() {
                 Some(span) => {
                     let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
@@ -417,6 +428,9 @@ impl Spec {
             ));
         }
         let n = &self.network;
+        n.cidr
+            .check_tunnel_range()
+            .map_err(|m| field("network.cidr", m))?;
         let ifname_ok = !n.interface.is_empty()
             && n.interface.len() <= 15
             && !n
@@ -428,7 +442,7 @@ impl Spec {
                 "network.interface",
                 format!(
                     "`{}` is not a Linux interface name: 1-15 characters, no `/`, `:` or spaces (e.g. wg0)",
-                    n.interface
+                    clip(&n.interface)
                 ),
             ));
         }
@@ -458,7 +472,10 @@ impl Spec {
         if !version_ok {
             return Err(field(
                 "k3s.version",
-                format!("`{v}` is not a K3s release: write it like v1.34.2+k3s1"),
+                format!(
+                    "`{}` is not a K3s release: write it like v1.34.2+k3s1",
+                    clip(v)
+                ),
             ));
         }
         validate_label(&self.ingress.class).map_err(|m| field("ingress.class", m))?;
@@ -476,7 +493,8 @@ impl Spec {
             return Err(field(
                 "dashboard.chart_version",
                 format!(
-                    "`{v}` is not a chart version: write it like 0.39.0, or remove it for the pinned default"
+                    "`{}` is not a chart version: write it like 0.39.0, or remove it for the pinned default",
+                    clip(v)
                 ),
             ));
         }
@@ -497,7 +515,8 @@ impl Spec {
             return Err(field(
                 "k3s.install_script",
                 format!(
-                    "`{script}` is not a URL or an absolute path: use https://get.k3s.io or e.g. /opt/k3s/install.sh"
+                    "`{}` is not a URL or an absolute path: use https://get.k3s.io or e.g. /opt/k3s/install.sh",
+                    clip(script)
                 ),
             ));
         }
@@ -542,7 +561,7 @@ impl Spec {
         {
             return Err(field(
                 "tls.acme_email",
-                format!("`{email}` is not an e-mail address"),
+                format!("`{}` is not an e-mail address", clip(email)),
             ));
         }
         Ok(())

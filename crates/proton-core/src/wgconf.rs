@@ -3,6 +3,7 @@
 //! comma-separated values. A peer may carry a `# name` comment, which Proton writes so a
 //! person reading the file knows which peer is which.
 
+use crate::clip;
 use crate::keys::{KeyError, PresharedKey, PrivateKey, PublicKey};
 use crate::spec::{Endpoint, parse_fwmark};
 use ipnet::IpNet;
@@ -249,13 +250,13 @@ impl WgQuickConfig {
                         line,
                         ..PendingPeer::default()
                     }),
-                    other => return Err(err(format!("unknown section {other}"))),
+                    other => return Err(err(format!("unknown section {}", clip(other)))),
                 };
                 continue;
             }
             let (key, value) = content
                 .split_once('=')
-                .ok_or_else(|| err(format!("`{content}` is not `Key = Value`")))?;
+                .ok_or_else(|| err(format!("`{}` is not `Key = Value`", clip(content))))?;
             let key = key.trim().to_ascii_lowercase();
             let value = value.trim();
             // wg-quick cuts every line at the first `#` before reading it, hooks included
@@ -263,9 +264,11 @@ impl WgQuickConfig {
             // what we parse equal to what wg-quick would run. Values keep any later `=`.
             let hook_value = value;
             let list = || value.split(',').map(str::trim).filter(|s| !s.is_empty());
-            let key_err = |e: KeyError| err(format!("{key}: {e}"));
+            let key_err = |e: KeyError| err(format!("{}: {e}", clip(&key)));
             match &mut section {
-                Section::None => return Err(err(format!("`{key}` outside of a section"))),
+                Section::None => {
+                    return Err(err(format!("`{}` outside of a section", clip(&key))));
+                }
                 Section::Interface => {
                     let i = &mut cfg.interface;
                     match key.as_str() {
@@ -278,18 +281,15 @@ impl WgQuickConfig {
                             }
                         }
                         "listenport" => {
-                            i.listen_port =
-                                Some(value.parse().map_err(|_| {
-                                    err(format!("ListenPort `{value}` is not a port"))
-                                })?)
+                            i.listen_port = Some(value.parse().map_err(|_| {
+                                err(format!("ListenPort `{}` is not a port", clip(value)))
+                            })?)
                         }
                         "fwmark" => i.fwmark = Some(parse_fwmark(value).map_err(err)?),
                         "mtu" => {
-                            i.mtu = Some(
-                                value
-                                    .parse()
-                                    .map_err(|_| err(format!("MTU `{value}` is not a number")))?,
-                            )
+                            i.mtu = Some(value.parse().map_err(|_| {
+                                err(format!("MTU `{}` is not a number", clip(value)))
+                            })?)
                         }
                         "dns" => i.dns.extend(list().map(String::from)),
                         "table" => i.table = Some(value.to_string()),
@@ -303,12 +303,18 @@ impl WgQuickConfig {
                                 "false" => false,
                                 _ => {
                                     return Err(err(format!(
-                                        "SaveConfig `{value}` is not true or false"
+                                        "SaveConfig `{}` is not true or false",
+                                        clip(value)
                                     )));
                                 }
                             })
                         }
-                        _ => return Err(err(format!("unknown key `{key}` in [Interface]"))),
+                        _ => {
+                            return Err(err(format!(
+                                "unknown key `{}` in [Interface]",
+                                clip(&key)
+                            )));
+                        }
                     }
                 }
                 Section::Peer(p) => {
@@ -330,7 +336,10 @@ impl WgQuickConfig {
                             let e = Endpoint::parse_with_default(value, 0)
                                 .map_err(|m| err(format!("Endpoint {m}")))?;
                             if e.port == 0 {
-                                return Err(err(format!("Endpoint `{value}` needs a :PORT")));
+                                return Err(err(format!(
+                                    "Endpoint `{}` needs a :PORT",
+                                    clip(value)
+                                )));
                             }
                             p.endpoint = Some(e);
                         }
@@ -340,12 +349,15 @@ impl WgQuickConfig {
                             } else {
                                 value.parse().map_err(|_| {
                                     err(format!(
-                                        "PersistentKeepalive `{value}` is not a number or off"
+                                        "PersistentKeepalive `{}` is not a number or off",
+                                        clip(value)
                                     ))
                                 })?
                             })
                         }
-                        _ => return Err(err(format!("unknown key `{key}` in [Peer]"))),
+                        _ => {
+                            return Err(err(format!("unknown key `{}` in [Peer]", clip(&key))));
+                        }
                     }
                 }
             }
@@ -364,7 +376,7 @@ fn parse_net(text: &str) -> Result<IpNet, String> {
     // A bare address means a single host, as wg-quick reads it.
     text.parse::<std::net::IpAddr>()
         .map(IpNet::from)
-        .map_err(|_| format!("`{text}` is not an address or network"))
+        .map_err(|_| format!("`{}` is not an address or network", clip(text)))
 }
 
 #[cfg(test)]

@@ -19,6 +19,29 @@ pub struct RedeemRequest {
     pub public_key: String,
 }
 
+impl RedeemRequest {
+    /// Parses a `POST /v1/redeem` body; the error is one line that quotes none of it
+    /// (serde_json's messages can quote a whole value).
+    pub fn from_body(body: &[u8]) -> Result<RedeemRequest, String> {
+        serde_json::from_slice(body).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Io | serde_json::error::Category::Eof => {
+                    "it ends early"
+                }
+                serde_json::error::Category::Syntax => "it is not JSON",
+                serde_json::error::Category::Data => {
+                    "it needs the string fields secret and public_key"
+                }
+            };
+            format!(
+                "malformed redeem request: {what} (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        })
+    }
+}
+
 /// What the gateway answers to a successful redeem.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RedeemResponse {

@@ -358,12 +358,7 @@ impl Join {
         };
         let redeemed = store
             .redeem_invitation(&hash, Some(caller), key, now(), "join-api")
-            .map_err(|e| match e {
-                RedeemError::Unknown | RedeemError::WrongAddress => JoinRefusal::WrongSecret,
-                RedeemError::AlreadyUsed => JoinRefusal::AlreadyUsed,
-                RedeemError::Expired => JoinRefusal::Expired,
-                RedeemError::Store(e) => JoinRefusal::Internal(e.to_string()),
-            });
+            .map_err(redeem_refusal);
         let peer = match redeemed {
             Ok(peer) => peer,
             Err(e) => {
@@ -403,6 +398,18 @@ impl Join {
             mtu: spec.network.mtu,
             k3s,
         })
+    }
+}
+
+/// What the join API answers to a failed redeem. A key that belongs to another peer is the
+/// caller's mistake (409), and the answer does not name that peer.
+fn redeem_refusal(e: RedeemError) -> JoinRefusal {
+    match e {
+        RedeemError::Unknown | RedeemError::WrongAddress => JoinRefusal::WrongSecret,
+        RedeemError::AlreadyUsed => JoinRefusal::AlreadyUsed,
+        RedeemError::Expired => JoinRefusal::Expired,
+        RedeemError::Store(proton_store::StoreError::KeyTaken(_)) => JoinRefusal::KeyInUse,
+        RedeemError::Store(e) => JoinRefusal::Internal(e.to_string()),
     }
 }
 
@@ -696,4 +703,52 @@ pub async fn run(
         ),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proton_store::Role;
+
+    #[test]
+    fn a_redeem_with_another_peers_key_is_a_client_error_that_names_nobody() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let cidr = "10.7.7.0/24".parse().unwrap();
+        let gw = PrivateKey::generate().public_key();
+        let (mut store, _) = Store::create(&root, &cidr, "proton", gw).unwrap();
+        let alice_key = PrivateKey::generate().public_key();
+        store
+            .add_peer(
+                &"alice-laptop".parse().unwrap(),
+                Role::Client,
+                alice_key,
+                "t",
+            )
+            .unwrap();
+        let throwaway = PrivateKey::generate().public_key();
+        let (invitee, _) = store
+            .reserve_invitation(
+                &"w1".parse().unwrap(),
+                Role::Worker,
+                throwaway,
+                "h",
+                i64::MAX,
+                "t",
+            )
+            .unwrap();
+        let e = store
+            .redeem_invitation("h", Some(invitee.address), alice_key, 1, "join-api")
+            .unwrap_err();
+        let refusal = redeem_refusal(e);
+        assert!(refusal.status().is_client_error(), "{:?}", refusal.status());
+        let answer = refusal.to_string();
+        assert!(!answer.contains("alice"), "{answer}");
+        assert!(answer.contains("already in use"), "{answer}");
+        // The invitation is still there for the right key.
+        let own = PrivateKey::generate().public_key();
+        store
+            .redeem_invitation("h", Some(invitee.address), own, 1, "join-api")
+            .unwrap();
+    }
 }

@@ -28,6 +28,10 @@ pub enum JoinRefusal {
     AlreadyUsed,
     #[error("this invitation has expired")]
     Expired,
+    /// The key is another peer's. Which peer is not said: an invitee must not learn the
+    /// names behind keys it tries.
+    #[error("this public key is already in use on this network: make a new key pair and retry")]
+    KeyInUse,
     #[error("{0}")]
     BadRequest(String),
     #[error("the gateway failed: {0}")]
@@ -35,10 +39,11 @@ pub enum JoinRefusal {
 }
 
 impl JoinRefusal {
-    fn status(&self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
             JoinRefusal::UnknownCaller(_) | JoinRefusal::WrongSecret => StatusCode::FORBIDDEN,
             JoinRefusal::AlreadyUsed | JoinRefusal::Expired => StatusCode::GONE,
+            JoinRefusal::KeyInUse => StatusCode::CONFLICT,
             JoinRefusal::BadRequest(_) => StatusCode::BAD_REQUEST,
             JoinRefusal::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -102,8 +107,7 @@ async fn redeem(
     body: axum::body::Bytes,
 ) -> Result<Response, JoinRefusal> {
     let caller = caller_v4(addr)?;
-    let req: RedeemRequest = serde_json::from_slice(&body)
-        .map_err(|e| JoinRefusal::BadRequest(format!("malformed redeem request: {e}")))?;
+    let req = RedeemRequest::from_body(&body).map_err(JoinRefusal::BadRequest)?;
     let redeemed = tokio::task::spawn_blocking(move || service.redeem(caller, req))
         .await
         .map_err(|e| JoinRefusal::Internal(e.to_string()))??;

@@ -80,7 +80,8 @@ impl FromStr for Role {
             "worker" => Ok(Role::Worker),
             "client" => Ok(Role::Client),
             other => Err(StoreError::Invalid(format!(
-                "`{other}` is not a role: use worker or client"
+                "`{}` is not a role: use worker or client",
+                proton_core::clip(other)
             ))),
         }
     }
@@ -432,7 +433,8 @@ impl Store {
     ) -> Result<Peer, StoreError> {
         self.write(|tx, _, now| {
             let mut peer =
-                live_by(tx, "name", name)?.ok_or_else(|| StoreError::NotFound(name.into()))?;
+                live_by(tx, "name", name)?
+                    .ok_or_else(|| StoreError::NotFound(proton_core::clip(name)))?;
             if peer.role == Role::Gateway {
                 return Err(StoreError::IsGateway(name.into()));
             }
@@ -459,8 +461,8 @@ impl Store {
         actor: &str,
     ) -> Result<Peer, StoreError> {
         self.write(|tx, _, now| {
-            let mut peer =
-                live_by(tx, "name", old)?.ok_or_else(|| StoreError::NotFound(old.into()))?;
+            let mut peer = live_by(tx, "name", old)?
+                .ok_or_else(|| StoreError::NotFound(proton_core::clip(old)))?;
             if peer.role == Role::Gateway {
                 return Err(StoreError::IsGateway(old.into()));
             }

@@ -150,6 +150,12 @@ fn exhaustion_is_clear_and_removed_addresses_are_reused() {
         e.contains("10.0.0.0/29 is full") && e.contains("5 addresses"),
         "{e}"
     );
+    // Widening network.cidr would move the gateway away from every peer: not advised.
+    assert!(!e.contains("widen"), "{e}");
+    assert!(
+        e.contains("proton peer remove") && e.contains("cut every peer off"),
+        "{e}"
+    );
     let gone = s.remove_peer("p2", "t").unwrap();
     let again = s.add_peer(&name("p2"), Role::Client, key(), "t").unwrap();
     assert_eq!(again.address, gone.address, "a released address is reused");

@@ -101,3 +101,122 @@ fn a_deleted_db_says_it_was_deleted_and_does_not_advise_init() {
         assert!(!db(gw.path()).exists(), "{args:?} created a DB");
     }
 }
+
+#[test]
+fn init_refuses_a_range_that_would_break_the_host_and_creates_nothing() {
+    for (cidr, why) in [
+        ("0.0.0.0/0", "too large"),
+        ("10.0.0.0/8", "too large"),
+        ("203.0.113.0/24", "not a private range"),
+        ("10.42.0.0/24", "overlaps K3s's pod range"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = proton(
+            dir.path(),
+            &["init", "--endpoint", "203.0.113.5", "--cidr", cidr],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{cidr} accepted");
+        assert!(
+            err.contains("network.cidr") && err.contains(why),
+            "{cidr}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "{cidr}: files made"
+        );
+    }
+    // The 10,000-peer size.
+    let dir = tempfile::tempdir().unwrap();
+    let out = proton(
+        dir.path(),
+        &["init", "--endpoint", "203.0.113.5", "--cidr", "10.7.0.0/18"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn a_spec_edited_to_a_new_range_is_refused_while_peers_have_addresses_in_the_old() {
+    let gw = gateway();
+    let out = proton(gw.path(), &["client", "add", "phone"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let spec = gw.path().join("etc/proton/proton.toml");
+    let original = std::fs::read_to_string(&spec).unwrap();
+    assert!(original.contains("cidr = \"10.7.7.0/24\""));
+    // What the old "network is full" advice led to: a wider range, the gateway moved.
+    std::fs::write(&spec, original.replace("10.7.7.0/24", "10.7.0.0/16")).unwrap();
+    let before = on_disk(gw.path()).0;
+    for args in &COMMANDS[..7] {
+        let out = proton(gw.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {}", text(&out));
+        assert!(
+            err.contains("network.cidr is 10.7.0.0/16")
+                && err.contains("put network.cidr back to 10.7.7.0/24")
+                && err.contains("Changing the network range"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(on_disk(gw.path()).0, before);
+    std::fs::write(&spec, original).unwrap();
+    let out = proton(gw.path(), &["peer", "list"]);
+    assert!(
+        out.status.success() && text(&out).contains("phone"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Errors that quote input quote a short prefix of it, not all of it.
+#[test]
+fn errors_quote_a_short_prefix_of_long_input() {
+    let gw = gateway();
+    let long_name = "n".repeat(300);
+    let huge = "x".repeat(10 << 20);
+    for args in [
+        vec!["client", "add", long_name.as_str()],
+        vec!["invite", long_name.as_str(), "--no-qr"],
+        vec!["peer", "remove", long_name.as_str()],
+        vec!["peer", "rename", "proton", long_name.as_str()],
+        vec!["invite", "w1", "--ttl", long_name.as_str(), "--no-qr"],
+    ] {
+        let out = proton(gw.path(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.len() < 400 && err.contains("nnnnnnnnnn…"),
+            "{args:?}: {err}"
+        );
+    }
+    // A 10 MB value in the spec, and a 300-character one in a wg-quick file.
+    let spec = gw.path().join("etc/proton/proton.toml");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace("interface = \"wg0\"", &format!("interface = \"{huge}\"")),
+    )
+    .unwrap();
+    let out = proton(gw.path(), &["peer", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.len() < 400 && err.contains("xxxxxxxxxx…"),
+        "{} bytes",
+        err.len()
+    );
+    std::fs::write(
+        &spec,
+        text.replace("interface = \"wg0\"", &format!("interface = {huge}")),
+    )
+    .unwrap();
+    let err = String::from_utf8_lossy(&proton(gw.path(), &["peer", "list"]).stderr).to_string();
+    assert!(err.len() < 400, "{} bytes", err.len());
+    let bad = format!("[Interface]\nMTU = {}\n", "9".repeat(300));
+    let e = proton_core::wgconf::WgQuickConfig::parse(&bad)
+        .unwrap_err()
+        .to_string();
+    assert!(e.len() < 120 && e.contains('…'), "{e}");
+    let e = proton_core::invite::Invitation::decode(&"proton1-".repeat(1000)).unwrap_err();
+    assert!(e.to_string().len() < 120, "{e}");
+}

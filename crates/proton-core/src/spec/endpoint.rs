@@ -1,6 +1,7 @@
 //! Endpoints (`host[:port]`) and the name rules the spec checks.
 
 use super::DEFAULT_PORT;
+use crate::clip;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -42,12 +43,12 @@ impl Endpoint {
             };
             let ip: std::net::Ipv6Addr = addr
                 .parse()
-                .map_err(|_| format!("`{addr}` is not an IPv6 address"))?;
+                .map_err(|_| format!("`{}` is not an IPv6 address", clip(addr)))?;
             (EndpointHost::Ip(IpAddr::V6(ip)), port)
         } else if text.matches(':').count() > 1 {
-            let ip: std::net::Ipv6Addr = text
-                .parse()
-                .map_err(|_| format!("`{text}` is not a host (write IPv6 as [addr]:port)"))?;
+            let ip: std::net::Ipv6Addr = text.parse().map_err(|_| {
+                format!("`{}` is not a host (write IPv6 as [addr]:port)", clip(text))
+            })?;
             (EndpointHost::Ip(IpAddr::V6(ip)), None)
         } else {
             let (host, port) = match text.split_once(':') {
@@ -90,7 +91,7 @@ fn parse_port(p: &str) -> Result<u16, String> {
         Ok(0) => Err("port 0 is not a port: use 1-65535 (WireGuard's usual is 51820)".into()),
         Ok(n) if n <= 65535 => Ok(n as u16),
         Ok(n) => Err(format!("port {n} is out of range: use 1-65535")),
-        Err(_) => Err(format!("port `{p}` is not a number: use 1-65535")),
+        Err(_) => Err(format!("port `{}` is not a number: use 1-65535", clip(p))),
     }
 }
 
@@ -109,7 +110,8 @@ pub fn validate_dns_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{name}` is not a valid host name (letters, digits, `-` and dots, e.g. vps.example.com)"
+            "`{}` is not a valid host name (letters, digits, `-` and dots, e.g. vps.example.com)",
+            clip(name)
         ))
     }
 }
@@ -127,7 +129,8 @@ pub fn validate_label(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{name}` is not a valid name: use 1-63 lowercase letters, digits and `-`, not starting or ending with `-` (it becomes a Kubernetes node name)"
+            "`{}` is not a valid name: use 1-63 lowercase letters, digits and `-`, not starting or ending with `-` (it becomes a Kubernetes node name)",
+            clip(name)
         ))
     }
 }

@@ -70,6 +70,18 @@ fn errors_name_the_field_and_the_fix() {
     assert!(e.contains("/31 is too small"), "{e}");
     let e = err("[gateway]\nendpoint = \"h\"\n[network]\ncidr = \"10.7.7.3/24\"\n");
     assert!(e.contains("10.7.7.0/24"), "{e}");
+    for (cidr, why) in [
+        ("0.0.0.0/0", "is too large"),
+        ("10.0.0.0/8", "is too large"),
+        ("198.51.100.0/24", "is not a private range"),
+        ("10.43.0.0/20", "overlaps K3s's service range"),
+    ] {
+        let e = err(&format!(
+            "[gateway]\nendpoint = \"h\"\n[network]\ncidr = \"{cidr}\"\n"
+        ));
+        assert!(e.starts_with("network.cidr: ") && e.contains(why), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
     let e = err("[gateway]\nendpoint = \"h:70000\"\n");
     assert!(e.contains("70000") && e.contains("1-65535"), "{e}");
     let e = err("[gateway]\nendpoint = \"h\"\n[network]\ninterfce = \"wg0\"\n");

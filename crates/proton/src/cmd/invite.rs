@@ -17,21 +17,27 @@ pub fn parse_ttl(text: &str) -> Result<u64, String> {
 /// Parses `30s`, `45m`, `1h`, `2d` into seconds, from 1 s to `max_days` days.
 pub fn parse_span(text: &str, max_days: u64, max_text: &str) -> Result<u64, String> {
     let t = text.trim();
+    let shown = proton_core::clip(t);
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("`{t}` is not a duration: write it like 30m, 1h or 2d"))?;
+        .map_err(|_| format!("`{shown}` is not a duration: write it like 30m, 1h or 2d"))?;
     let unit_secs: u64 = match unit {
         "s" => 1,
         "m" | "" => 60,
         "h" => 3600,
         "d" => 86400,
-        _ => return Err(format!("`{t}`: unknown unit `{unit}` (use s, m, h or d)")),
+        _ => {
+            return Err(format!(
+                "`{shown}`: unknown unit `{}` (use s, m, h or d)",
+                proton_core::clip(unit)
+            ));
+        }
     };
     // Saturating: a huge number must be refused, not overflow (a panic, or a wrapped TTL).
     let secs = n.saturating_mul(unit_secs);
     if secs == 0 || secs > max_days * 86400 {
-        return Err(format!("`{t}`: choose between 1s and {max_text}"));
+        return Err(format!("`{shown}`: choose between 1s and {max_text}"));
     }
     Ok(secs)
 }
