@@ -25,6 +25,7 @@ fn skip() -> bool {
 
 enum Cmd {
     Stats(mpsc::Sender<DataPathStats>),
+    SetKey(PrivateKey, mpsc::Sender<u16>),
     Stop,
 }
 
@@ -51,6 +52,10 @@ impl Node {
                             Cmd::Stats(reply) => {
                                 let _ = reply.send(dev.datapath_stats().unwrap());
                             }
+                            Cmd::SetKey(k, reply) => {
+                                dev.set_private_key(&k).await.unwrap();
+                                let _ = reply.send(dev.listen_port().await);
+                            }
                             Cmd::Stop => break,
                         }
                     }
@@ -69,6 +74,15 @@ impl Node {
     fn stats(&self) -> DataPathStats {
         let (tx, rx) = mpsc::channel();
         self.tx.send(Cmd::Stats(tx)).unwrap();
+        rx.recv().unwrap()
+    }
+}
+
+impl Node {
+    /// Replaces the key (gotatun re-binds its UDP socket); returns the port after.
+    fn set_key(&self, key: &PrivateKey) -> u16 {
+        let (tx, rx) = mpsc::channel();
+        self.tx.send(Cmd::SetKey(key.clone(), tx)).unwrap();
         rx.recv().unwrap()
     }
 }
@@ -565,4 +579,33 @@ fn wg_set_peer_changes_during_a_transfer_do_not_disturb_it() {
     assert_eq!(shown.lines().count(), 1, "only the worker is left: {shown}");
     assert_eq!((got, n), (sum, 64 << 20), "transfer intact across wg set");
     let _ = &t.worker_if;
+}
+
+/// The socket inode(s) of UDP port `port` in `ns` (from `ss -uanpe`).
+fn udp_inodes(ns: &Netns, port: u16) -> Vec<String> {
+    let out = ns.exec(&["ss", "-uanHe", "sport", &format!(":{port}")]);
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("ino:").map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_key_change_keeps_the_udp_socket_and_its_port() {
+    if skip() {
+        return;
+    }
+    let t = tunnel("k", Offloads::Auto);
+    let before = udp_inodes(&t.a, 51820);
+    assert_eq!(before.len(), 1, "one socket on 51820: {before:?}");
+    // gotatun re-binds on every key change; Proton's factory hands back the same socket
+    // (same address, port, fwmark), so there is no window with no socket and no
+    // EADDRINUSE race with a closing one.
+    for _ in 0..3 {
+        assert_eq!(t.gw.set_key(&PrivateKey::generate()), 51820);
+    }
+    assert_eq!(udp_inodes(&t.a, 51820), before, "the same socket");
+    // The worker's port (random, 0 in its config) survives a key change too.
+    let wport = t.worker.set_key(&PrivateKey::generate());
+    assert_eq!(t.worker.set_key(&PrivateKey::generate()), wport);
 }
