@@ -39,7 +39,9 @@ fn main() -> ExitCode {
 /// Commands whose output is read by people and scripts (`| head`, `| grep -q`): when
 /// the reader goes away they stop like any Unix filter instead of panicking. Not the
 /// daemons, nor commands that drive other processes (`apply`, `join`, `lab up`,
-/// `lab exec`): there a closed pipe is an error to handle, not the end of the job.
+/// `lab exec`): there a closed pipe is an error to handle, not the end of the job. Nor
+/// `client add`: its peer is committed only once the config (with its private key) is
+/// out, so a closed pipe must reach it as an error that rolls the peer back.
 fn prints_for_a_pipe(cmd: &cli::Command) -> bool {
     use cli::{Command as C, LabCommand};
     matches!(
@@ -50,7 +52,6 @@ fn prints_for_a_pipe(cmd: &cli::Command) -> bool {
             | C::Config(_)
             | C::Completions { .. }
             | C::Invite(_)
-            | C::Client(_)
             | C::Kubeconfig(_)
             | C::Dashboard(_)
             | C::Expose(_)
