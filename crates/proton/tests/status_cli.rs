@@ -23,10 +23,23 @@ fn nothing_set_up_is_one_clear_error_with_a_hint() {
             "{err}"
         );
         assert!(err.contains("hint: on the VPS: proton init"), "{err}");
-        assert!(
-            out.stdout.is_empty(),
-            "nothing on stdout for scripts to misread"
-        );
+        if cmd.contains(&"--json") {
+            // A script reading stdout gets JSON on failure too: the error object
+            // (issue 17), with the text form's exit code.
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            assert_eq!(v["error"]["exit_code"], 1, "{v}");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("this machine is neither a Proton gateway")),
+                "{v}"
+            );
+        } else {
+            assert!(
+                out.stdout.is_empty(),
+                "nothing on stdout for scripts to misread"
+            );
+        }
     }
     let out = proton(dir.path(), &["reresolve"]);
     assert_eq!(out.status.code(), Some(1));
