@@ -13,9 +13,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Modules the scenario needs: kernel WireGuard, nf_tables (the gateway's invitee
-/// fence), TUN (the userspace backend: joins and the mixed scenario's worker), veth.
-const MODULES: &[&str] = &["wireguard", "nf_tables", "tun", "veth"];
+/// Modules the scenario needs: kernel WireGuard, nf_tables and the expressions Proton's
+/// table uses (the fence and reach rules: `ct state`, `fib`; full-tunnel NAT: a nat
+/// chain with `masquerade`; a real kernel loads them on demand, this VM has no
+/// modprobe), TUN (the userspace backend: joins and the mixed scenario's worker), veth.
+const MODULES: &[&str] = &[
+    "wireguard",
+    "nf_tables",
+    "nft_ct",
+    "nft_fib_inet",
+    "nft_chain_nat",
+    "nft_nat",
+    "nft_masq",
+    "tun",
+    "veth",
+];
 
 /// Host tools copied in with their libraries (busybox provides the rest).
 const TOOLS: &[&str] = &["ip", "wg", "nft"];
