@@ -684,10 +684,16 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
+    // Aborted tasks drop their handle on the gateway only once cancelled: wait for that,
+    // so the device below can be taken down (a kernel interface outlives the process).
     worker.abort();
     admin_task.abort();
     sampler.abort();
     hangup.abort();
+    let _ = worker.await;
+    let _ = admin_task.await;
+    let _ = sampler.await;
+    let _ = hangup.await;
     let _ = api.await;
     let _ = metrics.await;
     if let Some(dns) = dns {
@@ -696,11 +702,27 @@ pub async fn run(
     let _ = std::fs::remove_file(opts.root.path(admin::ADMIN_SOCKET));
     // Proton's table stays: it also holds the public-side rules (6443/10250 closed);
     // the next start checks and refills it.
-    match Arc::try_unwrap(gw) {
-        Ok(gw) => gw.device.down().await,
-        Err(_) => tracing::warn!(
-            "device still referenced at shutdown; the interface goes with the process"
-        ),
+    // A blocking check still running (the firewall's `nft` listing, which no abort stops)
+    // may hold the gateway for a moment longer: give it a few seconds.
+    let mut gw = gw;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Arc::try_unwrap(gw) {
+            Ok(gw) => {
+                gw.device.down().await;
+                break;
+            }
+            Err(still) if std::time::Instant::now() < deadline => {
+                gw = still;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "device still referenced at shutdown; the interface goes with the process"
+                );
+                break;
+            }
+        }
     }
     Ok(())
 }
