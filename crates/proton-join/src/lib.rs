@@ -1,0 +1,1 @@
+//! The worker side of Proton: `join` (redeem an invitation) and `agent` (keep the tunnel up).
