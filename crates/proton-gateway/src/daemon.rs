@@ -9,7 +9,7 @@ use crate::admin::{self, AdminRequest, AdminResponse};
 use crate::api::{JOIN_API_PORT, K3sJoin, RedeemRequest, RedeemResponse, WhoAmI};
 use crate::firewall::{Ensured, Firewall};
 use crate::metrics::METRICS_PORT;
-use crate::observe::{GatewayStatus, Observer, PeerLive};
+use crate::observe::{GatewayStatus, Observer};
 use crate::server::{JoinRefusal, JoinService, Redeemed};
 use proton_core::host::Root;
 use proton_core::invite::hash_secret_text;
@@ -212,64 +212,16 @@ impl Gateway {
         Ok(applied)
     }
 
-    /// Samples the device: live peers joined with their DB names and last-heard ages.
+    /// The live status; see [`crate::observe::gateway_status`].
     async fn status(&self) -> GatewayStatus {
-        let store = self.store().ok();
-        // One read of every peer, not one query per live peer (10,000 peers: seconds).
-        let known: std::collections::HashMap<PublicKey, Peer> = store
-            .as_ref()
-            .and_then(|s| s.list_peers(false).ok())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|p| (p.public_key, p))
-            .collect();
-        let live = self.device.peers().await;
-        let heard = self.observer.sample(&live);
-        let admins = store
-            .as_ref()
-            .and_then(|s| s.granted_addresses(Grant::Admin).ok())
-            .unwrap_or_default();
-        let peers = live
-            .into_iter()
-            .zip(heard)
-            .map(|(p, heard)| {
-                let known = known.get(&p.public_key);
-                PeerLive {
-                    name: known.map(|k| k.name.to_string()),
-                    role: known.map(|k| k.role.as_str().to_string()),
-                    public_key: p.public_key.to_base64(),
-                    allowed_ips: p.allowed_ips.iter().map(|n| n.to_string()).collect(),
-                    endpoint: p.endpoint.map(|e| e.to_string()),
-                    last_handshake_secs: p.last_handshake.map(|d| d.as_secs()),
-                    last_heard_secs: heard.map(|d| d.as_secs()),
-                    rx_bytes: p.rx_bytes,
-                    tx_bytes: p.tx_bytes,
-                    reach: known.as_ref().map(|k| {
-                        proton_k3s::firewall::reach(
-                            k.role.as_str(),
-                            k.state == PeerState::Invited,
-                            admins.contains(&k.address),
-                        )
-                        .to_string()
-                    }),
-                }
-            })
-            .collect();
-        GatewayStatus {
-            interface: self.device.name().to_string(),
-            backend: self.device.backend().to_string(),
-            listen_port: self.device.listen_port().await,
-            address: self
-                .spec
-                .network
-                .cidr
-                .with_host(self.spec.gateway_address())
-                .to_string(),
-            keepalive_secs: self.current().network.persistent_keepalive,
-            peers,
-            counters: self.observer.counters(),
-            datapath: self.device.datapath_stats().map(Into::into),
-        }
+        crate::observe::gateway_status(
+            &self.device,
+            &self.observer,
+            self.store().ok(),
+            &self.spec,
+            self.current().network.persistent_keepalive,
+        )
+        .await
     }
 }
 

@@ -233,6 +233,73 @@ impl Observer {
     }
 }
 
+/// Samples the device: live peers joined with their DB names and last-heard ages.
+/// `store`: the state DB if it can be read (without it, peers have no names);
+/// `keepalive_secs`: the keepalive in use now (live reloads change it).
+pub(crate) async fn gateway_status(
+    device: &proton_wg::Device,
+    observer: &Observer,
+    store: Option<proton_store::Store>,
+    spec: &proton_core::spec::Spec,
+    keepalive_secs: u16,
+) -> GatewayStatus {
+    use proton_store::{Grant, Peer, PeerState};
+    // One read of every peer, not one query per live peer (10,000 peers: seconds).
+    let known: HashMap<PublicKey, Peer> = store
+        .as_ref()
+        .and_then(|s| s.list_peers(false).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.public_key, p))
+        .collect();
+    let live = device.peers().await;
+    let heard = observer.sample(&live);
+    let admins = store
+        .as_ref()
+        .and_then(|s| s.granted_addresses(Grant::Admin).ok())
+        .unwrap_or_default();
+    let peers = live
+        .into_iter()
+        .zip(heard)
+        .map(|(p, heard)| {
+            let known = known.get(&p.public_key);
+            PeerLive {
+                name: known.map(|k| k.name.to_string()),
+                role: known.map(|k| k.role.as_str().to_string()),
+                public_key: p.public_key.to_base64(),
+                allowed_ips: p.allowed_ips.iter().map(|n| n.to_string()).collect(),
+                endpoint: p.endpoint.map(|e| e.to_string()),
+                last_handshake_secs: p.last_handshake.map(|d| d.as_secs()),
+                last_heard_secs: heard.map(|d| d.as_secs()),
+                rx_bytes: p.rx_bytes,
+                tx_bytes: p.tx_bytes,
+                reach: known.as_ref().map(|k| {
+                    proton_k3s::firewall::reach(
+                        k.role.as_str(),
+                        k.state == PeerState::Invited,
+                        admins.contains(&k.address),
+                    )
+                    .to_string()
+                }),
+            }
+        })
+        .collect();
+    GatewayStatus {
+        interface: device.name().to_string(),
+        backend: device.backend().to_string(),
+        listen_port: device.listen_port().await,
+        address: spec
+            .network
+            .cidr
+            .with_host(spec.gateway_address())
+            .to_string(),
+        keepalive_secs,
+        peers,
+        counters: observer.counters(),
+        datapath: device.datapath_stats().map(Into::into),
+    }
+}
+
 /// Escapes a Prometheus label value (backslash, double quote, newline).
 fn label(value: &str) -> String {
     value
