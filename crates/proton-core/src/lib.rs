@@ -3,6 +3,7 @@
 //! - [`keys`]: WireGuard x25519 key pairs. Private keys are zeroized on drop and never
 //!   printed by `Debug`.
 //! - [`net`]: the tunnel network ([`net::Cidr`]) and host addresses in it.
+//! - [`peer`]: a peer's name and role.
 //! - [`host`]: every file Proton writes goes through a [`host::Root`], which takes a root
 //!   prefix (so a whole gateway can be rendered into a temp dir) and writes atomically;
 //!   secrets are created `0600` from the first byte.
@@ -21,5 +22,6 @@ pub use clip::clip;
 pub mod invite;
 pub mod keys;
 pub mod net;
+pub mod peer;
 pub mod spec;
 pub mod wgconf;

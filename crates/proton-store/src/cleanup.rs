@@ -59,7 +59,7 @@ impl Store {
         let rows = stmt.query_map([], |r| {
             let name: String = r.get(0)?;
             Ok(NodeCleanup {
-                name: name.parse().map_err(|e: StoreError| {
+                name: name.parse().map_err(|e: crate::InvalidPeer| {
                     rusqlite::Error::FromSqlConversionFailure(
                         0,
                         rusqlite::types::Type::Text,

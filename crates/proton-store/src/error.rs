@@ -78,6 +78,12 @@ pub enum StoreError {
     Invalid(String),
 }
 
+impl From<proton_core::peer::InvalidPeer> for StoreError {
+    fn from(e: proton_core::peer::InvalidPeer) -> Self {
+        StoreError::Invalid(e.0)
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Db(e)

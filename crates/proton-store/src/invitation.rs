@@ -64,7 +64,7 @@ fn invitation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Invitation> {
     Ok(Invitation {
         id: InvitationId(r.get(0)?),
         peer_id: PeerId(r.get(1)?),
-        role: role.parse().map_err(|e: StoreError| {
+        role: role.parse().map_err(|e: crate::InvalidPeer| {
             rusqlite::Error::FromSqlConversionFailure(
                 2,
                 rusqlite::types::Type::Text,

@@ -36,7 +36,7 @@ pub use error::StoreError;
 pub use grant::Grant;
 pub use invitation::InvitationId;
 pub use invitation::{Invitation, RedeemError};
-pub use peer::{NewPeer, Peer, PeerId, PeerName, PeerState, Role};
+pub use peer::{InvalidPeer, NewPeer, Peer, PeerId, PeerName, PeerState, Role};
 
 use proton_core::host::Root;
 use proton_core::net::Cidr;

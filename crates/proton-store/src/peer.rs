@@ -5,36 +5,12 @@ use crate::grant::Grant;
 use crate::{Store, StoreError};
 use proton_core::keys::PublicKey;
 use proton_core::net::Cidr;
+pub use proton_core::peer::{InvalidPeer, PeerName, Role};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::str::FromStr;
-
-/// A peer's name: an RFC 1123 label, since worker names become Kubernetes node names.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct PeerName(String);
-
-impl PeerName {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for PeerName {
-    type Err = StoreError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        proton_core::spec::validate_label(s).map_err(StoreError::Invalid)?;
-        Ok(PeerName(s.to_string()))
-    }
-}
-
-impl fmt::Display for PeerName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.0)
-    }
-}
 
 /// A peer's row id. Stable for the peer's life, never reused after it is revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -50,46 +26,6 @@ impl fmt::Display for PeerId {
 impl rusqlite::ToSql for PeerId {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         self.0.to_sql()
-    }
-}
-
-/// What a peer is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Gateway,
-    Worker,
-    Client,
-}
-
-impl Role {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Role::Gateway => "gateway",
-            Role::Worker => "worker",
-            Role::Client => "client",
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = StoreError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "gateway" => Ok(Role::Gateway),
-            "worker" => Ok(Role::Worker),
-            "client" => Ok(Role::Client),
-            other => Err(StoreError::Invalid(format!(
-                "`{}` is not a role: use worker or client",
-                proton_core::clip(other)
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
     }
 }
 
@@ -147,10 +83,10 @@ pub(crate) fn peer_from_row(r: &Row<'_>) -> rusqlite::Result<Peer> {
     let state: String = r.get(5)?;
     Ok(Peer {
         id: PeerId(r.get(0)?),
-        name: PeerName(r.get(1)?),
+        name: PeerName::from_stored(r.get(1)?),
         role: role
             .parse()
-            .map_err(|e: StoreError| bad(2, e.to_string()))?,
+            .map_err(|e: InvalidPeer| bad(2, e.to_string()))?,
         public_key: PublicKey::from_base64(&key).map_err(|e| bad(3, e.to_string()))?,
         address: address.parse().map_err(|_| bad(4, address.clone()))?,
         state: match state.as_str() {

@@ -53,7 +53,7 @@ fn add(
 ) -> anyhow::Result<()> {
     let name: PeerName = name
         .parse()
-        .map_err(|e: proton_store::StoreError| bad_input(e.to_string(), None))?;
+        .map_err(|e: proton_store::InvalidPeer| bad_input(e.to_string(), None))?;
     let expires_in = expires
         .as_deref()
         .map(|t| crate::cmd::invite::parse_span(t, MAX_EXPIRY_DAYS, "3650d"))

@@ -46,11 +46,11 @@ pub fn run(root: &Root, args: &InviteArgs) -> anyhow::Result<()> {
     let name: PeerName = args
         .name
         .parse()
-        .map_err(|e: proton_store::StoreError| bad_input(e.to_string(), None))?;
+        .map_err(|e: proton_store::InvalidPeer| bad_input(e.to_string(), None))?;
     let role: Role = args
         .role
         .parse()
-        .map_err(|e: proton_store::StoreError| bad_input(e.to_string(), None))?;
+        .map_err(|e: proton_store::InvalidPeer| bad_input(e.to_string(), None))?;
     if role == Role::Gateway {
         return Err(bad_input("--role: use worker or client", None));
     }

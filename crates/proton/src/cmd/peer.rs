@@ -109,7 +109,7 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
         PeerCommand::Rename { old, new } => {
             let new: PeerName = new
                 .parse()
-                .map_err(|e: proton_store::StoreError| bad_input(e.to_string(), None))?;
+                .map_err(|e: proton_store::InvalidPeer| bad_input(e.to_string(), None))?;
             // A worker that got K3s join data is a Node named after the peer, and K8s
             // cannot rename a Node: renaming only here would make `peer remove` forget
             // the wrong node later.
