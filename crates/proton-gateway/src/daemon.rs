@@ -498,9 +498,7 @@ pub async fn run(
                         Ok(r) => AdminResponse::Reloaded(r),
                         Err(e) => AdminResponse::Error { error: e.0 },
                     },
-                    AdminRequest::Status => AdminResponse::Status(
-                        serde_json::to_value(gw.status().await).expect("status serializes"),
-                    ),
+                    AdminRequest::Status => AdminResponse::Status(gw.status().await),
                 }
             }
         }))
@@ -513,7 +511,7 @@ pub async fn run(
         let gw = gw.clone();
         let render: crate::metrics::Render = Arc::new(move || {
             let gw = gw.clone();
-            Box::pin(async move { crate::observe::render_metrics(&gw.status().await) })
+            Box::pin(async move { crate::metrics::render_metrics(&gw.status().await) })
         });
         let mut stop = stop_rx.clone();
         tokio::spawn(crate::metrics::serve(listener, render, async move {

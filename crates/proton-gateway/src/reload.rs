@@ -10,16 +10,8 @@
 //!   device, so a restart; the daemon keeps running with the old values and says so.
 
 use proton_core::spec::Spec;
-use serde::{Deserialize, Serialize};
 
-/// What a reload did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reloaded {
-    /// Spec keys whose new value the daemon now uses.
-    pub applied: Vec<String>,
-    /// Spec keys that changed but need `systemctl restart proton-gateway`.
-    pub need_restart: Vec<String>,
-}
+pub use proton_proto::admin::Reloaded;
 
 /// Compares the spec the daemon runs with to the one on disk.
 pub fn compare(running: &Spec, new: &Spec) -> Reloaded {

@@ -23,7 +23,7 @@ pub enum OpsError {
     #[error("{0}")]
     Spec(#[from] proton_core::spec::SpecError),
     #[error(transparent)]
-    Admin(#[from] proton_gateway::admin::AdminError),
+    Admin(#[from] proton_proto::admin::AdminError),
     #[error("the gateway daemon answered: {0}")]
     Daemon(String),
     #[error("{path}: {message}")]

@@ -5,29 +5,26 @@
 use crate::OpsError;
 use crate::kube::{self, ClusterView};
 use crate::worker::{self, TunnelKind, WorkerTunnel};
+use ipnet::{IpNet, Ipv4Net};
 use proton_core::host::Root;
 use proton_core::spec::{SPEC_PATH, Spec};
-use proton_gateway::admin::{self, AdminRequest, AdminResponse};
-use proton_gateway::observe::{self, Counters, DataPath, GatewayStatus, Liveness, REJECT_AFTER};
+use proton_proto::admin::{
+    self, AdminRequest, AdminResponse, Counters, DataPath, GatewayStatus, Liveness, PeerLive,
+    REJECT_AFTER,
+};
 use serde::Serialize;
 use std::fmt::Write;
 use std::time::Duration;
 
-/// One peer row.
+/// One peer row: the peer as the daemon reports it, with the address people look for
+/// and its liveness.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PeerRow {
-    pub name: Option<String>,
-    pub role: Option<String>,
-    pub address: Option<String>,
-    pub endpoint: Option<String>,
-    pub public_key: String,
-    pub last_handshake_secs: Option<u64>,
-    pub last_heard_secs: Option<u64>,
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
+    #[serde(flatten)]
+    pub peer: PeerLive,
+    /// Its first allowed range (Proton gives each peer one /32).
+    pub address: Option<IpNet>,
     pub state: Liveness,
-    /// What the firewall lets this peer reach.
-    pub reach: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,7 +32,7 @@ pub struct GatewayReport {
     pub interface: String,
     pub backend: String,
     pub listen_port: u16,
-    pub address: String,
+    pub address: Ipv4Net,
     /// Silence after which a peer counts as stale (3x keepalive unless overridden).
     pub stale_after_secs: u64,
     pub peers: Vec<PeerRow>,
@@ -84,9 +81,7 @@ pub enum Status {
 /// Asks the running daemon for its live state.
 pub fn daemon_status(root: &Root) -> Result<GatewayStatus, OpsError> {
     match admin::request(root, &AdminRequest::Status)? {
-        AdminResponse::Status(v) => {
-            serde_json::from_value(v).map_err(|e| OpsError::Daemon(e.to_string()))
-        }
+        AdminResponse::Status(s) => Ok(s),
         AdminResponse::Error { error } => Err(OpsError::Daemon(error)),
         other => Err(OpsError::Daemon(format!("unexpected answer {other:?}"))),
     }
@@ -103,16 +98,8 @@ pub fn gateway_report(
         .into_iter()
         .map(|p| PeerRow {
             state: Liveness::of(p.last_handshake_secs, p.last_heard_secs, stale_after),
-            address: p.allowed_ips.first().cloned(),
-            name: p.name,
-            role: p.role,
-            endpoint: p.endpoint,
-            public_key: p.public_key,
-            last_handshake_secs: p.last_handshake_secs,
-            last_heard_secs: p.last_heard_secs,
-            rx_bytes: p.rx_bytes,
-            tx_bytes: p.tx_bytes,
-            reach: p.reach,
+            address: p.allowed_ips.first().copied(),
+            peer: p,
         })
         .collect();
     GatewayReport {
@@ -169,7 +156,7 @@ pub fn gather(root: &Root, iface: &str, stale_after: Option<Duration>) -> Result
         let spec = Spec::load(root)?;
         let live = daemon_status(root)?;
         let threshold =
-            stale_after.unwrap_or_else(|| observe::stale_after(spec.network.persistent_keepalive));
+            stale_after.unwrap_or_else(|| admin::stale_after(spec.network.persistent_keepalive));
         return Ok(Status::Gateway(gateway_report(
             live,
             threshold,
@@ -309,15 +296,15 @@ pub fn render(status: &Status) -> String {
                 let _ = writeln!(
                     out,
                     "{:<14} {:<7} {:<15} {:<22} {:<13} {:<13} {:>10} {:>10}  {:<30} {}",
-                    p.name.as_deref().unwrap_or("(invitee)"),
-                    p.role.as_deref().unwrap_or("-"),
-                    p.address.as_deref().unwrap_or("-"),
-                    p.endpoint.as_deref().unwrap_or("-"),
-                    age(p.last_handshake_secs),
-                    age(p.last_heard_secs),
-                    bytes(p.rx_bytes),
-                    bytes(p.tx_bytes),
-                    p.reach.as_deref().unwrap_or("-"),
+                    p.peer.name.as_ref().map_or("(invitee)", |n| n.as_str()),
+                    p.peer.role.map_or("-", |r| r.as_str()),
+                    p.address.map_or("-".into(), |a| a.to_string()),
+                    p.peer.endpoint.map_or("-".into(), |e| e.to_string()),
+                    age(p.peer.last_handshake_secs),
+                    age(p.peer.last_heard_secs),
+                    bytes(p.peer.rx_bytes),
+                    bytes(p.peer.tx_bytes),
+                    p.peer.reach.as_deref().unwrap_or("-"),
                     p.state.as_str()
                 );
             }
@@ -370,39 +357,13 @@ pub fn render(status: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proton_gateway::observe::PeerLive;
 
     #[test]
     fn report_judges_each_peer_and_renders_both_ways() {
-        let live = |name: &str, hs: Option<u64>, heard: Option<u64>| PeerLive {
-            name: Some(name.into()),
-            role: Some("worker".into()),
-            public_key: format!("{name}-key"),
-            allowed_ips: vec!["10.7.7.2/32".into()],
-            endpoint: Some("198.18.3.2:40001".into()),
-            last_handshake_secs: hs,
-            last_heard_secs: heard,
-            rx_bytes: 2048,
-            tx_bytes: 10,
-            reach: None,
-        };
-        let status = GatewayStatus {
-            interface: "wg0".into(),
-            backend: "userspace".into(),
-            listen_port: 51820,
-            address: "10.7.7.1/24".into(),
-            keepalive_secs: 25,
-            peers: vec![
-                live("w1", Some(100), Some(3)),
-                live("w2", Some(130), Some(90)),
-                live("w3", None, None),
-            ],
-            counters: Counters::default(),
-            datapath: None,
-        };
+        let status = GatewayStatus::sample();
         let r = gateway_report(
             status,
-            observe::stale_after(25),
+            admin::stale_after(25),
             ClusterView::NotRunning {
                 reason: "no kubeconfig".into(),
             },
@@ -415,6 +376,29 @@ mod tests {
         assert_eq!(json["stale_after_secs"], 75);
         assert_eq!(json["peers"][1]["state"], "stale");
         assert_eq!(json["peers"][0]["address"], "10.7.7.2/32");
+        // The row is the daemon's peer, flattened, plus address and state: the keys
+        // `proton status --json` printed before the status was typed, unchanged.
+        let row = &json["peers"][0];
+        for key in [
+            "name",
+            "role",
+            "address",
+            "endpoint",
+            "public_key",
+            "last_handshake_secs",
+            "last_heard_secs",
+            "rx_bytes",
+            "tx_bytes",
+            "state",
+            "reach",
+        ] {
+            assert!(row.get(key).is_some(), "{key} missing: {row}");
+        }
+        assert_eq!(row["name"], "w1");
+        assert_eq!(row["role"], "worker");
+        assert_eq!(row["endpoint"], "198.18.3.2:40001");
+        assert_eq!(row["state"], "online");
+        assert_eq!(json["address"], "10.7.7.1/24");
         assert_eq!(json["cluster"]["state"], "not_running");
         let table = render(&st);
         assert!(table.contains("w2"), "{table}");

@@ -414,12 +414,12 @@ pub fn silent_peers(peers: &[PeerRow], stale_after: u64) -> Finding {
     const C: &str = "silent peers";
     let silent: Vec<String> = peers
         .iter()
-        .filter(|p| p.name.is_some() && p.state != Liveness::Online)
+        .filter(|p| p.peer.name.is_some() && p.state != Liveness::Online)
         .map(|p| {
             format!(
                 "{} ({})",
-                p.name.as_deref().unwrap_or("?"),
-                status::age(p.last_heard_secs.or(p.last_handshake_secs))
+                p.peer.name.as_ref().map_or("?", |n| n.as_str()),
+                status::age(p.peer.last_heard_secs.or(p.peer.last_handshake_secs))
             )
         })
         .collect();

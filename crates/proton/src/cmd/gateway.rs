@@ -4,7 +4,7 @@ use crate::cli::DaemonArgs;
 use crate::output::bad_input;
 use proton_core::host::Root;
 use proton_core::spec::BackendChoice;
-use proton_gateway::admin::{self, AdminError, AdminRequest, AdminResponse};
+use proton_proto::admin::{self, AdminError, AdminRequest, AdminResponse};
 
 pub fn parse_backend(text: &Option<String>) -> anyhow::Result<Option<BackendChoice>> {
     match text.as_deref() {

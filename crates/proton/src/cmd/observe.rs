@@ -10,7 +10,7 @@ use std::time::Duration;
 /// A daemon that is not running, or a machine not set up, gets a hint.
 fn explain(e: OpsError) -> anyhow::Error {
     match e {
-        OpsError::Admin(proton_gateway::admin::AdminError::NotRunning(p)) => failure(
+        OpsError::Admin(proton_proto::admin::AdminError::NotRunning(p)) => failure(
             format!(
                 "the gateway daemon is not running (no socket at {})",
                 p.display()

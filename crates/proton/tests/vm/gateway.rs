@@ -91,7 +91,7 @@ impl Drop for Daemon {
 /// The daemon's live status (read through the backend), once it answers.
 fn status(root: &Path) -> serde_json::Value {
     match proton_gateway::admin::request(&Root::new(root), &AdminRequest::Status) {
-        Ok(AdminResponse::Status(v)) => v,
+        Ok(AdminResponse::Status(s)) => serde_json::to_value(s).expect("status serializes"),
         other => panic!("status: {other:?}"),
     }
 }
@@ -99,10 +99,10 @@ fn status(root: &Path) -> serde_json::Value {
 fn wait_for_daemon(root: &Path, daemon: &Daemon) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(AdminResponse::Status(v)) =
+        if let Ok(AdminResponse::Status(s)) =
             proton_gateway::admin::request(&Root::new(root), &AdminRequest::Status)
         {
-            return v;
+            return serde_json::to_value(s).expect("status serializes");
         }
         assert!(
             Instant::now() < deadline,
