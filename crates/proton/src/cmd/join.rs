@@ -24,7 +24,7 @@ use proton_core::keys::PrivateKey;
 use proton_core::spec::Endpoint;
 use proton_core::wgconf::{PeerSection, WgQuickConfig};
 use proton_gateway::api::{JOIN_API_PORT, RedeemRequest, RedeemResponse};
-use proton_gateway::client::{self, ClientError};
+use proton_proto::join::{self as client, ClientError};
 use proton_wg::{Device, InterfaceConfig, PeerConfig};
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::time::{Duration, Instant};
