@@ -6,7 +6,8 @@
 //! interface, and its unit drop-in waits for it.
 
 use crate::JoinError;
-use crate::join::{JoinOptions, Joined, K3sProgress, Progress};
+pub use crate::join::K3sProgress;
+use crate::join::{JoinOptions, Joined, Progress};
 use proton_core::host::Root;
 use proton_k3s::config::CONFIG_PATH;
 use proton_k3s::install::{InstallOutcome, Installer, Role, ScriptSource};
