@@ -273,9 +273,11 @@ impl Session<'_> {
         // Join on the data plane the tunnel will keep. gotatun stamps handshakes with
         // TAI64N based at 2^62+37 s, the kernel (and wireguard-go) at 2^62+10 s: after a
         // userspace handshake with our key, the gateway would drop the kernel tunnel's
-        // handshakes as replays for ~27 s (found by the VM test).
+        // handshakes as replays for ~27 s (found by the VM test). A wg-quick tunnel joins
+        // on `Auto`: kernel where the module is, else userspace (`--backend kernel` on a
+        // host without the module still writes the wg-quick file).
         cfg.backend = if self.kernel {
-            BackendKind::Kernel
+            BackendKind::Auto
         } else {
             BackendKind::Userspace
         };
