@@ -6,7 +6,6 @@
 pub mod admin;
 pub mod api;
 pub mod bounded;
-pub mod client;
 pub mod daemon;
 pub mod dns;
 pub mod endpoints;

@@ -1,8 +1,7 @@
 //! The join API over real TCP, with a service that records what it was asked.
 
-use proton_gateway::api::{RedeemRequest, RedeemResponse, WhoAmI};
-use proton_gateway::client::{self, ClientError};
 use proton_gateway::server::{self, JoinRefusal, JoinService, Redeemed};
+use proton_proto::join::{self as client, ClientError, RedeemRequest, RedeemResponse, WhoAmI};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,1 +1,36 @@
-//! The worker side of Proton: `join` (redeem an invitation) and `agent` (keep the tunnel up).
+//! The worker side of Proton: [`join()`] redeems an invitation and makes the tunnel
+//! permanent (then joins K3s when the gateway offers it), [`agent::Agent`] is
+//! `proton agent`, the userspace tunnel that keeps running.
+//!
+//! The binary reads the invitation, maps its arguments to [`JoinOptions`] and prints the
+//! [`Progress`] it is told and the [`JoinError`] it gets (each with a [`JoinError::hint`]).
+//! The gateway is only reached through `proton_proto::join`; nothing of the gateway's
+//! internals is used here.
+//!
+//! Files a joined worker holds:
+//! - [`NODE_KEY`]: its own WireGuard key;
+//! - the tunnel: `/etc/wireguard/<iface>.conf` for wg-quick (kernel WireGuard), or
+//!   [`AGENT_CONF`] for `proton agent`. The interface name is the file's name for
+//!   wg-quick; `agent.conf` records it in a `# Proton-Interface = <iface>` line above
+//!   `[Interface]` (see [`agent::AgentConf`]), so `proton agent` brings up the interface
+//!   the join was made with, the one K3s's `flannel-iface` names.
+
+pub mod agent;
+mod error;
+mod join;
+pub mod k3s;
+pub mod keys;
+mod resolve;
+pub mod units;
+
+pub use error::JoinError;
+pub use join::{JoinOptions, Joined, K3sOptions, Progress, Tunnel, TunnelKind, join};
+pub use resolve::{ResolveError, resolve};
+
+/// This machine's own WireGuard key (`0600`).
+pub const NODE_KEY: &str = "/etc/proton/node.key";
+/// The worker's tunnel for `proton agent`, in wg-quick format (`0600`: it holds the key).
+pub const AGENT_CONF: &str = "/etc/proton/agent.conf";
+/// The interface a tunnel gets when nothing else is said (`proton join --interface`'s
+/// default, and `proton agent`'s for an `agent.conf` that names none).
+pub const DEFAULT_INTERFACE: &str = "wg0";

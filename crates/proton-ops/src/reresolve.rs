@@ -1,19 +1,16 @@
 //! Following a gateway whose host name moves to a new address. wg-quick resolves the
 //! `Endpoint` once, at `up`; when the VPS gets a new IP (or a dynamic-DNS name moves)
 //! the tunnel keeps sending to the old one forever. `proton reresolve` (run every 30 s
-//! by `proton-reresolve.timer`, which `proton join --backend kernel` installs) resolves
-//! the name again and re-points the live peer with `wg set` — the job of wireguard-tools'
-//! `reresolve-dns.sh`, without the shell. The userspace `proton agent` does the same
-//! in-process.
+//! by `proton-reresolve.timer`, which `proton join --backend kernel` installs; its units
+//! are in `proton_join::units`) resolves the name again and re-points the live peer with
+//! `wg set` — the job of wireguard-tools' `reresolve-dns.sh`, without the shell. The
+//! userspace `proton agent` does the same in-process.
 
 use crate::OpsError;
 use crate::probe;
 use crate::wgshow;
 use crate::worker::WorkerTunnel;
 use std::net::SocketAddr;
-
-pub const RERESOLVE_SERVICE: &str = "/etc/systemd/system/proton-reresolve.service";
-pub const RERESOLVE_TIMER: &str = "/etc/systemd/system/proton-reresolve.timer";
 
 /// What a re-resolution did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,54 +62,16 @@ pub fn reresolve(t: &WorkerTunnel) -> Result<Outcome, OpsError> {
     Ok(Outcome::Moved { from: live, to })
 }
 
-/// The oneshot unit the timer starts.
-pub fn service_unit(proton_bin: &str, iface: &str) -> String {
-    format!(
-        "# Written by `proton join`: re-points the tunnel when the gateway's name moves.
-[Unit]
-Description=Proton: re-resolve the gateway endpoint of {iface}
-After=wg-quick@{iface}.service
-Requisite=wg-quick@{iface}.service
-
-[Service]
-Type=oneshot
-ExecStart={proton_bin} reresolve --interface {iface}
-"
-    )
-}
-
-/// Every 30 s, like `proton agent`.
-pub fn timer_unit(iface: &str) -> String {
-    format!(
-        "# Written by `proton join`: see proton-reresolve.service.
-[Unit]
-Description=Proton: re-resolve the gateway endpoint of {iface} every 30 s
-
-[Timer]
-OnActiveSec=30s
-OnUnitActiveSec=30s
-AccuracySec=5s
-
-[Install]
-WantedBy=timers.target
-"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn prefers_ipv4_and_units_name_the_interface() {
+    fn prefers_ipv4() {
         let v6: SocketAddr = "[2001:db8::1]:51820".parse().unwrap();
         let v4: SocketAddr = "198.51.100.7:51820".parse().unwrap();
         assert_eq!(pick(&[v6, v4]), Some(v4));
         assert_eq!(pick(&[v6]), Some(v6));
         assert_eq!(pick(&[]), None);
-        let unit = service_unit("/usr/local/bin/proton", "wg0");
-        assert!(unit.contains("ExecStart=/usr/local/bin/proton reresolve --interface wg0"));
-        assert!(unit.contains("Requisite=wg-quick@wg0.service"));
-        assert!(timer_unit("wg0").contains("OnUnitActiveSec=30s"));
     }
 }

@@ -263,6 +263,90 @@ fn a_rejoin_with_k3s_installed_reloads_units_and_sysctls_before_restarting_the_a
     );
 }
 
+/// Stops `proton agent` with SIGTERM (it takes its device down), as systemd would.
+struct AgentProcess(std::process::Child);
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_userspace_worker_joined_with_another_interface_runs_its_tunnel_and_flannel_on_it() {
+    if !root_and_tools() {
+        return;
+    }
+    let lab = LabGuard::up("ti", 0, 1, 0);
+    let gw = node_root(&lab, "gw");
+    let w1 = node_root(&lab, "w1");
+    copy_exec(&fixture("fake-k3s"), &gw.join("usr/local/bin/k3s"));
+    std::fs::write(gw.join("usr/local/bin/k3s-version"), "v1.34.2+k3s1\n").unwrap();
+    std::fs::create_dir_all(gw.join("etc/rancher/k3s")).unwrap();
+    std::fs::copy(fixture("k3s.yaml"), gw.join("etc/rancher/k3s/k3s.yaml")).unwrap();
+    copy_exec(&fixture("k3s-install.sh"), &w1.join("opt/k3s/install.sh"));
+    let rec = tempfile::tempdir().unwrap();
+
+    let inv = invitation(&lab, "w1");
+    let out = output_with_stdin(
+        Command::new(BIN)
+            .args(["lab", "exec", "w1", "--name", &lab.0, "--stdin", "--"])
+            .arg("env")
+            .arg(format!("RECORD_DIR={}", rec.path().display()))
+            .args([BIN, "--root", w1.to_str().unwrap(), "join"])
+            .args(["--backend", "userspace", "--interface", "wg7"])
+            .args([
+                "--k3s-install-script",
+                "/opt/k3s/install.sh",
+                "--k3s-skip-download",
+            ]),
+        &inv,
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "join: {stdout}{stderr}");
+    let cfg = std::fs::read_to_string(w1.join("etc/rancher/k3s/config.yaml")).unwrap();
+    assert!(
+        cfg.lines().any(|l| l == "flannel-iface: wg7"),
+        "flannel on the join's interface:\n{cfg}"
+    );
+
+    // `proton agent`, as proton-agent.service runs it, brings up that same interface.
+    let uapi = format!("/run/proton-lab/{}/w1/agent-uapi", lab.0);
+    let _agent = AgentProcess(
+        Command::new("ip")
+            .args(["netns", "exec", &format!("{}-w1", lab.0), BIN])
+            .args(["--root", w1.to_str().unwrap(), "agent", "--uapi-dir", &uapi])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !lab
+        .exec("w1", &["ip", "link", "show", "wg7"])
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "proton agent brought up no wg7: {}",
+            lab.ok("w1", &["ip", "-br", "link"])
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        !lab.exec("w1", &["ip", "link", "show", "wg0"])
+            .status
+            .success(),
+        "and no wg0"
+    );
+    assert!(
+        lab.ping("w1", "10.7.7.1"),
+        "the tunnel on wg7 reaches the gateway"
+    );
+}
+
 /// The hex sha256 of the CA bytes in a kubeconfig's `certificate-authority-data`, what
 /// K3s puts in a secure token (k3s-io/k3s pkg/clientaccess/token.go `hashCA`).
 fn ca_sha256(kubeconfig: &Path) -> String {

@@ -84,7 +84,7 @@ pub fn units() -> Vec<(String, Vec<u8>)> {
         ),
         (
             "proton-agent.service".into(),
-            crate::cmd::join::agent_unit(PACKAGED_BIN).into_bytes(),
+            proton_join::units::agent_unit(PACKAGED_BIN).into_bytes(),
         ),
         (
             "proton-firewall.service".into(),
