@@ -8,7 +8,9 @@
 //! (`/proc` text, `nft -j` output, `kubectl -o json`) without a host to probe.
 #![deny(unsafe_code)]
 
+pub mod backup;
 pub mod doctor;
+pub mod gateway_key;
 pub mod kube;
 pub mod nft;
 pub mod probe;
