@@ -13,9 +13,11 @@ pub mod doctor;
 pub mod gateway_key;
 pub mod kube;
 pub mod nft;
+pub mod node_cleanup;
 pub mod probe;
 pub mod reresolve;
 pub mod status;
+pub mod uninstall;
 pub mod wgshow;
 pub mod worker;
 
