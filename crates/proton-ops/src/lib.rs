@@ -1,7 +1,9 @@
 //! What an operator sees and is told to do: `proton status` (the gateway's peers with
 //! their liveness, a worker's tunnel, the cluster's nodes, add-ons and certificates)
 //! and `proton doctor` (each check passes, warns or fails, and every failure comes with
-//! its exact fix). Also the endpoint re-resolution that wg-quick never does.
+//! its exact fix). Also the endpoint re-resolution that wg-quick never does, and what an
+//! operator does to a host: `proton backup`/`restore` ([`backup`]), `proton uninstall`
+//! ([`uninstall`]) and the retry queue for removed workers' K8s nodes ([`node_cleanup`]).
 //!
 //! The CLI only parses arguments and prints; the gathering, the judgement and the
 //! rendering live here, split so the judgement can be tested on sample input
