@@ -298,3 +298,47 @@ pub fn execute(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_lists_only_what_proton_wrote_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        root.create_dir_all("/etc/proton", 0o700).unwrap();
+        root.write(GATEWAY_UNIT, b"[Unit]\n", 0o644).unwrap();
+        root.write(SYSCTL_PATH, b"net.ipv4.ip_forward = 1\n", 0o644)
+            .unwrap();
+        root.write(
+            "/etc/wireguard/wg0.conf",
+            b"# written by proton join\n",
+            0o600,
+        )
+        .unwrap();
+        root.write("/etc/wireguard/wg1.conf", b"# someone else's\n", 0o600)
+            .unwrap();
+        let r = plan(&root, true);
+        assert_eq!(r.dirs, ["/etc/proton"]);
+        assert_eq!(
+            r.files,
+            [GATEWAY_UNIT, SYSCTL_PATH, "/etc/wireguard/wg0.conf"]
+        );
+        assert_eq!(r.k3s_script, None, "no K3s uninstaller here");
+        assert_eq!(r.interface, "wg0");
+        let commands: Vec<String> = r.commands.iter().map(|c| c.join(" ")).collect();
+        assert_eq!(
+            commands,
+            [
+                "systemctl disable --now proton-gateway.service wg-quick@wg0.service",
+                "nft delete table inet proton",
+                "ip link delete dev wg0",
+                "systemctl daemon-reload",
+                "sysctl --system",
+            ]
+        );
+        assert!(!r.is_empty());
+        assert!(plan(&Root::new(tempfile::tempdir().unwrap().path()), false).is_empty());
+    }
+}
