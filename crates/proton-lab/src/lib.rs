@@ -17,6 +17,7 @@
 //! Everything the lab makes is recorded in `state.json`; `down` removes exactly that.
 #![deny(unsafe_code)]
 
+pub mod scenario;
 mod topology;
 
 pub use topology::{Lab, LabConfig, LabError, Node, Role};

@@ -1,19 +1,25 @@
 //! What an operator sees and is told to do: `proton status` (the gateway's peers with
 //! their liveness, a worker's tunnel, the cluster's nodes, add-ons and certificates)
 //! and `proton doctor` (each check passes, warns or fails, and every failure comes with
-//! its exact fix). Also the endpoint re-resolution that wg-quick never does.
+//! its exact fix). Also the endpoint re-resolution that wg-quick never does, and what an
+//! operator does to a host: `proton backup`/`restore` ([`backup`]), `proton uninstall`
+//! ([`uninstall`]) and the retry queue for removed workers' K8s nodes ([`node_cleanup`]).
 //!
 //! The CLI only parses arguments and prints; the gathering, the judgement and the
 //! rendering live here, split so the judgement can be tested on sample input
 //! (`/proc` text, `nft -j` output, `kubectl -o json`) without a host to probe.
 #![deny(unsafe_code)]
 
+pub mod backup;
 pub mod doctor;
+pub mod gateway_key;
 pub mod kube;
 pub mod nft;
+pub mod node_cleanup;
 pub mod probe;
 pub mod reresolve;
 pub mod status;
+pub mod uninstall;
 pub mod wgshow;
 pub mod worker;
 

@@ -3,7 +3,7 @@
 /// The gateway's private key (`0600`).
 pub const GATEWAY_KEY: &str = "/etc/proton/gateway.key";
 /// The gateway daemon's systemd unit, as `proton init` writes it (from-source installs).
-pub const GATEWAY_UNIT: &str = "/etc/systemd/system/proton-gateway.service";
+pub use proton_ops::uninstall::GATEWAY_UNIT;
 /// Where the Debian package puts the binary (`[package.metadata.deb]`).
 pub const PACKAGED_BIN: &str = "/usr/bin/proton";
 /// Where the Debian package puts its systemd units. A unit found here is not written

@@ -1,106 +1,47 @@
-//! Deleting removed workers' Kubernetes side: the pending list kept in the state DB
-//! (`proton_store::NodeCleanup`), worked through by `peer remove`, `apply` and `invite`.
-//!
-//! `peer remove` takes a worker off the tunnel first and records its node as pending in
-//! the same transaction; the Node, its node-password secret and its bootstrap token are
-//! deleted afterwards through `k3s`, and the record goes only once that succeeded. So a
-//! K3s outage at removal time leaves a record that the next `peer remove` or `apply`
-//! retries, instead of a Node that lingers and a name a rebuilt machine can never
-//! rejoin under (k3s#7797).
+//! Deleting removed workers' Kubernetes side (`proton_ops::node_cleanup`), worked
+//! through by `peer remove`, `apply` and `invite`; this prints each node deleted.
 
 use crate::context::GatewayContext;
+pub use proton_ops::node_cleanup::{Outcome, RETRY_HINT};
 
-/// What happens to a failed cleanup, and how to force it (completes "... is ").
-pub const RETRY_HINT: &str = "kept and retried by the next `proton peer remove` or `proton apply`; run `proton apply` once K3s answers again";
-
-/// What one pass did.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// Nodes deleted in this pass.
-    pub done: Vec<String>,
-    /// The node whose cleanup failed, and why. The pass stops there: the others need
-    /// the same API server, so trying them too would only repeat the wait.
-    pub failed: Option<(String, String)>,
-    /// Pending records not tried because of that failure.
-    pub left: usize,
-}
-
-/// Tries the pending cleanups, `first` before the others (the node the caller cares
-/// about), or only `first` when `only` is set. Prints one line per deleted node.
+/// Tries the pending cleanups, `first` before the others, or only `first` when `only`
+/// is set. Prints one line per deleted node.
 pub fn run_pending(
     ctx: &mut GatewayContext,
     first: Option<&str>,
     only: bool,
 ) -> anyhow::Result<Outcome> {
-    let mut names: Vec<String> = ctx
-        .store
-        .node_cleanups()?
-        .into_iter()
-        .map(|c| c.name.to_string())
-        .collect();
-    if let Some(first) = first {
-        match names.iter().position(|n| n == first) {
-            Some(i) => {
-                let name = names.remove(i);
-                if only {
-                    names.clear();
-                }
-                names.insert(0, name);
-            }
-            None if only => return Ok(Outcome::default()),
-            None => {}
-        }
-    }
-    let mut out = Outcome::default();
     let root = ctx.root.clone();
-    let k3s = proton_gateway::k3s::server_version(&root, &ctx.spec)
-        .map(|_| proton_gateway::k3s::k3s_program(&root));
-    for (i, name) in names.iter().enumerate() {
-        let result = match &k3s {
-            Some(k3s) => {
-                proton_k3s::tokens::forget_node(&proton_k3s::SystemRunner, &root, k3s, name)
-                    .map_err(|e| e.to_string())
+    Ok(proton_ops::node_cleanup::run_pending(
+        &root,
+        &ctx.spec,
+        &mut ctx.store,
+        first,
+        only,
+        &mut |name, done| {
+            let line = format!(
+                "Deleted K8s node `{name}` and its secret {name}.node-password.k3s{}.",
+                match &done.token_id {
+                    Some(id) => format!(", and its bootstrap token {id}"),
+                    None => String::new(),
+                }
+            );
+            // With `only` (from `invite`), stdout carries the invitation alone.
+            if only {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
             }
-            None => Err("K3s is not installed here (k3s --version failed)".to_string()),
-        };
-        match result {
-            Ok(done) => {
-                ctx.store.node_cleanup_done(name, "cli")?;
-                let line = format!(
-                    "Deleted K8s node `{name}` and its secret {name}.node-password.k3s{}.",
-                    match &done.token_id {
-                        Some(id) => format!(", and its bootstrap token {id}"),
-                        None => String::new(),
-                    }
+            if let Some(w) = &done.token_warning {
+                eprintln!(
+                    "warning: the bootstrap token could not be deleted (expired tokens are already gone): {w}"
                 );
-                // With `only` (from `invite`), stdout carries the invitation alone.
-                if only {
-                    eprintln!("{line}");
-                } else {
-                    println!("{line}");
-                }
-                if let Some(w) = done.token_warning {
-                    eprintln!(
-                        "warning: the bootstrap token could not be deleted (expired tokens are already gone): {w}"
-                    );
-                }
-                out.done.push(name.clone());
             }
-            Err(e) => {
-                ctx.store.node_cleanup_failed(name, &e)?;
-                out.left = names.len() - i - 1;
-                out.failed = Some((name.clone(), e));
-                break;
-            }
-        }
-    }
-    Ok(out)
+        },
+    )?)
 }
 
 /// `" (N more pending)"` when a failure left other records untried.
 pub fn left_note(out: &Outcome) -> String {
-    match out.left {
-        0 => String::new(),
-        n => format!(" ({n} more pending)"),
-    }
+    out.left_note()
 }
