@@ -32,7 +32,7 @@ use proton_addons::{
     FILE_NAMES, ManifestFile, ObjectRef, UPGRADE_FILE_NAMES, UpgradeParams, plan_removal,
     render_manifests, render_upgrade_manifests,
 };
-use proton_core::host::Root;
+use proton_core::host::{NotRun, Root};
 use proton_core::spec::Spec;
 use proton_gateway::api::JOIN_API_PORT;
 use proton_k3s::config::SERVER_DROPIN_PATH;
@@ -40,7 +40,7 @@ use proton_k3s::gateway::{
     FIREWALL_PATH, FIREWALL_UNIT, FIREWALL_UNIT_PATH, MANIFESTS_DIR, firewall_files, server_params,
 };
 use proton_k3s::install::{self, Installer, Role, missing_host_tools};
-use proton_k3s::{Output, Plan, PlannedCommand, PlannedFile, Runner, SystemRunner};
+use proton_k3s::{Plan, PlannedCommand, PlannedFile, Runner, SystemRunner};
 
 /// Host commands a previous run decided on but did not finish.
 pub const PENDING_PATH: &str = "/var/lib/proton/apply.pending";
@@ -85,25 +85,6 @@ impl Step {
             Step::EnableFirewall => PlannedCommand::new("systemctl", &["enable", FIREWALL_UNIT]),
             Step::RestartK3s => PlannedCommand::new("systemctl", &["restart", "k3s"]),
         }
-    }
-}
-
-/// Stands in for host commands under a root other than `/`: prints, runs nothing.
-struct NotRun;
-
-impl Runner for NotRun {
-    fn run(
-        &self,
-        program: &str,
-        args: &[&str],
-        _env: &[(&str, &str)],
-        _stdin: Option<&str>,
-    ) -> std::io::Result<Output> {
-        println!("not run (--root is not /): {program} {}", args.join(" "));
-        Ok(Output {
-            status: Some(0),
-            ..Output::default()
-        })
     }
 }
 
@@ -512,10 +493,7 @@ fn finish_node_cleanups(root: &Root) -> anyhow::Result<usize> {
 
 fn run_installer(root: &Root, i: &Installer, installed: &Option<String>) -> anyhow::Result<()> {
     if matches!(i.source, install::ScriptSource::Url(_)) && !root.is_system() {
-        println!(
-            "not run (--root is not /): {}",
-            describe_install(i, installed)
-        );
+        println!("{}", NotRun::line(&describe_install(i, installed)));
         return Ok(());
     }
     eprintln!(
