@@ -8,6 +8,7 @@
 //! (`/proc` text, `nft -j` output, `kubectl -o json`) without a host to probe.
 #![deny(unsafe_code)]
 
+pub mod apply;
 pub mod doctor;
 pub mod kube;
 pub mod nft;
