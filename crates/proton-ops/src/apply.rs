@@ -509,3 +509,61 @@ pub fn install(
     on(InstallEvent::Installed(&i.version));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proton_core::host::{Output, RecordingRunner};
+
+    fn spec() -> Spec {
+        let mut s = Spec::new("vps.example.com".parse().unwrap());
+        s.k3s.enabled = false;
+        s
+    }
+
+    #[test]
+    fn a_failed_step_stays_in_the_journal_and_the_next_run_resumes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec: &'static RecordingRunner = Box::leak(Box::new(RecordingRunner::new()));
+        rec.answer(
+            &["systemctl", "enable"],
+            Output {
+                status: Some(1),
+                stderr: "no systemd\n".into(),
+                ..Output::default()
+            },
+        );
+        let host = Host::with_runner(Root::new(dir.path()), rec, true);
+        let p = plan(&host, &spec()).unwrap();
+        assert_eq!(
+            p.steps,
+            [Step::DaemonReload, Step::Firewall, Step::EnableFirewall]
+        );
+        let mut ran = Vec::new();
+        let err = execute(&host, &p, &mut |e| {
+            if let Event::Ran(c) = e {
+                ran.push(c.to_string())
+            }
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`systemctl enable proton-firewall.service` failed: no systemd"
+        );
+        assert!(err.hint().unwrap().contains("resumes"));
+        assert_eq!(ran.len(), 2);
+        // The files are written now; what did not finish comes from the journal.
+        let again = plan(&host, &spec()).unwrap();
+        assert!(again.files.changed(host.root()).unwrap().is_empty());
+        assert_eq!(again.steps, p.steps);
+        clear_journal(host.root()).unwrap();
+        assert!(plan(&host, &spec()).unwrap().steps.is_empty());
+    }
+
+    #[test]
+    fn a_bad_spec_is_bad_input_without_a_hint() {
+        let e = ApplyError::Spec("bad".into());
+        assert!(e.is_bad_input());
+        assert!(e.hint().is_none());
+    }
+}
