@@ -159,7 +159,7 @@ pub enum Event<'a> {
     Ran(&'a PlannedCommand),
 }
 
-/// What [`install`] reports as it goes.
+/// What [`install()`] reports as it goes.
 #[derive(Debug)]
 pub enum InstallEvent<'a> {
     /// The installer is host-wide and the root is not `/`: the line to print instead.
