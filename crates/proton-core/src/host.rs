@@ -6,11 +6,22 @@
 //! created with its final mode from the first byte, flushed, then renamed over the
 //! target, so a reader sees the old file or the new one, never half of either, and a
 //! secret is never world-readable, not even for an instant.
+//!
+//! Commands go through a [`Runner`] beside it. A [`Host`] pairs the two and decides once,
+//! from the root, whether the *host-wide* commands (systemctl, `sysctl --system`, the K3s
+//! installer, the host's own nftables table) run or are printed: they run only when the
+//! root is `/`. *Namespace-local* actions (`nft` inside the caller's network namespace,
+//! `/proc/sys` writes there) always run: the lab's daemons live under a temporary root
+//! inside their own namespaces and must still set up their own firewall and forwarding.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+mod command;
+
+pub use command::{Bounded, Invocation, NotRun, Output, RecordingRunner, Runner, SystemRunner};
 
 /// Mode for files holding secrets.
 pub const SECRET_MODE: u32 = 0o600;
@@ -123,6 +134,70 @@ impl Root {
     }
 }
 
+/// The host a process works on: its files (under [`Root`]) and its commands.
+pub struct Host {
+    root: Root,
+    host_wide: Box<dyn Runner + Send + Sync>,
+    runs_host_wide: bool,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("root", &self.root)
+            .field("runs_host_wide", &self.runs_host_wide)
+            .finish()
+    }
+}
+
+impl Host {
+    /// Host-wide commands run when `root` is `/`, and are printed ([`NotRun`]) otherwise.
+    pub fn new(root: Root) -> Host {
+        if root.is_system() {
+            Host::with_runner(root, SystemRunner, true)
+        } else {
+            Host::with_runner(root, NotRun, false)
+        }
+    }
+
+    /// A host whose host-wide commands go to `runner` (tests: a [`RecordingRunner`]);
+    /// `runs` says whether they take effect on this machine.
+    pub fn with_runner(
+        root: Root,
+        runner: impl Runner + Send + Sync + 'static,
+        runs: bool,
+    ) -> Host {
+        Host {
+            root,
+            host_wide: Box::new(runner),
+            runs_host_wide: runs,
+        }
+    }
+
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    /// The runner for commands that act on the whole machine (systemctl, `sysctl
+    /// --system`, the installer, the host's nftables table): printed, not run, under a
+    /// root other than `/`.
+    pub fn host_wide(&self) -> &dyn Runner {
+        &*self.host_wide
+    }
+
+    /// Whether [`Host::host_wide`] commands take effect (the root is `/`). For what to
+    /// report after them, and for checks of live host state that only mean something then.
+    pub fn runs_host_wide(&self) -> bool {
+        self.runs_host_wide
+    }
+
+    /// The runner for commands local to this process's network namespace (`nft` on its
+    /// own table, `/proc/sys` there): they run under any root.
+    pub fn local(&self) -> &dyn Runner {
+        &SystemRunner
+    }
+}
+
 fn create_dir_all_mode(dir: &Path, mode: u32) -> Result<(), HostError> {
     if dir.is_dir() {
         return Ok(());
@@ -202,6 +277,26 @@ mod tests {
         // No temp files left behind.
         let names: Vec<_> = fs::read_dir(p.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn host_wide_commands_run_only_under_the_system_root() {
+        assert!(Host::new(Root::default()).runs_host_wide());
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(Root::new(dir.path()));
+        assert!(!host.runs_host_wide());
+        // Printed, not run: a program that does not exist still "succeeds".
+        let out = host
+            .host_wide()
+            .run("proton-no-such-program", &["x"], &[], None)
+            .unwrap();
+        assert!(out.success());
+        // Namespace-local commands run whatever the root.
+        assert!(
+            host.local()
+                .run("proton-no-such-program", &[], &[], None)
+                .is_err()
+        );
     }
 
     #[test]

@@ -26,6 +26,18 @@ pub enum ScriptSource {
     Path(PathBuf),
 }
 
+impl ScriptSource {
+    /// The spec's `k3s.install_script`: an absolute path is a file on the host, anything
+    /// else a URL.
+    pub fn from_spec(text: &str) -> ScriptSource {
+        if text.starts_with('/') {
+            ScriptSource::Path(text.into())
+        } else {
+            ScriptSource::Url(text.to_string())
+        }
+    }
+}
+
 /// Server or agent; an agent carries the server URL and its bootstrap token.
 #[derive(Clone)]
 pub enum Role {

@@ -3,13 +3,15 @@
 //! and `proton doctor` (each check passes, warns or fails, and every failure comes with
 //! its exact fix). Also the endpoint re-resolution that wg-quick never does, and what an
 //! operator does to a host: `proton backup`/`restore` ([`backup`]), `proton uninstall`
-//! ([`uninstall`]) and the retry queue for removed workers' K8s nodes ([`node_cleanup`]).
+//! ([`uninstall`]), the retry queue for removed workers' K8s nodes ([`node_cleanup`]) and
+//! `proton apply`'s host plan, its journal and its execution ([`apply`]).
 //!
 //! The CLI only parses arguments and prints; the gathering, the judgement and the
 //! rendering live here, split so the judgement can be tested on sample input
 //! (`/proc` text, `nft -j` output, `kubectl -o json`) without a host to probe.
 #![deny(unsafe_code)]
 
+pub mod apply;
 pub mod backup;
 pub mod doctor;
 pub mod gateway_key;

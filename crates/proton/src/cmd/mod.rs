@@ -25,7 +25,7 @@ mod peer;
 
 use crate::cli::{Cli, Command, GatewayCommand};
 use clap::CommandFactory;
-use proton_core::host::Root;
+use proton_core::host::{Host, Root};
 
 pub use crate::context::GatewayContext;
 
@@ -35,6 +35,8 @@ pub fn gateway_context(root: &Root) -> anyhow::Result<GatewayContext> {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let root = Root::new(&cli.global.root);
+    // Whether host-wide commands run or are printed is decided here, once.
+    let host = Host::new(root.clone());
     match cli.command {
         Command::Init(args) => init::run(&root, &args),
         Command::Config(c) => config::run(&root, c),
@@ -52,7 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor(args) => observe::doctor(&root, &args),
         Command::Reresolve(args) => observe::reresolve(&root, &args),
         // K3s (issue 5)
-        Command::Apply(args) => apply::run(&root, &args),
+        Command::Apply(args) => apply::run(&host, &args),
         Command::Kubeconfig(args) => kubeconfig::run(&root, &args),
         // end K3s
         // day-2 (issue 17)
