@@ -22,6 +22,7 @@ pub use clip::clip;
 pub mod invite;
 pub mod keys;
 pub mod net;
+pub mod paths;
 pub mod peer;
 pub mod spec;
 pub mod wgconf;

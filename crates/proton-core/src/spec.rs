@@ -12,8 +12,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 /// Host path of the spec.
 pub const SPEC_PATH: &str = "/etc/proton/proton.toml";
-/// Host path of the gateway's private key (`0600`).
-pub const GATEWAY_KEY_PATH: &str = "/etc/proton/gateway.key";
+/// Host path of the gateway's private key; [`crate::paths::GATEWAY_KEY`] under its
+/// older name, for the daemon.
+pub use crate::paths::GATEWAY_KEY as GATEWAY_KEY_PATH;
 /// WireGuard's customary port.
 pub const DEFAULT_PORT: u16 = 51820;
 

@@ -10,8 +10,7 @@ use proton_core::spec::Endpoint;
 use proton_core::wgconf::WgQuickConfig;
 use serde::Serialize;
 
-/// The userspace agent's tunnel (written by `proton join --backend userspace`).
-pub const AGENT_CONF: &str = "/etc/proton/agent.conf";
+pub use proton_core::paths::AGENT_CONF;
 /// The interface `proton agent` creates.
 pub const AGENT_INTERFACE: &str = "wg0";
 

@@ -2,7 +2,6 @@
 
 use crate::output::failure;
 use crate::paths::GATEWAY_KEY;
-use anyhow::Context;
 use proton_core::host::Root;
 use proton_core::keys::PrivateKey;
 use proton_core::spec::Spec;
@@ -52,19 +51,15 @@ impl GatewayContext {
 /// Reads a base64 private key file, warning when it is readable by others.
 pub fn read_private_key(root: &Root, path: &str) -> anyhow::Result<PrivateKey> {
     let full = root.path(path);
-    let text = root.read_optional(path)?.ok_or_else(|| {
-        failure(
+    match proton_core::keys::read_private_key(root, path) {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) => Err(failure(
             format!("{} is missing", full.display()),
             "run `proton init --endpoint HOST` first",
-        )
-    })?;
-    if let Ok(mode) = proton_core::host::mode_of(&full)
-        && mode & 0o077 != 0
-    {
-        tracing::warn!(
-            "{} is readable by others (mode {mode:o}): chmod 600 it",
-            full.display()
-        );
+        )),
+        Err(proton_core::keys::KeyFileError::Host(e)) => Err(e.into()),
+        Err(proton_core::keys::KeyFileError::Parse { source, .. }) => {
+            Err(anyhow::Error::new(source).context(format!("reading {}", full.display())))
+        }
     }
-    PrivateKey::from_base64(text.trim()).with_context(|| format!("reading {}", full.display()))
 }
