@@ -28,6 +28,4 @@ pub use join::{JoinOptions, Joined, K3sOptions, Progress, Tunnel, TunnelKind, jo
 pub use resolve::{ResolveError, resolve};
 
 pub use proton_core::paths::{AGENT_CONF, NODE_KEY};
-/// The interface a tunnel gets when nothing else is said (`proton join --interface`'s
-/// default, and `proton agent`'s for an `agent.conf` that names none).
-pub const DEFAULT_INTERFACE: &str = "wg0";
+pub use proton_core::wgconf::DEFAULT_INTERFACE;
