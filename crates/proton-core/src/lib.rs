@@ -16,6 +16,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod backend;
 mod clip;
 pub mod host;
 pub use clip::clip;

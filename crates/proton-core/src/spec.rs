@@ -39,16 +39,9 @@ fn field(field: &str, message: impl Into<String>) -> SpecError {
     }
 }
 
-/// Which WireGuard implementation runs the interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendChoice {
-    /// Kernel when the module is available, else userspace.
-    #[default]
-    Auto,
-    Kernel,
-    Userspace,
-}
+pub use crate::backend::Backend;
+/// The older name of [`Backend`], for the daemon.
+pub use crate::backend::Backend as BackendChoice;
 
 /// The whole spec.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,7 +108,7 @@ pub struct NetworkSpec {
     pub fwmark: u32,
     pub persistent_keepalive: u16,
     pub mtu: u16,
-    pub backend: BackendChoice,
+    pub backend: Backend,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<IpAddr>,
 }
@@ -128,7 +121,7 @@ impl Default for NetworkSpec {
             fwmark: 0x4000,
             persistent_keepalive: 25,
             mtu: 1420,
-            backend: BackendChoice::Auto,
+            backend: Backend::Auto,
             dns: Vec::new(),
         }
     }
