@@ -26,4 +26,5 @@ pub mod net;
 pub mod paths;
 pub mod peer;
 pub mod spec;
+pub mod view;
 pub mod wgconf;
