@@ -174,6 +174,43 @@ impl<'de> serde::Deserialize<'de> for PublicKey {
     }
 }
 
+/// Why a private key file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error(transparent)]
+    Host(#[from] crate::host::HostError),
+    #[error("reading {}", path.display())]
+    Parse {
+        path: std::path::PathBuf,
+        #[source]
+        source: KeyError,
+    },
+}
+
+/// Reads a base64 private key file (`None`: there is none), warning when it is
+/// readable by others. The one reader of [`crate::paths::GATEWAY_KEY`] and
+/// [`crate::paths::NODE_KEY`].
+pub fn read_private_key(
+    root: &crate::host::Root,
+    path: &str,
+) -> Result<Option<PrivateKey>, KeyFileError> {
+    let full = root.path(path);
+    let Some(text) = root.read_optional(path)? else {
+        return Ok(None);
+    };
+    if let Ok(mode) = crate::host::mode_of(&full)
+        && mode & 0o077 != 0
+    {
+        tracing::warn!(
+            "{} is readable by others (mode {mode:o}): chmod 600 it",
+            full.display()
+        );
+    }
+    PrivateKey::from_base64(text.trim())
+        .map(Some)
+        .map_err(|source| KeyFileError::Parse { path: full, source })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

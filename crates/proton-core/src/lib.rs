@@ -16,12 +16,15 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod backend;
 mod clip;
 pub mod host;
 pub use clip::clip;
 pub mod invite;
 pub mod keys;
 pub mod net;
+pub mod paths;
 pub mod peer;
 pub mod spec;
+pub mod view;
 pub mod wgconf;

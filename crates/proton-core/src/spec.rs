@@ -12,8 +12,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 /// Host path of the spec.
 pub const SPEC_PATH: &str = "/etc/proton/proton.toml";
-/// Host path of the gateway's private key (`0600`).
-pub const GATEWAY_KEY_PATH: &str = "/etc/proton/gateway.key";
+/// Host path of the gateway's private key; [`crate::paths::GATEWAY_KEY`] under its
+/// older name, for the daemon.
+pub use crate::paths::GATEWAY_KEY as GATEWAY_KEY_PATH;
 /// WireGuard's customary port.
 pub const DEFAULT_PORT: u16 = 51820;
 
@@ -38,16 +39,9 @@ fn field(field: &str, message: impl Into<String>) -> SpecError {
     }
 }
 
-/// Which WireGuard implementation runs the interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendChoice {
-    /// Kernel when the module is available, else userspace.
-    #[default]
-    Auto,
-    Kernel,
-    Userspace,
-}
+pub use crate::backend::Backend;
+/// The older name of [`Backend`], for the daemon.
+pub use crate::backend::Backend as BackendChoice;
 
 /// The whole spec.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,7 +108,7 @@ pub struct NetworkSpec {
     pub fwmark: u32,
     pub persistent_keepalive: u16,
     pub mtu: u16,
-    pub backend: BackendChoice,
+    pub backend: Backend,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<IpAddr>,
 }
@@ -127,7 +121,7 @@ impl Default for NetworkSpec {
             fwmark: 0x4000,
             persistent_keepalive: 25,
             mtu: 1420,
-            backend: BackendChoice::Auto,
+            backend: Backend::Auto,
             dns: Vec::new(),
         }
     }

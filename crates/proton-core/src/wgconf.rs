@@ -18,6 +18,49 @@ pub struct WgConfError {
     pub message: String,
 }
 
+/// The key of the comment line Proton writes above `[Interface]` in
+/// [`crate::paths::AGENT_CONF`]: `# Proton-Interface = wg1`, the interface
+/// `proton join --interface` was given. A comment, so the file stays what wg-quick and
+/// `wg-quick strip` read.
+pub const INTERFACE_KEY: &str = "Proton-Interface";
+/// The interface a tunnel gets when nothing else is said (`proton join --interface`'s
+/// default, and the one an `agent.conf` without an [`INTERFACE_KEY`] line means).
+pub const DEFAULT_INTERFACE: &str = "wg0";
+
+/// An [`INTERFACE_KEY`] value that is not a Linux interface name.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("agent.conf's {INTERFACE_KEY} `{0}` is not an interface name")]
+pub struct BadInterface(pub String);
+
+/// The `# Proton-Interface = NAME` line before the first section, if there is one.
+pub fn recorded_interface(text: &str) -> Result<Option<&str>, BadInterface> {
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            break;
+        }
+        let Some(comment) = line.strip_prefix('#') else {
+            continue;
+        };
+        let Some((key, value)) = comment.split_once('=') else {
+            continue;
+        };
+        if !key.trim().eq_ignore_ascii_case(INTERFACE_KEY) {
+            continue;
+        }
+        let name = value.trim();
+        // Linux interface names: 1 to 15 bytes, no `/`, `:` or white space.
+        let valid = !name.is_empty()
+            && name.len() <= 15
+            && !name.contains(['/', ':'])
+            && !name.chars().any(char::is_whitespace);
+        if !valid {
+            return Err(BadInterface(name.to_string()));
+        }
+        return Ok(Some(name));
+    }
+    Ok(None)
+}
+
 /// `[Interface]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InterfaceSection {

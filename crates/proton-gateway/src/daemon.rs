@@ -337,16 +337,18 @@ impl Join {
     /// for a worker of a gateway running K3s, how to join the cluster.
     fn answer(&self, peer: &Peer, k3s: Option<K3sJoin>) -> Result<RedeemResponse, JoinRefusal> {
         let spec = &*self.0.current();
+        let net = proton_core::view::Network::new(spec);
         let gateway_key = read_key(&self.0.root)
             .map_err(|e| JoinRefusal::Internal(e.0))?
             .public_key();
         Ok(RedeemResponse {
             name: peer.name.to_string(),
             role: peer.role.to_string(),
-            address: spec.network.cidr.with_host(peer.address).to_string(),
+            address: net.peer_address(peer.address).to_string(),
             network: spec.network.cidr.to_string(),
             gateway_public_key: gateway_key.to_base64(),
-            persistent_keepalive: spec.network.persistent_keepalive,
+            // On the wire `0` is none.
+            persistent_keepalive: net.keepalive().unwrap_or(0),
             mtu: spec.network.mtu,
             k3s,
         })
@@ -399,14 +401,11 @@ pub async fn run(
         BackendChoice::Auto => proton_wg::BackendKind::Auto,
         BackendChoice::Userspace => proton_wg::BackendKind::Userspace,
     };
-    let mut cfg = InterfaceConfig::new(
-        &spec.network.interface,
-        key,
-        spec.network.cidr.with_host(spec.gateway_address()),
-    );
-    cfg.listen_port = Some(spec.listen_port());
-    cfg.fwmark = Some(spec.network.fwmark).filter(|m| *m != 0);
-    cfg.mtu = spec.network.mtu;
+    let net = proton_core::view::Network::new(&spec);
+    let mut cfg = InterfaceConfig::new(&spec.network.interface, key, net.gateway_address());
+    cfg.listen_port = Some(net.port());
+    cfg.fwmark = net.fwmark();
+    cfg.mtu = net.mtu();
     cfg.backend = backend;
     if let Some(dir) = &opts.uapi_dir {
         cfg.uapi_dir = dir.clone();

@@ -10,14 +10,14 @@
 use crate::{AGENT_CONF, DEFAULT_INTERFACE, ResolveError, resolve};
 use proton_core::host::{HostError, Root};
 use proton_core::spec::Endpoint;
-use proton_core::wgconf::{PeerSection, WgConfError, WgQuickConfig};
+use proton_core::wgconf::{
+    INTERFACE_KEY, PeerSection, WgConfError, WgQuickConfig, recorded_interface,
+};
 use proton_wg::{Device, InterfaceConfig, PeerConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use zeroize::Zeroizing;
-
-const INTERFACE_KEY: &str = "Proton-Interface";
 
 /// `agent.conf`: the tunnel and the interface it runs on.
 #[derive(Debug, Clone)]
@@ -40,40 +40,12 @@ impl AgentConf {
             path: AGENT_CONF.into(),
             source,
         })?;
-        let interface = recorded_interface(text)?
+        let interface = recorded_interface(text)
+            .map_err(|e| AgentError::BadInterface(e.0))?
             .unwrap_or(DEFAULT_INTERFACE)
             .to_string();
         Ok(AgentConf { interface, config })
     }
-}
-
-/// The `# Proton-Interface = NAME` line before the first section, if there is one.
-fn recorded_interface(text: &str) -> Result<Option<&str>, AgentError> {
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('[') {
-            break;
-        }
-        let Some(comment) = line.strip_prefix('#') else {
-            continue;
-        };
-        let Some((key, value)) = comment.split_once('=') else {
-            continue;
-        };
-        if !key.trim().eq_ignore_ascii_case(INTERFACE_KEY) {
-            continue;
-        }
-        let name = value.trim();
-        // Linux interface names: 1 to 15 bytes, no `/`, `:` or white space.
-        let valid = !name.is_empty()
-            && name.len() <= 15
-            && !name.contains(['/', ':'])
-            && !name.chars().any(char::is_whitespace);
-        if !valid {
-            return Err(AgentError::BadInterface(name.to_string()));
-        }
-        return Ok(Some(name));
-    }
-    Ok(None)
 }
 
 #[derive(Debug, thiserror::Error)]

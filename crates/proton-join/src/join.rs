@@ -22,7 +22,7 @@ use proton_core::host::{PUBLIC_MODE, Root};
 use proton_core::invite::Invitation;
 use proton_core::keys::PrivateKey;
 use proton_core::spec::Endpoint;
-use proton_core::wgconf::{PeerSection, WgQuickConfig};
+use proton_core::view::WorkerNetwork;
 use proton_k3s::install::ScriptSource;
 use proton_proto::join::RedeemResponse;
 use proton_proto::join::{self as api, ClientError, JOIN_API_PORT, K3sJoin, RedeemRequest};
@@ -81,7 +81,7 @@ impl Joined {
             role: r.role,
             address,
             mtu: r.mtu,
-            keepalive: Some(r.persistent_keepalive).filter(|k| *k != 0),
+            keepalive: proton_core::view::keepalive(r.persistent_keepalive),
             k3s: r.k3s,
             tunnel: None,
         })
@@ -446,16 +446,15 @@ impl Session<'_> {
         report: &mut dyn FnMut(Progress<'_>),
     ) -> Result<Tunnel, JoinError> {
         let (root, inv, iface) = (self.root, self.inv, &self.opts.interface);
-        let mut conf = WgQuickConfig::default();
-        conf.interface.private_key = Some(mine);
-        conf.interface.addresses = vec![joined.address.into()];
-        conf.interface.mtu = Some(joined.mtu);
-        let mut gw = PeerSection::new(inv.gateway_key);
-        gw.name = Some("gateway".into());
-        gw.endpoint = Some(inv.endpoint.clone());
-        gw.allowed_ips = vec![inv.network.net().into()];
-        gw.persistent_keepalive = joined.keepalive;
-        conf.peers.push(gw);
+        let conf = WorkerNetwork {
+            address: joined.address,
+            network: &inv.network,
+            mtu: joined.mtu,
+            keepalive: joined.keepalive,
+            gateway_key: inv.gateway_key,
+            endpoint: &inv.endpoint,
+        }
+        .config(mine);
         let (kind, unit) = if self.kernel {
             let path = format!("/etc/wireguard/{iface}.conf");
             root.write_secret(&path, conf.render().as_bytes())?;

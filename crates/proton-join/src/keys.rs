@@ -3,40 +3,9 @@
 
 use crate::NODE_KEY;
 use proton_core::host::{HostError, Root};
-use proton_core::keys::{KeyError, PrivateKey};
-use std::path::PathBuf;
+use proton_core::keys::PrivateKey;
 
-#[derive(Debug, thiserror::Error)]
-pub enum KeyFileError {
-    #[error(transparent)]
-    Host(#[from] HostError),
-    #[error("reading {}", path.display())]
-    Parse {
-        path: PathBuf,
-        #[source]
-        source: KeyError,
-    },
-}
-
-/// Reads a base64 private key file (`None`: there is none), warning when it is
-/// readable by others.
-pub fn read_private_key(root: &Root, path: &str) -> Result<Option<PrivateKey>, KeyFileError> {
-    let full = root.path(path);
-    let Some(text) = root.read_optional(path)? else {
-        return Ok(None);
-    };
-    if let Ok(mode) = proton_core::host::mode_of(&full)
-        && mode & 0o077 != 0
-    {
-        tracing::warn!(
-            "{} is readable by others (mode {mode:o}): chmod 600 it",
-            full.display()
-        );
-    }
-    PrivateKey::from_base64(text.trim())
-        .map(Some)
-        .map_err(|source| KeyFileError::Parse { path: full, source })
-}
+pub use proton_core::keys::{KeyFileError, read_private_key};
 
 /// This machine's key from an earlier run of `proton join`, if there was one.
 pub fn existing(root: &Root) -> Result<Option<PrivateKey>, KeyFileError> {

@@ -27,10 +27,5 @@ pub use error::JoinError;
 pub use join::{JoinOptions, Joined, K3sOptions, Progress, Tunnel, TunnelKind, join};
 pub use resolve::{ResolveError, resolve};
 
-/// This machine's own WireGuard key (`0600`).
-pub const NODE_KEY: &str = "/etc/proton/node.key";
-/// The worker's tunnel for `proton agent`, in wg-quick format (`0600`: it holds the key).
-pub const AGENT_CONF: &str = "/etc/proton/agent.conf";
-/// The interface a tunnel gets when nothing else is said (`proton join --interface`'s
-/// default, and `proton agent`'s for an `agent.conf` that names none).
-pub const DEFAULT_INTERFACE: &str = "wg0";
+pub use proton_core::paths::{AGENT_CONF, NODE_KEY};
+pub use proton_core::wgconf::DEFAULT_INTERFACE;

@@ -11,8 +11,9 @@ use crate::nft::{self, PortVerdict};
 use crate::probe;
 use crate::status;
 use crate::worker::{self, TunnelKind, WorkerTunnel};
+use proton_core::backend::Backend;
 use proton_core::host::Root;
-use proton_core::spec::{BackendChoice, SPEC_PATH, Spec};
+use proton_core::spec::{SPEC_PATH, Spec};
 use proton_gateway::observe::{self, REJECT_AFTER};
 use serde::Serialize;
 use std::net::IpAddr;
@@ -333,9 +334,9 @@ pub fn worker(root: &Root, t: &WorkerTunnel, stale_after: Option<std::time::Dura
             module_loaded(),
             tun_present(),
             if t.kind == TunnelKind::WgQuick {
-                BackendChoice::Kernel
+                Backend::Kernel
             } else {
-                BackendChoice::Userspace
+                Backend::Userspace
             },
         ),
         forwarding(

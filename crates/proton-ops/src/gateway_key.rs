@@ -28,20 +28,16 @@ impl KeyFileError {
     }
 }
 
-/// Reads a base64 private key file, warning when it is readable by others.
+/// Reads a base64 private key file, warning when it is readable by others (the one
+/// reader, [`proton_core::keys::read_private_key`], with "missing" as an error and its fix).
 pub fn read_private_key(root: &Root, path: &str) -> Result<PrivateKey, KeyFileError> {
-    let full = root.path(path);
-    let text = root
-        .read_optional(path)?
-        .ok_or_else(|| KeyFileError::Missing { path: full.clone() })?;
-    if let Ok(mode) = proton_core::host::mode_of(&full)
-        && mode & 0o077 != 0
-    {
-        tracing::warn!(
-            "{} is readable by others (mode {mode:o}): chmod 600 it",
-            full.display()
-        );
+    use proton_core::keys::KeyFileError as Core;
+    match proton_core::keys::read_private_key(root, path) {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) => Err(KeyFileError::Missing {
+            path: root.path(path),
+        }),
+        Err(Core::Host(e)) => Err(KeyFileError::Read(e)),
+        Err(Core::Parse { path, source }) => Err(KeyFileError::Parse { path, source }),
     }
-    PrivateKey::from_base64(text.trim())
-        .map_err(|source| KeyFileError::Parse { path: full, source })
 }

@@ -7,13 +7,10 @@ use crate::wgshow::{self, WgPeer};
 use proton_core::host::Root;
 use proton_core::keys::PublicKey;
 use proton_core::spec::Endpoint;
-use proton_core::wgconf::WgQuickConfig;
+use proton_core::wgconf::{DEFAULT_INTERFACE, WgQuickConfig, recorded_interface};
 use serde::Serialize;
 
-/// The userspace agent's tunnel (written by `proton join --backend userspace`).
-pub const AGENT_CONF: &str = "/etc/proton/agent.conf";
-/// The interface `proton agent` creates.
-pub const AGENT_INTERFACE: &str = "wg0";
+pub use proton_core::paths::AGENT_CONF;
 
 /// How the worker's tunnel runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -45,10 +42,10 @@ fn wg_quick_path(iface: &str) -> String {
 /// The worker's tunnel configuration, if this machine joined.
 pub fn load(root: &Root, iface: &str) -> Result<Option<WorkerTunnel>, OpsError> {
     let candidates = [
-        (TunnelKind::Agent, AGENT_CONF.to_string(), AGENT_INTERFACE),
-        (TunnelKind::WgQuick, wg_quick_path(iface), iface),
+        (TunnelKind::Agent, AGENT_CONF.to_string()),
+        (TunnelKind::WgQuick, wg_quick_path(iface)),
     ];
-    for (kind, path, name) in candidates {
+    for (kind, path) in candidates {
         let Some(text) = root.read_optional(&path)? else {
             continue;
         };
@@ -57,6 +54,14 @@ pub fn load(root: &Root, iface: &str) -> Result<Option<WorkerTunnel>, OpsError> 
             message,
         };
         let conf = WgQuickConfig::parse(&text).map_err(|e| bad(e.to_string()))?;
+        // `proton agent` brings up the interface agent.conf records (the one the join
+        // was made with), whatever `--interface` this command was given.
+        let name = match kind {
+            TunnelKind::Agent => recorded_interface(&text)
+                .map_err(|e| bad(e.to_string()))?
+                .unwrap_or(DEFAULT_INTERFACE),
+            TunnelKind::WgQuick => iface,
+        };
         let peer = conf
             .peers
             .first()
@@ -90,4 +95,49 @@ pub fn gateway_link(t: &WorkerTunnel) -> Result<Option<WgPeer>, OpsError> {
     let peers = wgshow::peers(&t.interface)?;
     let key = t.gateway_key.to_base64();
     Ok(peers.into_iter().find(|p| p.public_key == key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proton_core::keys::PrivateKey;
+
+    fn agent_conf(header: &str) -> String {
+        let key = PrivateKey::generate();
+        let gateway = PrivateKey::generate().public_key();
+        format!(
+            "{header}[Interface]\nPrivateKey = {}\nAddress = 10.99.0.5/24\n\n[Peer]\nPublicKey = {}\nEndpoint = gw.example.org:51820\nAllowedIPs = 10.99.0.0/24\nPersistentKeepalive = 25\n",
+            key.expose_base64().as_str(),
+            gateway.to_base64()
+        )
+    }
+
+    fn root_with(text: &str) -> (tempfile::TempDir, Root) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        root.write_secret(AGENT_CONF, text.as_bytes()).unwrap();
+        (dir, root)
+    }
+
+    #[test]
+    fn an_agent_tunnel_is_on_the_interface_agent_conf_records() {
+        let (_dir, root) = root_with(&agent_conf("# Proton-Interface = wg7\n"));
+        let t = load(&root, "wg0").unwrap().unwrap();
+        assert_eq!(t.kind, TunnelKind::Agent);
+        assert_eq!(t.interface, "wg7");
+        assert_eq!(t.config_path, AGENT_CONF);
+    }
+
+    #[test]
+    fn an_agent_conf_without_the_line_means_wg0() {
+        let (_dir, root) = root_with(&agent_conf(""));
+        assert_eq!(load(&root, "wg3").unwrap().unwrap().interface, "wg0");
+    }
+
+    #[test]
+    fn a_bad_recorded_interface_is_a_config_error() {
+        let (_dir, root) = root_with(&agent_conf("# Proton-Interface = a/b\n"));
+        let err = load(&root, "wg0").unwrap_err().to_string();
+        assert!(err.contains("`a/b` is not an interface name"), "{err}");
+    }
 }

@@ -112,7 +112,7 @@ impl Store {
             // `proton init` would make a new key and cut every peer off.
             let set_up = [
                 proton_core::spec::SPEC_PATH,
-                proton_core::spec::GATEWAY_KEY_PATH,
+                proton_core::paths::GATEWAY_KEY,
             ]
             .iter()
             .any(|p| root.exists(p));

@@ -2,46 +2,10 @@
 //! userspace one. [`detect`] says which and why, for `proton doctor`.
 
 use std::path::Path;
-use std::str::FromStr;
 
-/// The data plane asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BackendKind {
-    /// Kernel when the WireGuard module is available, else userspace.
-    #[default]
-    Auto,
-    /// Kernel WireGuard over netlink.
-    Kernel,
-    /// gotatun on a TUN device, with a UAPI socket.
-    Userspace,
-}
-
-impl std::fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            BackendKind::Auto => "auto",
-            BackendKind::Kernel => "kernel",
-            BackendKind::Userspace => "userspace",
-        })
-    }
-}
-
-/// A backend name that is none of `auto`, `kernel`, `userspace`.
-#[derive(Debug, thiserror::Error)]
-#[error("WireGuard backend `{0}`: use auto, kernel or userspace")]
-pub struct UnknownBackend(pub String);
-
-impl FromStr for BackendKind {
-    type Err = UnknownBackend;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "auto" => Ok(BackendKind::Auto),
-            "kernel" => Ok(BackendKind::Kernel),
-            "userspace" => Ok(BackendKind::Userspace),
-            other => Err(UnknownBackend(other.to_string())),
-        }
-    }
-}
+/// The data plane asked for: [`proton_core::backend::Backend`], under the name this
+/// crate's callers use.
+pub use proton_core::backend::{Backend as BackendKind, UnknownBackend};
 
 /// What [`detect`] decided: `kind` is never `Auto`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -337,7 +337,8 @@ pub struct JoinArgs {
     pub timeout: u64,
     /// How the permanent tunnel runs: `kernel` writes /etc/wireguard/<iface>.conf for
     /// wg-quick@<iface>; `userspace` runs `proton agent`; `auto` picks kernel when the
-    /// wireguard module is loaded.
+    /// kernel has WireGuard (the module is loaded, `modprobe wireguard` loads it, or a
+    /// wireguard link can be made because it is built in).
     #[arg(long, default_value = "auto")]
     pub backend: String,
     /// Where the K3s install script comes from when the gateway runs K3s: a URL, or an

@@ -5,6 +5,7 @@ use crate::paths::GATEWAY_KEY;
 use proton_core::host::Root;
 use proton_core::keys::PrivateKey;
 use proton_core::spec::Spec;
+use proton_core::view::Network;
 use proton_core::wgconf::{PeerSection, WgQuickConfig};
 use proton_store::Store;
 
@@ -31,20 +32,14 @@ impl GatewayContext {
 
     /// The gateway's wg-quick configuration: interface from the spec, peers from the DB.
     pub fn wg_quick_config(&self) -> anyhow::Result<WgQuickConfig> {
-        let mut cfg = WgQuickConfig::default();
-        let n = &self.spec.network;
-        cfg.interface.private_key = Some(self.private_key()?);
-        cfg.interface.addresses = vec![n.cidr.with_host(self.spec.gateway_address()).into()];
-        cfg.interface.listen_port = Some(self.spec.listen_port());
-        cfg.interface.fwmark = (n.fwmark != 0).then_some(n.fwmark);
-        cfg.interface.mtu = Some(n.mtu);
+        let mut peers = Vec::new();
         for p in self.store.device_peers(proton_store::system_now())? {
             let mut peer = PeerSection::new(p.public_key);
             peer.name = Some(format!("{} ({})", p.name, p.role));
             peer.allowed_ips = vec![ipnet::Ipv4Net::from(p.address).into()];
-            cfg.peers.push(peer);
+            peers.push(peer);
         }
-        Ok(cfg)
+        Ok(Network::new(&self.spec).gateway_config(self.private_key()?, peers))
     }
 }
 

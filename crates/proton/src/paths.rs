@@ -1,7 +1,6 @@
 //! Host paths the CLI writes beyond those owned by the library crates.
 
-/// The gateway's private key (`0600`).
-pub const GATEWAY_KEY: &str = "/etc/proton/gateway.key";
+pub use proton_core::paths::GATEWAY_KEY;
 /// The gateway daemon's systemd unit, as `proton init` writes it (from-source installs).
 pub use proton_ops::uninstall::GATEWAY_UNIT;
 /// Where the Debian package puts the binary (`[package.metadata.deb]`).

@@ -14,7 +14,7 @@ fn defaults_follow_the_walkthrough() {
     assert_eq!(s.network.interface, "wg0");
     assert_eq!(s.network.fwmark, 0x4000);
     assert_eq!(s.network.persistent_keepalive, 25);
-    assert_eq!(s.network.backend, BackendChoice::Auto);
+    assert_eq!(s.network.backend, Backend::Auto);
     assert_eq!(s.listen_port(), 51820);
     assert_eq!(s.ingress.class, "traefik-cert-manager");
     assert_eq!(s.node_name(), "proton");

@@ -6,18 +6,18 @@ use crate::kube::ClusterView;
 use crate::nft::PortVerdict;
 use crate::status::{self, PeerRow};
 use crate::worker::{TunnelKind, WorkerTunnel};
-use proton_core::spec::BackendChoice;
+use proton_core::backend::Backend;
 use proton_gateway::observe::Liveness;
 use std::net::IpAddr;
 
 /// Where K3s's persistent sysctl settings live (written by `proton apply`).
 const SYSCTL_FILE: &str = "/etc/sysctl.d/90-proton.conf";
 
-pub fn wireguard(module: bool, tun: bool, backend: BackendChoice) -> Finding {
+pub fn wireguard(module: bool, tun: bool, backend: Backend) -> Finding {
     const C: &str = "wireguard";
     match (module, tun, backend) {
         (true, _, _) => pass(C, "the kernel module is loaded"),
-        (false, true, BackendChoice::Kernel) => fail(
+        (false, true, Backend::Kernel) => fail(
             C,
             "network.backend is kernel but the wireguard module is not loaded",
             "modprobe wireguard  (or set network.backend = \"auto\" in /etc/proton/proton.toml)",

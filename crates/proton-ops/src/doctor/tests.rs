@@ -4,8 +4,8 @@ use crate::kube::{ClusterView, NodeInfo, Skew};
 #[test]
 fn every_failure_and_warning_carries_a_fix() {
     let findings = [
-        wireguard(false, false, BackendChoice::Auto),
-        wireguard(false, true, BackendChoice::Kernel),
+        wireguard(false, false, Backend::Auto),
+        wireguard(false, true, Backend::Kernel),
         forwarding(Some("0"), true),
         forwarding(Some("0"), false),
         udp_bound(51820, false, false),
@@ -53,10 +53,7 @@ fn every_failure_and_warning_carries_a_fix() {
 
 #[test]
 fn healthy_inputs_pass() {
-    assert_eq!(
-        wireguard(false, true, BackendChoice::Auto).level,
-        Level::Pass
-    );
+    assert_eq!(wireguard(false, true, Backend::Auto).level, Level::Pass);
     assert_eq!(forwarding(Some("1"), true).level, Level::Pass);
     assert_eq!(udp_bound(51820, true, false).level, Level::Pass);
     // A userspace gateway without peers has no UDP socket yet; restarting won't bind one.

@@ -8,7 +8,7 @@ use crate::output::bad_input;
 use proton_core::host::Root;
 use proton_core::keys::PrivateKey;
 use proton_core::spec::Spec;
-use proton_core::wgconf::{PeerSection, WgQuickConfig};
+use proton_core::view::Network;
 use proton_store::{Grant, NewPeer, PeerName, Role};
 use std::io::Write;
 use std::path::PathBuf;
@@ -79,23 +79,20 @@ fn add(
         &NewPeer { expires_at, grants },
         "cli",
         |peer| -> anyhow::Result<Option<String>> {
-            let mut cfg = WgQuickConfig::default();
-            cfg.interface.private_key = Some(key);
-            cfg.interface.addresses = vec![spec.network.cidr.with_host(peer.address).into()];
-            cfg.interface.dns = client_dns(&spec);
-            cfg.interface.mtu = Some(spec.network.mtu);
-            let mut gw = PeerSection::new(gateway_key);
-            gw.name = Some(format!("{} (gateway)", spec.gateway.name));
-            gw.endpoint = Some(spec.gateway.endpoint.clone());
-            gw.allowed_ips = if full_tunnel {
+            let allowed_ips = if full_tunnel {
                 // `::/0` too: the gateway carries no IPv6 (its firewall drops it from the
                 // tunnel), so the phone's IPv6 goes nowhere instead of around the tunnel.
                 vec!["0.0.0.0/0".parse()?, "::/0".parse()?]
             } else {
                 vec![spec.network.cidr.net().into()]
             };
-            gw.persistent_keepalive = Some(spec.network.persistent_keepalive).filter(|k| *k != 0);
-            cfg.peers.push(gw);
+            let cfg = Network::new(&spec).client_config(
+                key,
+                peer.address,
+                client_dns(&spec),
+                gateway_key,
+                allowed_ips,
+            );
             let text = cfg.render();
             if let Some(path) = &qr_png
                 && let Err(e) = crate::qr::write_png(&text, path, 8)

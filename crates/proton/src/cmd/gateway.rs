@@ -2,21 +2,22 @@
 
 use crate::cli::DaemonArgs;
 use crate::output::bad_input;
+use proton_core::backend::{Backend, UnknownBackend};
 use proton_core::host::Root;
-use proton_core::spec::BackendChoice;
 use proton_proto::admin::{self, AdminError, AdminRequest, AdminResponse};
 
-pub fn parse_backend(text: &Option<String>) -> anyhow::Result<Option<BackendChoice>> {
-    match text.as_deref() {
-        None => Ok(None),
-        Some("auto") => Ok(Some(BackendChoice::Auto)),
-        Some("kernel") => Ok(Some(BackendChoice::Kernel)),
-        Some("userspace") => Ok(Some(BackendChoice::Userspace)),
-        Some(other) => Err(bad_input(
-            format!("--backend `{other}`: use auto, kernel or userspace"),
+pub fn parse_backend(text: &Option<String>) -> anyhow::Result<Option<Backend>> {
+    text.as_deref().map(backend_arg).transpose()
+}
+
+/// A `--backend` value, refused as a usage error naming the flag.
+pub fn backend_arg(text: &str) -> anyhow::Result<Backend> {
+    text.parse().map_err(|e: UnknownBackend| {
+        bad_input(
+            format!("--backend `{}`: use auto, kernel or userspace", e.0),
             None,
-        )),
-    }
+        )
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -63,17 +63,7 @@ fn user_error(e: &dyn std::error::Error, hint: Option<String>, bad_input: bool) 
 }
 
 fn options(args: &JoinArgs) -> anyhow::Result<JoinOptions> {
-    let backend = match args.backend.as_str() {
-        "auto" => proton_wg::BackendKind::Auto,
-        "kernel" => proton_wg::BackendKind::Kernel,
-        "userspace" => proton_wg::BackendKind::Userspace,
-        other => {
-            return Err(bad_input(
-                format!("--backend `{other}`: use auto, kernel or userspace"),
-                None,
-            ));
-        }
-    };
+    let backend = crate::cmd::gateway::backend_arg(&args.backend)?;
     Ok(JoinOptions {
         interface: args.interface.clone(),
         timeout: Duration::from_secs(args.timeout),

@@ -1,0 +1,11 @@
+//! Host paths of the files more than one crate reads or writes, declared once.
+
+/// The gateway's private key (`0600`): written by `proton init`, read by the daemon and
+/// by every command that renders the gateway's configuration.
+pub const GATEWAY_KEY: &str = "/etc/proton/gateway.key";
+/// A joined worker's own WireGuard key (`0600`).
+pub const NODE_KEY: &str = "/etc/proton/node.key";
+/// The worker's tunnel for `proton agent`, in wg-quick format (`0600`: it holds the key),
+/// with a `# Proton-Interface = NAME` line above `[Interface]`
+/// (see [`crate::wgconf::recorded_interface`]).
+pub const AGENT_CONF: &str = "/etc/proton/agent.conf";
