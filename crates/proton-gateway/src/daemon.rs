@@ -30,6 +30,12 @@ const POLL: Duration = Duration::from_secs(1);
 const SAMPLE: Duration = Duration::from_secs(2);
 /// How often expired invitations are swept.
 const SWEEP: Duration = Duration::from_secs(15);
+/// How long after a redeem's commit the device keeps the invitee's throw-away key: the
+/// answer (and its TCP ACK) travel through the throw-away key's session, which the swap
+/// ends. `proton join` waits twice as long after the answer before it handshakes with its
+/// own key. An answer the swap overtakes anyway is asked for again through the own key
+/// (the repeat in [`Join::redeem_inner`]).
+const SWAP_AFTER: Duration = Duration::from_millis(300);
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -62,17 +68,24 @@ struct Gateway {
     firewall: Firewall,
     /// The next peer expiry (unix seconds; 0: none): the loop reconciles once it passes.
     next_expiry: std::sync::atomic::AtomicI64,
+    /// The next key swap (unix milliseconds; 0: none): the loop reconciles at that time.
+    next_swap: std::sync::atomic::AtomicI64,
 }
 
 fn now() -> i64 {
+    now_ms() / 1000
+}
+
+fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
 /// What the DB wants: the peers on the device (invitees marked, their keys are fenced)
-/// and who the firewall admits from the tunnel, by role.
+/// and who the firewall admits from the tunnel, by role. A redeemed peer whose swap time
+/// has not come is still the invitee it was: its throw-away key, fenced.
 struct Desired {
     peers: Vec<(PeerConfig, bool)>,
     members: Members,
@@ -89,11 +102,24 @@ impl Desired {
     }
 }
 
-fn desired(root: &Root, spec: &Spec) -> Result<Desired, DaemonError> {
+fn desired(root: &Root, spec: &Spec, now_ms: i64) -> Result<Desired, DaemonError> {
     let keepalive = Some(spec.network.persistent_keepalive).filter(|k| *k != 0);
-    let (peers, admins) = Store::open_existing(root, &spec.network.cidr)
-        .and_then(|s| Ok((s.device_peers(now())?, s.granted_addresses(Grant::Admin)?)))
+    let (mut peers, admins, held) = Store::open_existing(root, &spec.network.cidr)
+        .and_then(|s| {
+            Ok((
+                s.device_peers(now_ms / 1000)?,
+                s.granted_addresses(Grant::Admin)?,
+                s.held_keys(now_ms)?,
+            ))
+        })
         .map_err(|e| DaemonError(e.to_string()))?;
+    let held: std::collections::HashMap<_, _> = held.into_iter().collect();
+    for p in &mut peers {
+        if let Some(throwaway) = held.get(&p.id) {
+            p.public_key = *throwaway;
+            p.state = PeerState::Invited;
+        }
+    }
     let mut members = Members::default();
     for p in &peers {
         match (p.state, p.role) {
@@ -155,18 +181,25 @@ impl Gateway {
         let started = std::time::Instant::now();
         // A DB that cannot be read (deleted, truncated, replaced) says nothing about
         // which peers should go: the device keeps every peer it has until it can be read.
-        let want = desired(&self.root, &self.current()).map_err(|e| {
+        let at = now_ms();
+        let want = desired(&self.root, &self.current(), at).map_err(|e| {
             DaemonError(format!(
                 "{e} (the device keeps its peers as they are until the state database can be read)"
             ))
         })?;
-        let next = self
+        let (next, swap) = self
             .store()
-            .and_then(|s| s.next_expiry(now()).map_err(|e| DaemonError(e.to_string())))
-            .ok()
-            .flatten();
+            .and_then(|s| {
+                let next = || {
+                    Ok::<_, proton_store::StoreError>((s.next_expiry(at / 1000)?, s.next_swap(at)?))
+                };
+                next().map_err(|e| DaemonError(e.to_string()))
+            })
+            .unwrap_or_default();
         self.next_expiry
             .store(next.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+        self.next_swap
+            .store(swap.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
         // The table (and with it the invitee fence) before any invitee's key reaches
         // the device; without it, invitees stay off the device.
         let (fenced, unfenced) = match self.firewall.ensure(&want.members) {
@@ -333,7 +366,6 @@ impl Join {
                 };
                 return Ok(Redeemed {
                     response: self.answer(&p, k3s)?,
-                    swap: Box::new(|| {}),
                     repeat: true,
                 });
             }
@@ -356,8 +388,17 @@ impl Join {
         } else {
             None
         };
+        let at = now_ms();
+        let swap_after = at + SWAP_AFTER.as_millis() as i64;
         let redeemed = store
-            .redeem_invitation(&hash, Some(caller), key, now(), "join-api")
+            .redeem_invitation_swapping_after(
+                &hash,
+                Some(caller),
+                key,
+                at / 1000,
+                Some(swap_after),
+                "join-api",
+            )
             .map_err(redeem_refusal);
         let peer = match redeemed {
             Ok(peer) => peer,
@@ -372,11 +413,10 @@ impl Join {
             crate::k3s::remember(&self.0.root, peer.name.as_str(), &m.token);
             m.join
         });
-        let gw = self.0.clone();
+        // The DB holds the swap; the loop learns its time from the reconcile this wakes.
+        self.0.wake.notify_one();
         Ok(Redeemed {
             response: self.answer(&peer, k3s)?,
-            // The DB already holds the new key; the device follows after the answer left.
-            swap: Box::new(move || gw.wake.notify_one()),
             repeat: false,
         })
     }
@@ -478,7 +518,7 @@ pub async fn run(
     );
     // Read first: a DB that cannot be read stops the start before anything on the host
     // changes.
-    let want = desired(&opts.root, &spec)?;
+    let want = desired(&opts.root, &spec, now_ms())?;
     // Without the table the gateway still starts (a broken firewall must not take the
     // VPN down), but with no invitee's key; the loop below retries every second.
     let fenced = match firewall.ensure(&want.members) {
@@ -507,6 +547,7 @@ pub async fn run(
         observer: Observer::default(),
         firewall,
         next_expiry: Default::default(),
+        next_swap: Default::default(),
     });
     gw.reconcile().await?;
 
@@ -611,6 +652,9 @@ pub async fn run(
             let mut sweep = tokio::time::interval(SWEEP);
             let mut failing: Option<String> = None;
             loop {
+                // The earliest pending key swap: reconcile then, not at the next poll.
+                let swap_at = gw.next_swap.load(std::sync::atomic::Ordering::Relaxed);
+                let swap_in = Duration::from_millis(swap_at.saturating_sub(now_ms()).max(0) as u64);
                 tokio::select! {
                     _ = poll.tick() => {
                         // `nft flush ruleset` or a reload of the boot file: restore the
@@ -652,6 +696,7 @@ pub async fn run(
                         last = now_gen;
                     }
                     _ = gw.wake.notified() => {}
+                    _ = tokio::time::sleep(swap_in), if swap_at != 0 => {}
                     _ = sweep.tick() => {
                         let swept = match watcher.as_mut() {
                             Some(s) if s.still_on_disk().is_ok() => s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string())),
