@@ -651,6 +651,9 @@ pub async fn run(
             let mut poll = tokio::time::interval(POLL);
             let mut sweep = tokio::time::interval(SWEEP);
             let mut failing: Option<String> = None;
+            // A failed reconcile leaves the device apart from the DB: it is tried again
+            // at every poll until it succeeds, not only at the next change.
+            let mut retry = false;
             loop {
                 // The earliest pending key swap: reconcile then, not at the next poll.
                 let swap_at = gw.next_swap.load(std::sync::atomic::Ordering::Relaxed);
@@ -664,15 +667,19 @@ pub async fn run(
                             tokio::task::spawn_blocking(move || gw.firewall.intact()).await.unwrap_or(false)
                         };
                         if !intact {
-                            match gw.reconcile().await {
+                            retry = match gw.reconcile().await {
                                 // Said once, not every second while it lasts.
                                 Err(e) if failing.as_deref() != Some(e.0.as_str()) => {
                                     tracing::warn!("reconcile failed: {e}");
                                     failing = Some(e.0);
+                                    true
                                 }
-                                Err(_) => {}
-                                Ok(_) => failing = None,
-                            }
+                                Err(_) => true,
+                                Ok(_) => {
+                                    failing = None;
+                                    false
+                                }
+                            };
                             continue;
                         }
                         // A deleted, truncated or replaced file: let go of it (its
@@ -692,7 +699,7 @@ pub async fn run(
                         if expired {
                             tracing::info!("a peer's expiry passed: taking it off the device");
                         }
-                        if now_gen == last && !expired { continue; }
+                        if now_gen == last && !expired && !retry { continue; }
                         last = now_gen;
                     }
                     _ = gw.wake.notified() => {}
@@ -709,19 +716,21 @@ pub async fn run(
                         }
                     }
                 }
-                match gw.reconcile().await {
+                retry = match gw.reconcile().await {
                     // Said once per distinct failure, not once a second while it lasts.
                     Err(e) if failing.as_deref() != Some(e.0.as_str()) => {
                         tracing::error!("reconcile failed: {e}");
                         failing = Some(e.0);
+                        true
                     }
-                    Err(_) => {}
+                    Err(_) => true,
                     Ok(_) => {
                         if failing.take().is_some() {
                             tracing::info!("reconcile works again");
                         }
+                        false
                     }
-                }
+                };
             }
         })
     };
