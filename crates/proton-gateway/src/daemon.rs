@@ -354,11 +354,13 @@ impl Join {
                 if !inv.is_some_and(|i| i.peer_id == p.id && i.redeemed_at.is_some()) {
                     return Err(JoinRefusal::WrongSecret);
                 }
+                // One live bootstrap token per join: the lost answer's token goes once
+                // its replacement is recorded (it would otherwise live out its TTL).
                 let k3s = if p.role == proton_store::Role::Worker {
                     crate::k3s::mint(&self.0.root, &self.0.current(), p.name.as_str())
                         .map_err(JoinRefusal::Internal)?
                         .map(|m| {
-                            crate::k3s::remember(&self.0.root, p.name.as_str(), &m.token);
+                            crate::k3s::replace(&self.0.root, p.name.as_str(), &m.token);
                             m.join
                         })
                 } else {

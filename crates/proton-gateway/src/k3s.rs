@@ -87,6 +87,18 @@ pub fn remember(root: &Root, node: &str, token: &BootstrapToken) {
     }
 }
 
+/// Keeps `token`'s ID in place of the one recorded for `node`, and deletes that earlier
+/// token: a repeated answer replaces the token the lost answer carried.
+pub fn replace(root: &Root, node: &str, token: &BootstrapToken) {
+    let previous = tokens::recorded_token_id(root, node).ok().flatten();
+    remember(root, node, token);
+    if let Some(id) = previous.filter(|id| id != token.id())
+        && let Err(e) = tokens::delete_token(&Bounded, &k3s_program(root), &id)
+    {
+        tracing::warn!("could not delete the bootstrap token {id} of {node}: {e}");
+    }
+}
+
 /// Deletes a token minted for a redeem that then failed.
 pub fn discard(root: &Root, token: &BootstrapToken) {
     if let Err(e) = tokens::delete_token(&Bounded, &k3s_program(root), token.id()) {
