@@ -358,7 +358,7 @@ impl Join {
                 // its replacement is recorded (it would otherwise live out its TTL).
                 let k3s = if p.role == proton_store::Role::Worker {
                     crate::k3s::mint(&self.0.root, &self.0.current(), p.name.as_str())
-                        .map_err(JoinRefusal::Internal)?
+                        .map_err(|e| JoinRefusal::Internal(e.to_string()))?
                         .map(|m| {
                             crate::k3s::replace(&self.0.root, p.name.as_str(), &m.token);
                             m.join
@@ -386,7 +386,7 @@ impl Join {
             });
         let minted = if valid && invitee.role == proton_store::Role::Worker {
             crate::k3s::mint(&self.0.root, &self.0.current(), invitee.name.as_str())
-                .map_err(JoinRefusal::Internal)?
+                .map_err(|e| JoinRefusal::Internal(e.to_string()))?
         } else {
             None
         };
