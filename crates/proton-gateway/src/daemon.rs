@@ -37,12 +37,53 @@ const SWEEP: Duration = Duration::from_secs(15);
 /// (the repeat in [`Join::redeem_inner`]).
 const SWAP_AFTER: Duration = Duration::from_millis(300);
 
+/// Why the gateway daemon (or one of its reconciles) failed.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct DaemonError(pub String);
+pub enum GatewayError {
+    #[error("{0}")]
+    Spec(#[source] proton_core::spec::SpecError),
+    #[error("{0}")]
+    Store(#[source] proton_store::StoreError),
+    /// A DB that cannot be read says nothing about which peers should go.
+    #[error("{0} (the device keeps its peers as they are until the state database can be read)")]
+    Unreadable(#[source] proton_store::StoreError),
+    #[error("{0}")]
+    Device(#[source] proton_wg::WgError),
+    #[error("{} is missing: run `proton init` first", .0.display())]
+    KeyMissing(PathBuf),
+    #[error("{0}")]
+    KeyRead(#[source] proton_core::host::HostError),
+    #[error("{GATEWAY_KEY_PATH}: {0}")]
+    Key(#[source] proton_core::keys::KeyError),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the invitee fence is not in place (nftables table inet proton cannot be loaded: {source}): {held} invitee key(s) kept off the device until it is; the other peers are applied"
+    )]
+    Unfenced {
+        held: usize,
+        #[source]
+        source: crate::firewall::FenceError,
+    },
+}
 
-fn fail(context: &str) -> impl FnOnce(String) -> DaemonError + '_ {
-    move |e| DaemonError(format!("{context}: {e}"))
+impl GatewayError {
+    /// What fixes it, when something does (the store's errors say so in their message).
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            GatewayError::KeyMissing(_) => Some("run `proton init` first"),
+            GatewayError::Unfenced { source, .. } => source.hint(),
+            _ => None,
+        }
+    }
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> GatewayError {
+    move |source| GatewayError::Io { what, source }
 }
 
 /// How to run the daemon.
@@ -102,17 +143,16 @@ impl Desired {
     }
 }
 
-fn desired(root: &Root, spec: &Spec, now_ms: i64) -> Result<Desired, DaemonError> {
+fn desired(root: &Root, spec: &Spec, now_ms: i64) -> Result<Desired, proton_store::StoreError> {
     let keepalive = Some(spec.network.persistent_keepalive).filter(|k| *k != 0);
-    let (mut peers, admins, held) = Store::open_existing(root, &spec.network.cidr)
-        .and_then(|s| {
+    let (mut peers, admins, held) =
+        Store::open_existing(root, &spec.network.cidr).and_then(|s| {
             Ok((
                 s.device_peers(now_ms / 1000)?,
                 s.granted_addresses(Grant::Admin)?,
                 s.held_keys(now_ms)?,
             ))
-        })
-        .map_err(|e| DaemonError(e.to_string()))?;
+        })?;
     let held: std::collections::HashMap<_, _> = held.into_iter().collect();
     for p in &mut peers {
         if let Some(throwaway) = held.get(&p.id) {
@@ -155,8 +195,8 @@ impl Gateway {
     }
 
     /// Re-reads the spec and applies what needs no new device; see [`crate::reload`].
-    async fn reload(&self) -> Result<crate::reload::Reloaded, DaemonError> {
-        let new = Spec::load(&self.root).map_err(|e| DaemonError(e.to_string()))?;
+    async fn reload(&self) -> Result<crate::reload::Reloaded, GatewayError> {
+        let new = Spec::load(&self.root).map_err(GatewayError::Spec)?;
         let running = self.current();
         let outcome = crate::reload::compare(&running, &new);
         *self.live.write().unwrap_or_else(|e| e.into_inner()) =
@@ -170,30 +210,25 @@ impl Gateway {
         Ok(outcome)
     }
 
-    fn store(&self) -> Result<Store, DaemonError> {
-        Store::open_existing(&self.root, &self.spec.network.cidr)
-            .map_err(|e| DaemonError(e.to_string()))
+    fn store(&self) -> Result<Store, GatewayError> {
+        Store::open_existing(&self.root, &self.spec.network.cidr).map_err(GatewayError::Store)
     }
 
     /// Brings the device in line with the DB; serialized, so concurrent triggers queue.
-    async fn reconcile(&self) -> Result<proton_wg::Applied, DaemonError> {
+    async fn reconcile(&self) -> Result<proton_wg::Applied, GatewayError> {
         let _guard = self.lock.lock().await;
         let started = std::time::Instant::now();
         // A DB that cannot be read (deleted, truncated, replaced) says nothing about
         // which peers should go: the device keeps every peer it has until it can be read.
         let at = now_ms();
-        let want = desired(&self.root, &self.current(), at).map_err(|e| {
-            DaemonError(format!(
-                "{e} (the device keeps its peers as they are until the state database can be read)"
-            ))
-        })?;
+        let want = desired(&self.root, &self.current(), at).map_err(GatewayError::Unreadable)?;
         let (next, swap) = self
             .store()
             .and_then(|s| {
                 let next = || {
                     Ok::<_, proton_store::StoreError>((s.next_expiry(at / 1000)?, s.next_swap(at)?))
                 };
-                next().map_err(|e| DaemonError(e.to_string()))
+                next().map_err(GatewayError::Store)
             })
             .unwrap_or_default();
         self.next_expiry
@@ -223,14 +258,12 @@ impl Gateway {
             .device
             .reconcile(&want.device_peers(fenced))
             .await
-            .map_err(|e| DaemonError(e.to_string()))?;
+            .map_err(GatewayError::Device)?;
         let held = want.peers.iter().filter(|(_, invitee)| *invitee).count();
         if let Some(e) = unfenced
             && held > 0
         {
-            return Err(DaemonError(format!(
-                "the invitee fence is not in place (nftables table inet proton cannot be loaded: {e}): {held} invitee key(s) kept off the device until it is; the other peers are applied"
-            )));
+            return Err(GatewayError::Unfenced { held, source: e });
         }
         self.observer.reconciled(started.elapsed());
         if applied != Default::default() {
@@ -310,7 +343,10 @@ struct Join(Arc<Gateway>);
 
 impl JoinService for Join {
     fn whoami(&self, caller: Ipv4Addr) -> Result<WhoAmI, JoinRefusal> {
-        let store = self.0.store().map_err(|e| JoinRefusal::Internal(e.0))?;
+        let store = self
+            .0
+            .store()
+            .map_err(|e| JoinRefusal::Internal(e.to_string()))?;
         let peer = store
             .peer_by_address(caller)
             .map_err(|e| JoinRefusal::Internal(e.to_string()))?
@@ -338,7 +374,10 @@ impl Join {
     fn redeem_inner(&self, caller: Ipv4Addr, req: RedeemRequest) -> Result<Redeemed, JoinRefusal> {
         let key = PublicKey::from_base64(&req.public_key)
             .map_err(|e| JoinRefusal::BadRequest(format!("public_key: {e}")))?;
-        let mut store = self.0.store().map_err(|e| JoinRefusal::Internal(e.0))?;
+        let mut store = self
+            .0
+            .store()
+            .map_err(|e| JoinRefusal::Internal(e.to_string()))?;
         let hash = hash_secret_text(&req.secret);
         let invitee = match store.peer_by_address(caller) {
             Ok(Some(p)) if p.state == PeerState::Invited => p,
@@ -428,7 +467,7 @@ impl Join {
     fn answer(&self, peer: &Peer, k3s: Option<K3sJoin>) -> Result<RedeemResponse, JoinRefusal> {
         let spec = &*self.0.current();
         let gateway_key = read_key(&self.0.root)
-            .map_err(|e| JoinRefusal::Internal(e.0))?
+            .map_err(|e| JoinRefusal::Internal(e.to_string()))?
             .public_key();
         Ok(RedeemResponse {
             name: peer.name.to_string(),
@@ -455,18 +494,12 @@ fn redeem_refusal(e: RedeemError) -> JoinRefusal {
     }
 }
 
-fn read_key(root: &Root) -> Result<PrivateKey, DaemonError> {
+fn read_key(root: &Root) -> Result<PrivateKey, GatewayError> {
     let text = root
         .read_optional(GATEWAY_KEY_PATH)
-        .map_err(|e| DaemonError(e.to_string()))?
-        .ok_or_else(|| {
-            DaemonError(format!(
-                "{} is missing: run `proton init` first",
-                root.path(GATEWAY_KEY_PATH).display()
-            ))
-        })?;
-    PrivateKey::from_base64(text.trim())
-        .map_err(|e| DaemonError(format!("{GATEWAY_KEY_PATH}: {e}")))
+        .map_err(GatewayError::KeyRead)?
+        .ok_or_else(|| GatewayError::KeyMissing(root.path(GATEWAY_KEY_PATH)))?;
+    PrivateKey::from_base64(text.trim()).map_err(GatewayError::Key)
 }
 
 /// Turns IPv4 forwarding on in this network namespace (the gateway routes between peers).
@@ -480,9 +513,9 @@ fn enable_forwarding() {
 pub async fn run(
     opts: Options,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), DaemonError> {
+) -> Result<(), GatewayError> {
     crate::hardening::no_core_dumps();
-    let spec = Spec::load(&opts.root).map_err(|e| DaemonError(e.to_string()))?;
+    let spec = Spec::load(&opts.root).map_err(GatewayError::Spec)?;
     let key = read_key(&opts.root)?;
     let backend = match opts.backend.unwrap_or(spec.network.backend) {
         BackendChoice::Kernel => proton_wg::BackendKind::Kernel,
@@ -520,7 +553,7 @@ pub async fn run(
     );
     // Read first: a DB that cannot be read stops the start before anything on the host
     // changes.
-    let want = desired(&opts.root, &spec, now_ms())?;
+    let want = desired(&opts.root, &spec, now_ms()).map_err(GatewayError::Store)?;
     // Without the table the gateway still starts (a broken firewall must not take the
     // VPN down), but with no invitee's key; the loop below retries every second.
     let fenced = match firewall.ensure(&want.members) {
@@ -535,9 +568,7 @@ pub async fn run(
     let mut peers = want.device_peers(fenced);
     crate::endpoints::restore(&opts.root, &spec.network.cidr, &mut peers);
     cfg.peers = peers;
-    let device = Device::up(cfg)
-        .await
-        .map_err(|e| DaemonError(e.to_string()))?;
+    let device = Device::up(cfg).await.map_err(GatewayError::Device)?;
     enable_forwarding();
     let gw = Arc::new(Gateway {
         root: opts.root.clone(),
@@ -555,8 +586,7 @@ pub async fn run(
 
     let api_addr = SocketAddrV4::new(gw.spec.gateway_address(), JOIN_API_PORT);
     let listener = crate::listen::bind_tunnel_only(api_addr, &gw.spec.network.interface)
-        .map_err(|e| e.to_string())
-        .map_err(fail("binding the join API"))?;
+        .map_err(io("binding the join API"))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api = {
         let mut stop = stop_rx.clone();
@@ -568,9 +598,7 @@ pub async fn run(
             },
         ))
     };
-    let admin_listener = admin::bind(&opts.root)
-        .map_err(|e| e.to_string())
-        .map_err(fail("admin socket"))?;
+    let admin_listener = admin::bind(&opts.root).map_err(io("admin socket"))?;
     let admin_task = {
         let gw = gw.clone();
         tokio::spawn(admin::serve(admin_listener, move |req| {
@@ -583,11 +611,15 @@ pub async fn run(
                             updated: a.updated,
                             removed: a.removed,
                         },
-                        Err(e) => AdminResponse::Error { error: e.0 },
+                        Err(e) => AdminResponse::Error {
+                            error: e.to_string(),
+                        },
                     },
                     AdminRequest::Reload => match gw.reload().await {
                         Ok(r) => AdminResponse::Reloaded(r),
-                        Err(e) => AdminResponse::Error { error: e.0 },
+                        Err(e) => AdminResponse::Error {
+                            error: e.to_string(),
+                        },
                     },
                     AdminRequest::Status => AdminResponse::Status(
                         serde_json::to_value(gw.status().await).expect("status serializes"),
@@ -599,8 +631,7 @@ pub async fn run(
     let metrics_addr = SocketAddrV4::new(gw.spec.gateway_address(), METRICS_PORT);
     let metrics = {
         let listener = crate::listen::bind_tunnel_only(metrics_addr, &gw.spec.network.interface)
-            .map_err(|e| e.to_string())
-            .map_err(fail("binding the metrics endpoint"))?;
+            .map_err(io("binding the metrics endpoint"))?;
         let gw = gw.clone();
         let render: crate::metrics::Render = Arc::new(move || {
             let gw = gw.clone();
@@ -631,7 +662,7 @@ pub async fn run(
     let hangup = {
         let gw = gw.clone();
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .map_err(|e| DaemonError(format!("SIGHUP handler: {e}")))?;
+            .map_err(io("SIGHUP handler"))?;
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
                 if let Err(e) = gw.reload().await {
@@ -671,9 +702,9 @@ pub async fn run(
                         if !intact {
                             retry = match gw.reconcile().await {
                                 // Said once, not every second while it lasts.
-                                Err(e) if failing.as_deref() != Some(e.0.as_str()) => {
+                                Err(e) if failing.as_deref() != Some(e.to_string().as_str()) => {
                                     tracing::warn!("reconcile failed: {e}");
-                                    failing = Some(e.0);
+                                    failing = Some(e.to_string());
                                     true
                                 }
                                 Err(_) => true,
@@ -708,8 +739,8 @@ pub async fn run(
                     _ = tokio::time::sleep(swap_in), if swap_at != 0 => {}
                     _ = sweep.tick() => {
                         let swept = match watcher.as_mut() {
-                            Some(s) if s.still_on_disk().is_ok() => s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string())),
-                            _ => gw.store().and_then(|mut s| s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string()))),
+                            Some(s) if s.still_on_disk().is_ok() => s.sweep_expired(now(), "daemon").map_err(GatewayError::Store),
+                            _ => gw.store().and_then(|mut s| s.sweep_expired(now(), "daemon").map_err(GatewayError::Store)),
                         };
                         match swept {
                             Ok(swept) if !swept.is_empty() => tracing::info!(count = swept.len(), "expired invitations swept"),
@@ -720,9 +751,9 @@ pub async fn run(
                 }
                 retry = match gw.reconcile().await {
                     // Said once per distinct failure, not once a second while it lasts.
-                    Err(e) if failing.as_deref() != Some(e.0.as_str()) => {
+                    Err(e) if failing.as_deref() != Some(e.to_string().as_str()) => {
                         tracing::error!("reconcile failed: {e}");
-                        failing = Some(e.0);
+                        failing = Some(e.to_string());
                         true
                     }
                     Err(_) => true,

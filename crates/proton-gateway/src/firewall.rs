@@ -110,7 +110,8 @@ impl Firewall {
             });
             return Ok(Ensured::Refilled);
         }
-        let script = firewall::ruleset_with(&(self.params)(), members).map_err(FenceError::Rules)?;
+        let script =
+            firewall::ruleset_with(&(self.params)(), members).map_err(FenceError::Rules)?;
         firewall::apply(&SystemRunner, None, &script).map_err(FenceError::Load)?;
         let handle = firewall::table_handle(&SystemRunner, None).ok_or(FenceError::NotListed)?;
         *loaded = Some(Loaded {
