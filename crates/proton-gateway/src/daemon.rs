@@ -30,13 +30,60 @@ const POLL: Duration = Duration::from_secs(1);
 const SAMPLE: Duration = Duration::from_secs(2);
 /// How often expired invitations are swept.
 const SWEEP: Duration = Duration::from_secs(15);
+/// How long after a redeem's commit the device keeps the invitee's throw-away key: the
+/// answer (and its TCP ACK) travel through the throw-away key's session, which the swap
+/// ends. `proton join` waits twice as long after the answer before it handshakes with its
+/// own key. An answer the swap overtakes anyway is asked for again through the own key
+/// (the repeat in [`Join::redeem_inner`]).
+const SWAP_AFTER: Duration = Duration::from_millis(300);
 
+/// Why the gateway daemon (or one of its reconciles) failed.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct DaemonError(pub String);
+pub enum GatewayError {
+    #[error("{0}")]
+    Spec(#[source] proton_core::spec::SpecError),
+    #[error("{0}")]
+    Store(#[source] proton_store::StoreError),
+    /// A DB that cannot be read says nothing about which peers should go.
+    #[error("{0} (the device keeps its peers as they are until the state database can be read)")]
+    Unreadable(#[source] proton_store::StoreError),
+    #[error("{0}")]
+    Device(#[source] proton_wg::WgError),
+    #[error("{} is missing: run `proton init` first", .0.display())]
+    KeyMissing(PathBuf),
+    #[error("{0}")]
+    KeyRead(#[source] proton_core::host::HostError),
+    #[error("{GATEWAY_KEY_PATH}: {0}")]
+    Key(#[source] proton_core::keys::KeyError),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the invitee fence is not in place (nftables table inet proton cannot be loaded: {source}): {held} invitee key(s) kept off the device until it is; the other peers are applied"
+    )]
+    Unfenced {
+        held: usize,
+        #[source]
+        source: crate::firewall::FenceError,
+    },
+}
 
-fn fail(context: &str) -> impl FnOnce(String) -> DaemonError + '_ {
-    move |e| DaemonError(format!("{context}: {e}"))
+impl GatewayError {
+    /// What fixes it, when something does (the store's errors say so in their message).
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            GatewayError::KeyMissing(_) => Some("run `proton init` first"),
+            GatewayError::Unfenced { source, .. } => source.hint(),
+            _ => None,
+        }
+    }
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> GatewayError {
+    move |source| GatewayError::Io { what, source }
 }
 
 /// How to run the daemon.
@@ -62,17 +109,24 @@ struct Gateway {
     firewall: Firewall,
     /// The next peer expiry (unix seconds; 0: none): the loop reconciles once it passes.
     next_expiry: std::sync::atomic::AtomicI64,
+    /// The next key swap (unix milliseconds; 0: none): the loop reconciles at that time.
+    next_swap: std::sync::atomic::AtomicI64,
 }
 
 fn now() -> i64 {
+    now_ms() / 1000
+}
+
+fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
 /// What the DB wants: the peers on the device (invitees marked, their keys are fenced)
-/// and who the firewall admits from the tunnel, by role.
+/// and who the firewall admits from the tunnel, by role. A redeemed peer whose swap time
+/// has not come is still the invitee it was: its throw-away key, fenced.
 struct Desired {
     peers: Vec<(PeerConfig, bool)>,
     members: Members,
@@ -89,11 +143,23 @@ impl Desired {
     }
 }
 
-fn desired(root: &Root, spec: &Spec) -> Result<Desired, DaemonError> {
+fn desired(root: &Root, spec: &Spec, now_ms: i64) -> Result<Desired, proton_store::StoreError> {
     let keepalive = Some(spec.network.persistent_keepalive).filter(|k| *k != 0);
-    let (peers, admins) = Store::open_existing(root, &spec.network.cidr)
-        .and_then(|s| Ok((s.device_peers(now())?, s.granted_addresses(Grant::Admin)?)))
-        .map_err(|e| DaemonError(e.to_string()))?;
+    let (mut peers, admins, held) =
+        Store::open_existing(root, &spec.network.cidr).and_then(|s| {
+            Ok((
+                s.device_peers(now_ms / 1000)?,
+                s.granted_addresses(Grant::Admin)?,
+                s.held_keys(now_ms)?,
+            ))
+        })?;
+    let held: std::collections::HashMap<_, _> = held.into_iter().collect();
+    for p in &mut peers {
+        if let Some(throwaway) = held.get(&p.id) {
+            p.public_key = *throwaway;
+            p.state = PeerState::Invited;
+        }
+    }
     let mut members = Members::default();
     for p in &peers {
         match (p.state, p.role) {
@@ -129,8 +195,8 @@ impl Gateway {
     }
 
     /// Re-reads the spec and applies what needs no new device; see [`crate::reload`].
-    async fn reload(&self) -> Result<crate::reload::Reloaded, DaemonError> {
-        let new = Spec::load(&self.root).map_err(|e| DaemonError(e.to_string()))?;
+    async fn reload(&self) -> Result<crate::reload::Reloaded, GatewayError> {
+        let new = Spec::load(&self.root).map_err(GatewayError::Spec)?;
         let running = self.current();
         let outcome = crate::reload::compare(&running, &new);
         *self.live.write().unwrap_or_else(|e| e.into_inner()) =
@@ -144,29 +210,31 @@ impl Gateway {
         Ok(outcome)
     }
 
-    fn store(&self) -> Result<Store, DaemonError> {
-        Store::open_existing(&self.root, &self.spec.network.cidr)
-            .map_err(|e| DaemonError(e.to_string()))
+    fn store(&self) -> Result<Store, GatewayError> {
+        Store::open_existing(&self.root, &self.spec.network.cidr).map_err(GatewayError::Store)
     }
 
     /// Brings the device in line with the DB; serialized, so concurrent triggers queue.
-    async fn reconcile(&self) -> Result<proton_wg::Applied, DaemonError> {
+    async fn reconcile(&self) -> Result<proton_wg::Applied, GatewayError> {
         let _guard = self.lock.lock().await;
         let started = std::time::Instant::now();
         // A DB that cannot be read (deleted, truncated, replaced) says nothing about
         // which peers should go: the device keeps every peer it has until it can be read.
-        let want = desired(&self.root, &self.current()).map_err(|e| {
-            DaemonError(format!(
-                "{e} (the device keeps its peers as they are until the state database can be read)"
-            ))
-        })?;
-        let next = self
+        let at = now_ms();
+        let want = desired(&self.root, &self.current(), at).map_err(GatewayError::Unreadable)?;
+        let (next, swap) = self
             .store()
-            .and_then(|s| s.next_expiry(now()).map_err(|e| DaemonError(e.to_string())))
-            .ok()
-            .flatten();
+            .and_then(|s| {
+                let next = || {
+                    Ok::<_, proton_store::StoreError>((s.next_expiry(at / 1000)?, s.next_swap(at)?))
+                };
+                next().map_err(GatewayError::Store)
+            })
+            .unwrap_or_default();
         self.next_expiry
             .store(next.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+        self.next_swap
+            .store(swap.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
         // The table (and with it the invitee fence) before any invitee's key reaches
         // the device; without it, invitees stay off the device.
         let (fenced, unfenced) = match self.firewall.ensure(&want.members) {
@@ -190,14 +258,12 @@ impl Gateway {
             .device
             .reconcile(&want.device_peers(fenced))
             .await
-            .map_err(|e| DaemonError(e.to_string()))?;
+            .map_err(GatewayError::Device)?;
         let held = want.peers.iter().filter(|(_, invitee)| *invitee).count();
         if let Some(e) = unfenced
             && held > 0
         {
-            return Err(DaemonError(format!(
-                "the invitee fence is not in place (nftables table inet proton cannot be loaded: {e}): {held} invitee key(s) kept off the device until it is; the other peers are applied"
-            )));
+            return Err(GatewayError::Unfenced { held, source: e });
         }
         self.observer.reconciled(started.elapsed());
         if applied != Default::default() {
@@ -229,7 +295,10 @@ struct Join(Arc<Gateway>);
 
 impl JoinService for Join {
     fn whoami(&self, caller: Ipv4Addr) -> Result<WhoAmI, JoinRefusal> {
-        let store = self.0.store().map_err(|e| JoinRefusal::Internal(e.0))?;
+        let store = self
+            .0
+            .store()
+            .map_err(|e| JoinRefusal::Internal(e.to_string()))?;
         let peer = store
             .peer_by_address(caller)
             .map_err(|e| JoinRefusal::Internal(e.to_string()))?
@@ -257,7 +326,10 @@ impl Join {
     fn redeem_inner(&self, caller: Ipv4Addr, req: RedeemRequest) -> Result<Redeemed, JoinRefusal> {
         let key = PublicKey::from_base64(&req.public_key)
             .map_err(|e| JoinRefusal::BadRequest(format!("public_key: {e}")))?;
-        let mut store = self.0.store().map_err(|e| JoinRefusal::Internal(e.0))?;
+        let mut store = self
+            .0
+            .store()
+            .map_err(|e| JoinRefusal::Internal(e.to_string()))?;
         let hash = hash_secret_text(&req.secret);
         let invitee = match store.peer_by_address(caller) {
             Ok(Some(p)) if p.state == PeerState::Invited => p,
@@ -273,11 +345,13 @@ impl Join {
                 if !inv.is_some_and(|i| i.peer_id == p.id && i.redeemed_at.is_some()) {
                     return Err(JoinRefusal::WrongSecret);
                 }
+                // One live bootstrap token per join: the lost answer's token goes once
+                // its replacement is recorded (it would otherwise live out its TTL).
                 let k3s = if p.role == proton_store::Role::Worker {
                     crate::k3s::mint(&self.0.root, &self.0.current(), p.name.as_str())
-                        .map_err(JoinRefusal::Internal)?
+                        .map_err(|e| JoinRefusal::Internal(e.to_string()))?
                         .map(|m| {
-                            crate::k3s::remember(&self.0.root, p.name.as_str(), &m.token);
+                            crate::k3s::replace(&self.0.root, p.name.as_str(), &m.token);
                             m.join
                         })
                 } else {
@@ -285,7 +359,6 @@ impl Join {
                 };
                 return Ok(Redeemed {
                     response: self.answer(&p, k3s)?,
-                    swap: Box::new(|| {}),
                     repeat: true,
                 });
             }
@@ -304,12 +377,21 @@ impl Join {
             });
         let minted = if valid && invitee.role == proton_store::Role::Worker {
             crate::k3s::mint(&self.0.root, &self.0.current(), invitee.name.as_str())
-                .map_err(JoinRefusal::Internal)?
+                .map_err(|e| JoinRefusal::Internal(e.to_string()))?
         } else {
             None
         };
+        let at = now_ms();
+        let swap_after = at + SWAP_AFTER.as_millis() as i64;
         let redeemed = store
-            .redeem_invitation(&hash, Some(caller), key, now(), "join-api")
+            .redeem_invitation_swapping_after(
+                &hash,
+                Some(caller),
+                key,
+                at / 1000,
+                Some(swap_after),
+                "join-api",
+            )
             .map_err(redeem_refusal);
         let peer = match redeemed {
             Ok(peer) => peer,
@@ -324,11 +406,10 @@ impl Join {
             crate::k3s::remember(&self.0.root, peer.name.as_str(), &m.token);
             m.join
         });
-        let gw = self.0.clone();
+        // The DB holds the swap; the loop learns its time from the reconcile this wakes.
+        self.0.wake.notify_one();
         Ok(Redeemed {
             response: self.answer(&peer, k3s)?,
-            // The DB already holds the new key; the device follows after the answer left.
-            swap: Box::new(move || gw.wake.notify_one()),
             repeat: false,
         })
     }
@@ -339,7 +420,7 @@ impl Join {
         let spec = &*self.0.current();
         let net = proton_core::view::Network::new(spec);
         let gateway_key = read_key(&self.0.root)
-            .map_err(|e| JoinRefusal::Internal(e.0))?
+            .map_err(|e| JoinRefusal::Internal(e.to_string()))?
             .public_key();
         Ok(RedeemResponse {
             name: peer.name.to_string(),
@@ -367,18 +448,12 @@ fn redeem_refusal(e: RedeemError) -> JoinRefusal {
     }
 }
 
-fn read_key(root: &Root) -> Result<PrivateKey, DaemonError> {
+fn read_key(root: &Root) -> Result<PrivateKey, GatewayError> {
     let text = root
         .read_optional(GATEWAY_KEY_PATH)
-        .map_err(|e| DaemonError(e.to_string()))?
-        .ok_or_else(|| {
-            DaemonError(format!(
-                "{} is missing: run `proton init` first",
-                root.path(GATEWAY_KEY_PATH).display()
-            ))
-        })?;
-    PrivateKey::from_base64(text.trim())
-        .map_err(|e| DaemonError(format!("{GATEWAY_KEY_PATH}: {e}")))
+        .map_err(GatewayError::KeyRead)?
+        .ok_or_else(|| GatewayError::KeyMissing(root.path(GATEWAY_KEY_PATH)))?;
+    PrivateKey::from_base64(text.trim()).map_err(GatewayError::Key)
 }
 
 /// Turns IPv4 forwarding on in this network namespace (the gateway routes between peers).
@@ -392,9 +467,9 @@ fn enable_forwarding() {
 pub async fn run(
     opts: Options,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), DaemonError> {
+) -> Result<(), GatewayError> {
     crate::hardening::no_core_dumps();
-    let spec = Spec::load(&opts.root).map_err(|e| DaemonError(e.to_string()))?;
+    let spec = Spec::load(&opts.root).map_err(GatewayError::Spec)?;
     let key = read_key(&opts.root)?;
     let backend = match opts.backend.unwrap_or(spec.network.backend) {
         BackendChoice::Kernel => proton_wg::BackendKind::Kernel,
@@ -429,7 +504,7 @@ pub async fn run(
     );
     // Read first: a DB that cannot be read stops the start before anything on the host
     // changes.
-    let want = desired(&opts.root, &spec)?;
+    let want = desired(&opts.root, &spec, now_ms()).map_err(GatewayError::Store)?;
     // Without the table the gateway still starts (a broken firewall must not take the
     // VPN down), but with no invitee's key; the loop below retries every second.
     let fenced = match firewall.ensure(&want.members) {
@@ -444,9 +519,7 @@ pub async fn run(
     let mut peers = want.device_peers(fenced);
     crate::endpoints::restore(&opts.root, &spec.network.cidr, &mut peers);
     cfg.peers = peers;
-    let device = Device::up(cfg)
-        .await
-        .map_err(|e| DaemonError(e.to_string()))?;
+    let device = Device::up(cfg).await.map_err(GatewayError::Device)?;
     enable_forwarding();
     let gw = Arc::new(Gateway {
         root: opts.root.clone(),
@@ -458,13 +531,13 @@ pub async fn run(
         observer: Observer::default(),
         firewall,
         next_expiry: Default::default(),
+        next_swap: Default::default(),
     });
     gw.reconcile().await?;
 
     let api_addr = SocketAddrV4::new(gw.spec.gateway_address(), JOIN_API_PORT);
     let listener = crate::listen::bind_tunnel_only(api_addr, &gw.spec.network.interface)
-        .map_err(|e| e.to_string())
-        .map_err(fail("binding the join API"))?;
+        .map_err(io("binding the join API"))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api = {
         let mut stop = stop_rx.clone();
@@ -476,9 +549,7 @@ pub async fn run(
             },
         ))
     };
-    let admin_listener = admin::bind(&opts.root)
-        .map_err(|e| e.to_string())
-        .map_err(fail("admin socket"))?;
+    let admin_listener = admin::bind(&opts.root).map_err(io("admin socket"))?;
     let admin_task = {
         let gw = gw.clone();
         tokio::spawn(admin::serve(admin_listener, move |req| {
@@ -491,11 +562,15 @@ pub async fn run(
                             updated: a.updated,
                             removed: a.removed,
                         },
-                        Err(e) => AdminResponse::Error { error: e.0 },
+                        Err(e) => AdminResponse::Error {
+                            error: e.to_string(),
+                        },
                     },
                     AdminRequest::Reload => match gw.reload().await {
                         Ok(r) => AdminResponse::Reloaded(r),
-                        Err(e) => AdminResponse::Error { error: e.0 },
+                        Err(e) => AdminResponse::Error {
+                            error: e.to_string(),
+                        },
                     },
                     AdminRequest::Status => AdminResponse::Status(gw.status().await),
                 }
@@ -505,8 +580,7 @@ pub async fn run(
     let metrics_addr = SocketAddrV4::new(gw.spec.gateway_address(), METRICS_PORT);
     let metrics = {
         let listener = crate::listen::bind_tunnel_only(metrics_addr, &gw.spec.network.interface)
-            .map_err(|e| e.to_string())
-            .map_err(fail("binding the metrics endpoint"))?;
+            .map_err(io("binding the metrics endpoint"))?;
         let gw = gw.clone();
         let render: crate::metrics::Render = Arc::new(move || {
             let gw = gw.clone();
@@ -537,7 +611,7 @@ pub async fn run(
     let hangup = {
         let gw = gw.clone();
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .map_err(|e| DaemonError(format!("SIGHUP handler: {e}")))?;
+            .map_err(io("SIGHUP handler"))?;
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
                 if let Err(e) = gw.reload().await {
@@ -559,7 +633,13 @@ pub async fn run(
             let mut poll = tokio::time::interval(POLL);
             let mut sweep = tokio::time::interval(SWEEP);
             let mut failing: Option<String> = None;
+            // A failed reconcile leaves the device apart from the DB: it is tried again
+            // at every poll until it succeeds, not only at the next change.
+            let mut retry = false;
             loop {
+                // The earliest pending key swap: reconcile then, not at the next poll.
+                let swap_at = gw.next_swap.load(std::sync::atomic::Ordering::Relaxed);
+                let swap_in = Duration::from_millis(swap_at.saturating_sub(now_ms()).max(0) as u64);
                 tokio::select! {
                     _ = poll.tick() => {
                         // `nft flush ruleset` or a reload of the boot file: restore the
@@ -569,15 +649,19 @@ pub async fn run(
                             tokio::task::spawn_blocking(move || gw.firewall.intact()).await.unwrap_or(false)
                         };
                         if !intact {
-                            match gw.reconcile().await {
+                            retry = match gw.reconcile().await {
                                 // Said once, not every second while it lasts.
-                                Err(e) if failing.as_deref() != Some(e.0.as_str()) => {
+                                Err(e) if failing.as_deref() != Some(e.to_string().as_str()) => {
                                     tracing::warn!("reconcile failed: {e}");
-                                    failing = Some(e.0);
+                                    failing = Some(e.to_string());
+                                    true
                                 }
-                                Err(_) => {}
-                                Ok(_) => failing = None,
-                            }
+                                Err(_) => true,
+                                Ok(_) => {
+                                    failing = None;
+                                    false
+                                }
+                            };
                             continue;
                         }
                         // A deleted, truncated or replaced file: let go of it (its
@@ -597,14 +681,15 @@ pub async fn run(
                         if expired {
                             tracing::info!("a peer's expiry passed: taking it off the device");
                         }
-                        if now_gen == last && !expired { continue; }
+                        if now_gen == last && !expired && !retry { continue; }
                         last = now_gen;
                     }
                     _ = gw.wake.notified() => {}
+                    _ = tokio::time::sleep(swap_in), if swap_at != 0 => {}
                     _ = sweep.tick() => {
                         let swept = match watcher.as_mut() {
-                            Some(s) if s.still_on_disk().is_ok() => s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string())),
-                            _ => gw.store().and_then(|mut s| s.sweep_expired(now(), "daemon").map_err(|e| DaemonError(e.to_string()))),
+                            Some(s) if s.still_on_disk().is_ok() => s.sweep_expired(now(), "daemon").map_err(GatewayError::Store),
+                            _ => gw.store().and_then(|mut s| s.sweep_expired(now(), "daemon").map_err(GatewayError::Store)),
                         };
                         match swept {
                             Ok(swept) if !swept.is_empty() => tracing::info!(count = swept.len(), "expired invitations swept"),
@@ -613,19 +698,21 @@ pub async fn run(
                         }
                     }
                 }
-                match gw.reconcile().await {
+                retry = match gw.reconcile().await {
                     // Said once per distinct failure, not once a second while it lasts.
-                    Err(e) if failing.as_deref() != Some(e.0.as_str()) => {
+                    Err(e) if failing.as_deref() != Some(e.to_string().as_str()) => {
                         tracing::error!("reconcile failed: {e}");
-                        failing = Some(e.0);
+                        failing = Some(e.to_string());
+                        true
                     }
-                    Err(_) => {}
+                    Err(_) => true,
                     Ok(_) => {
                         if failing.take().is_some() {
                             tracing::info!("reconcile works again");
                         }
+                        false
                     }
-                }
+                };
             }
         })
     };

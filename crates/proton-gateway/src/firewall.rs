@@ -30,6 +30,29 @@ pub struct Firewall {
     loaded: Mutex<Option<Loaded>>,
 }
 
+/// Why the table could not be loaded: the fence is not in place.
+#[derive(Debug, thiserror::Error)]
+pub enum FenceError {
+    #[error("{0}")]
+    Rules(#[source] proton_k3s::Error),
+    #[error("{0}")]
+    Load(#[source] proton_k3s::Error),
+    #[error("the table is not listed after loading it")]
+    NotListed,
+}
+
+impl FenceError {
+    /// What fixes it, when something does.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            FenceError::Rules(_) => Some("check network.interface and the ports in the spec"),
+            FenceError::Load(_) | FenceError::NotListed => Some(
+                "check that the kernel has nftables with ct, fib and nat (`nft list ruleset` works); `proton doctor` checks the table",
+            ),
+        }
+    }
+}
+
 /// What [`Firewall::ensure`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ensured {
@@ -58,7 +81,7 @@ impl Firewall {
 
     /// Makes the live table admit exactly `members`, restoring the whole table when it
     /// is not the one this daemon filled. An error means the fence is not in place.
-    pub fn ensure(&self, members: &Members) -> Result<Ensured, String> {
+    pub fn ensure(&self, members: &Members) -> Result<Ensured, FenceError> {
         let mut loaded = self.loaded.lock().expect("firewall state");
         let live = firewall::table_handle(&SystemRunner, None);
         if let (Some(l), Some(h)) = (loaded.as_mut(), live)
@@ -88,10 +111,9 @@ impl Firewall {
             return Ok(Ensured::Refilled);
         }
         let script =
-            firewall::ruleset_with(&(self.params)(), members).map_err(|e| e.to_string())?;
-        firewall::apply(&SystemRunner, None, &script).map_err(|e| e.to_string())?;
-        let handle = firewall::table_handle(&SystemRunner, None)
-            .ok_or("the table is not listed after loading it")?;
+            firewall::ruleset_with(&(self.params)(), members).map_err(FenceError::Rules)?;
+        firewall::apply(&SystemRunner, None, &script).map_err(FenceError::Load)?;
+        let handle = firewall::table_handle(&SystemRunner, None).ok_or(FenceError::NotListed)?;
         *loaded = Some(Loaded {
             handle,
             members: members.clone(),

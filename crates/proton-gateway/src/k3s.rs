@@ -15,6 +15,24 @@ use proton_k3s::install::{DEFAULT_K3S_BIN, installed_version};
 use proton_k3s::tokens::{self, BootstrapToken};
 use proton_k3s::{Runner, SystemRunner};
 
+/// Why no bootstrap token could be minted.
+#[derive(Debug, thiserror::Error)]
+pub enum K3sError {
+    #[error("minting the K3s bootstrap token: {0}")]
+    Mint(#[source] proton_k3s::Error),
+}
+
+impl K3sError {
+    /// What fixes it, when something does.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            K3sError::Mint(_) => Some(
+                "check that the K3s server runs (`systemctl status k3s`); the worker can retry with the same invitation, which a failed mint leaves unused",
+            ),
+        }
+    }
+}
+
 /// A minted token and the answer carrying it.
 pub struct Minted {
     pub join: K3sJoin,
@@ -57,7 +75,7 @@ impl Runner for Bounded {
 }
 
 /// Mints a bootstrap token for worker `node`; `Ok(None)` when the gateway has no K3s.
-pub fn mint(root: &Root, spec: &Spec, node: &str) -> Result<Option<Minted>, String> {
+pub fn mint(root: &Root, spec: &Spec, node: &str) -> Result<Option<Minted>, K3sError> {
     mint_with(&Bounded, root, spec, node)
 }
 
@@ -66,12 +84,12 @@ pub fn mint_with(
     root: &Root,
     spec: &Spec,
     node: &str,
-) -> Result<Option<Minted>, String> {
+) -> Result<Option<Minted>, K3sError> {
     let Some(version) = server_version(root, spec) else {
         return Ok(None);
     };
     let token = tokens::create_token(runner, &k3s_program(root), node, BOOTSTRAP_TOKEN_TTL)
-        .map_err(|e| format!("minting the K3s bootstrap token: {e}"))?;
+        .map_err(K3sError::Mint)?;
     let join = K3sJoin {
         server_url: server_url(spec),
         version,
@@ -84,6 +102,18 @@ pub fn mint_with(
 pub fn remember(root: &Root, node: &str, token: &BootstrapToken) {
     if let Err(e) = tokens::record_token_id(root, node, token) {
         tracing::warn!("could not record the bootstrap token ID of {node}: {e}");
+    }
+}
+
+/// Keeps `token`'s ID in place of the one recorded for `node`, and deletes that earlier
+/// token: a repeated answer replaces the token the lost answer carried.
+pub fn replace(root: &Root, node: &str, token: &BootstrapToken) {
+    let previous = tokens::recorded_token_id(root, node).ok().flatten();
+    remember(root, node, token);
+    if let Some(id) = previous.filter(|id| id != token.id())
+        && let Err(e) = tokens::delete_token(&Bounded, &k3s_program(root), &id)
+    {
+        tracing::warn!("could not delete the bootstrap token {id} of {node}: {e}");
     }
 }
 

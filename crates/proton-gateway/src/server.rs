@@ -12,9 +12,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long after the redeem answer has been handed to the kernel the gateway waits
-/// before swapping the peer's key, so the answer (and its TCP ACK) still travel under
-/// the throw-away key.
+/// How long `proton join` waits, halved, after a redeem's answer before it handshakes with
+/// its own key. The gateway itself swaps the key at a time its DB records (the daemon's
+/// `SWAP_AFTER`); this stays only for the worker side.
 pub const SWAP_DELAY: Duration = Duration::from_millis(300);
 
 /// Why a join API call was refused; each maps to an HTTP status and a one-line reason.
@@ -59,10 +59,10 @@ impl IntoResponse for JoinRefusal {
     }
 }
 
-/// A redeem that succeeded: the answer, and the key swap to run once it has been sent.
+/// A redeem that succeeded: the answer. The key swap that follows is the daemon's
+/// (state in the DB, applied by its reconcile), not the server's.
 pub struct Redeemed {
     pub response: RedeemResponse,
-    pub swap: Box<dyn FnOnce() + Send>,
     /// The answer repeated to the invitee that already redeemed (its first answer was
     /// lost): not a new join.
     pub repeat: bool,
@@ -112,36 +112,7 @@ async fn redeem(
         .await
         .map_err(|e| JoinRefusal::Internal(e.to_string()))??;
     tracing::info!(peer = %redeemed.response.name, %caller, "invitation redeemed");
-    let bytes = serde_json::to_vec(&redeemed.response).expect("responses serialize");
-    // The swap is armed when hyper polls the body again after writing the answer (or
-    // drops it early): the answer has then left through the throw-away key's session.
-    let guard = SwapOnDrop(Some(redeemed.swap));
-    let stream =
-        futures_util::stream::unfold((Some(bytes), Some(guard)), |(bytes, guard)| async move {
-            let bytes = bytes?;
-            Some((
-                Ok::<_, std::io::Error>(axum::body::Bytes::from(bytes)),
-                (None, guard),
-            ))
-        });
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response())
-}
-
-struct SwapOnDrop(Option<Box<dyn FnOnce() + Send>>);
-
-impl Drop for SwapOnDrop {
-    fn drop(&mut self) {
-        if let Some(swap) = self.0.take() {
-            tokio::spawn(async move {
-                tokio::time::sleep(SWAP_DELAY).await;
-                let _ = tokio::task::spawn_blocking(swap).await;
-            });
-        }
-    }
+    Ok(axum::Json(redeemed.response).into_response())
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, within

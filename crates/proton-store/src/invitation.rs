@@ -148,6 +148,20 @@ impl Store {
         at: i64,
         actor: &str,
     ) -> Result<Peer, RedeemError> {
+        self.redeem_invitation_swapping_after(secret_hash, caller, new_key, at, None, actor)
+    }
+
+    /// [`Store::redeem_invitation`], with the device keeping the throw-away key until
+    /// `swap_after` (unix milliseconds; see [`Store::held_keys`]); `None`: at once.
+    pub fn redeem_invitation_swapping_after(
+        &mut self,
+        secret_hash: &str,
+        caller: Option<Ipv4Addr>,
+        new_key: PublicKey,
+        at: i64,
+        swap_after: Option<i64>,
+        actor: &str,
+    ) -> Result<Peer, RedeemError> {
         self.write(|tx, _, now| {
             let inv = tx
                 .query_row(
@@ -188,8 +202,14 @@ impl Store {
                 return Err(RedeemError::AlreadyUsed);
             }
             tx.execute(
-                "UPDATE peers SET public_key = ?1, state = 'active' WHERE id = ?2",
-                params![new_key.to_base64(), peer.id.0],
+                "UPDATE peers SET public_key = ?1, state = 'active', swap_key = ?2, swap_after = ?3 \
+                 WHERE id = ?4",
+                params![
+                    new_key.to_base64(),
+                    swap_after.map(|_| peer.public_key.to_base64()),
+                    swap_after,
+                    peer.id.0
+                ],
             )?;
             let peer = Peer {
                 public_key: new_key,

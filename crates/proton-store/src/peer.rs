@@ -471,6 +471,39 @@ impl Store {
         )?)
     }
 
+    /// The redeemed peers whose throw-away key the device still carries at `now_ms`
+    /// (unix milliseconds): each peer's id and that key. The peer is active in the DB, but
+    /// until its `swap_after` the device holds it as the invitee it was.
+    pub fn held_keys(&self, now_ms: i64) -> Result<Vec<(PeerId, PublicKey)>, StoreError> {
+        let mut stmt = self.conn().prepare(
+            "SELECT id, swap_key FROM peers \
+             WHERE revoked_at IS NULL AND swap_key IS NOT NULL AND swap_after > ?1",
+        )?;
+        let rows = stmt.query_map([now_ms], |r| {
+            let key: String = r.get(1)?;
+            let key = PublicKey::from_base64(&key).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    1,
+                    rusqlite::types::Type::Text,
+                    e.to_string().into(),
+                )
+            })?;
+            Ok((PeerId(r.get(0)?), key))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The earliest key swap still ahead of `now_ms` (unix milliseconds), if any: when
+    /// the daemon must reconcile again.
+    pub fn next_swap(&self, now_ms: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT min(swap_after) FROM peers \
+             WHERE revoked_at IS NULL AND swap_key IS NOT NULL AND swap_after > ?1",
+            [now_ms],
+            |r| r.get(0),
+        )?)
+    }
+
     /// The gateway's own row.
     pub fn gateway(&self) -> Result<Option<Peer>, StoreError> {
         let sql = format!(

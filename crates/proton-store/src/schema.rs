@@ -94,6 +94,16 @@ CREATE TABLE grants (
 );
 ";
 
+/// Version 7: the redeem's key swap as state. A redeem makes the peer active with its own
+/// key at once, but the device keeps the throw-away key (`swap_key`) until `swap_after`
+/// (unix milliseconds), so the redeem's answer still leaves through the session it came
+/// in on. The daemon's reconcile is the only writer to the device and applies the swap
+/// once the time has passed; rows whose time has passed are inert.
+const V7_KEY_SWAP: &str = "
+ALTER TABLE peers ADD COLUMN swap_key TEXT;
+ALTER TABLE peers ADD COLUMN swap_after INTEGER;
+";
+
 /// Every migration in order; the DB's `user_version` is how many have run.
 pub(crate) const MIGRATIONS: &[&str] = &[
     V1_INITIAL,
@@ -102,6 +112,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     V4_LAST_ENDPOINT,
     V5_PEER_DISABLE_EXPIRE,
     V6_GRANTS,
+    V7_KEY_SWAP,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

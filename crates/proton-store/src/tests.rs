@@ -235,6 +235,44 @@ fn redeem_works_once_and_refusals_change_nothing() {
 }
 
 #[test]
+fn a_redeem_holds_the_throwaway_key_on_the_device_until_its_swap_time() {
+    let (_d, root, cidr) = fresh("10.7.7.0/24");
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
+    let t = system_now();
+    let throwaway = key();
+    let (peer, _) = s
+        .reserve_invitation(
+            &name("home-1"),
+            Role::Worker,
+            throwaway,
+            "h1",
+            t + 3600,
+            "t",
+        )
+        .unwrap();
+    assert!(
+        s.held_keys(0).unwrap().is_empty(),
+        "an invitee holds no swap"
+    );
+    let (mine, at_ms) = (key(), 5_000);
+    let joined = s
+        .redeem_invitation_swapping_after("h1", Some(peer.address), mine, t, Some(at_ms), "t")
+        .unwrap();
+    assert_eq!((joined.public_key, joined.state), (mine, PeerState::Active));
+    assert_eq!(s.held_keys(at_ms - 1).unwrap(), vec![(peer.id, throwaway)]);
+    assert_eq!(s.next_swap(at_ms - 1).unwrap(), Some(at_ms));
+    assert!(
+        s.held_keys(at_ms).unwrap().is_empty(),
+        "its own key from then on"
+    );
+    assert_eq!(s.next_swap(at_ms).unwrap(), None);
+    // A removed peer holds nothing, even before its swap time.
+    s.remove_peer("home-1", "t").unwrap();
+    assert!(s.held_keys(0).unwrap().is_empty());
+    assert_eq!(s.next_swap(0).unwrap(), None);
+}
+
+#[test]
 fn twenty_concurrent_redeemers_exactly_one_wins() {
     let (_d, root, cidr) = fresh("10.7.7.0/24");
     let mut s = Store::open_existing(&root, &cidr).unwrap();

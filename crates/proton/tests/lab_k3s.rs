@@ -476,3 +476,76 @@ fn the_applied_firewall_keeps_the_kube_api_on_the_tunnel() {
     );
     assert!(!probe("nat", &public));
 }
+
+/// A join whose answer is asked for again (a re-run with the same invitation: the
+/// gateway already holds this machine's key and repeats the answer with a fresh token)
+/// leaves exactly one live bootstrap token: the repeat deletes the one it replaces.
+#[test]
+fn a_repeated_answer_leaves_one_live_bootstrap_token() {
+    if !root_and_tools() {
+        return;
+    }
+    let lab = LabGuard::up("to", 0, 1, 0);
+    let gw = node_root(&lab, "gw");
+    let w1 = node_root(&lab, "w1");
+    copy_exec(&fixture("fake-k3s"), &gw.join("usr/local/bin/k3s"));
+    std::fs::write(gw.join("usr/local/bin/k3s-version"), "v1.34.2+k3s1\n").unwrap();
+    std::fs::create_dir_all(gw.join("etc/rancher/k3s")).unwrap();
+    std::fs::copy(fixture("k3s.yaml"), gw.join("etc/rancher/k3s/k3s.yaml")).unwrap();
+    copy_exec(&fixture("k3s-install.sh"), &w1.join("opt/k3s/install.sh"));
+    let rec = tempfile::tempdir().unwrap();
+    let inv = invitation(&lab, "w1");
+    let join = || {
+        output_with_stdin(
+            Command::new(BIN)
+                .args(["lab", "exec", "w1", "--name", &lab.0, "--stdin", "--"])
+                .arg("env")
+                .arg(format!("RECORD_DIR={}", rec.path().display()))
+                .args([BIN, "--root", w1.to_str().unwrap(), "join"])
+                .args([
+                    "--k3s-install-script",
+                    "/opt/k3s/install.sh",
+                    "--k3s-skip-download",
+                ]),
+            &inv,
+        )
+    };
+    let live = || -> Vec<String> {
+        std::fs::read_to_string(gw.join("usr/local/bin/k3s-tokens"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .collect()
+    };
+    let recorded = || {
+        std::fs::read_to_string(gw.join("var/lib/proton/k3s-tokens/w1"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let out = join();
+    assert!(out.status.success(), "join: {}", text(&out.stderr));
+    let first = live();
+    assert_eq!(first, [recorded()], "one token after the join");
+
+    let out = join();
+    assert!(
+        out.status.success() && text(&out.stderr).contains("finishing the job"),
+        "the re-run got the repeated answer: {}",
+        text(&out.stderr)
+    );
+    let second = live();
+    assert_eq!(
+        second.len(),
+        1,
+        "one live token after the repeat: {second:?}"
+    );
+    assert_ne!(second, first, "the repeat carried a fresh token");
+    assert_eq!(second[0], recorded(), "its ID is the one recorded");
+    let calls = std::fs::read_to_string(gw.join("usr/local/bin/k3s-calls.log")).unwrap();
+    let deletes: Vec<&str> = calls
+        .lines()
+        .filter(|l| l.starts_with("token delete"))
+        .collect();
+    assert_eq!(deletes, [format!("token delete {}", first[0])], "{calls}");
+}
