@@ -2,7 +2,7 @@
 //! short line that quotes none of it, never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use proton_gateway::api::RedeemRequest;
+use proton_proto::join::RedeemRequest;
 
 fuzz_target!(|data: &[u8]| {
     if let Err(e) = RedeemRequest::from_body(data) {

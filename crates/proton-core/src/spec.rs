@@ -14,7 +14,6 @@ use std::net::{IpAddr, Ipv4Addr};
 pub const SPEC_PATH: &str = "/etc/proton/proton.toml";
 /// Host path of the gateway's private key; [`crate::paths::GATEWAY_KEY`] under its
 /// older name, for the daemon.
-pub use crate::paths::GATEWAY_KEY as GATEWAY_KEY_PATH;
 /// WireGuard's customary port.
 pub const DEFAULT_PORT: u16 = 51820;
 
@@ -40,8 +39,6 @@ fn field(field: &str, message: impl Into<String>) -> SpecError {
 }
 
 pub use crate::backend::Backend;
-/// The older name of [`Backend`], for the daemon.
-pub use crate::backend::Backend as BackendChoice;
 
 /// The whole spec.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,16 +6,18 @@
 //! sweeps expired invitations — removing their throw-away keys from the live device.
 
 use crate::admin::{self, AdminRequest, AdminResponse};
-use crate::api::{JOIN_API_PORT, K3sJoin, RedeemRequest, RedeemResponse, WhoAmI};
 use crate::firewall::{Ensured, Firewall};
 use crate::metrics::METRICS_PORT;
 use crate::observe::{GatewayStatus, Observer};
 use crate::server::{JoinRefusal, JoinService, Redeemed};
+use proton_core::backend::Backend;
 use proton_core::host::Root;
 use proton_core::invite::hash_secret_text;
 use proton_core::keys::{PrivateKey, PublicKey};
-use proton_core::spec::{BackendChoice, GATEWAY_KEY_PATH, Spec};
+use proton_core::paths::GATEWAY_KEY;
+use proton_core::spec::Spec;
 use proton_k3s::firewall::Members;
+use proton_proto::join::{JOIN_API_PORT, K3sJoin, RedeemRequest, RedeemResponse, WhoAmI};
 use proton_store::{Grant, Peer, PeerState, RedeemError, Role, Store};
 use proton_wg::{Device, InterfaceConfig, PeerConfig};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -53,7 +55,7 @@ pub enum GatewayError {
     KeyMissing(PathBuf),
     #[error("{0}")]
     KeyRead(#[source] proton_core::host::HostError),
-    #[error("{GATEWAY_KEY_PATH}: {0}")]
+    #[error("{GATEWAY_KEY}: {0}")]
     Key(#[source] proton_core::keys::KeyError),
     #[error("{what}: {source}")]
     Io {
@@ -91,7 +93,7 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> GatewayError {
 pub struct Options {
     pub root: Root,
     /// Overrides `network.backend` from the spec.
-    pub backend: Option<BackendChoice>,
+    pub backend: Option<Backend>,
     /// Where the UAPI socket goes (default `/var/run/wireguard`).
     pub uapi_dir: Option<PathBuf>,
 }
@@ -450,9 +452,9 @@ fn redeem_refusal(e: RedeemError) -> JoinRefusal {
 
 fn read_key(root: &Root) -> Result<PrivateKey, GatewayError> {
     let text = root
-        .read_optional(GATEWAY_KEY_PATH)
+        .read_optional(GATEWAY_KEY)
         .map_err(GatewayError::KeyRead)?
-        .ok_or_else(|| GatewayError::KeyMissing(root.path(GATEWAY_KEY_PATH)))?;
+        .ok_or_else(|| GatewayError::KeyMissing(root.path(GATEWAY_KEY)))?;
     PrivateKey::from_base64(text.trim()).map_err(GatewayError::Key)
 }
 
@@ -471,11 +473,7 @@ pub async fn run(
     crate::hardening::no_core_dumps();
     let spec = Spec::load(&opts.root).map_err(GatewayError::Spec)?;
     let key = read_key(&opts.root)?;
-    let backend = match opts.backend.unwrap_or(spec.network.backend) {
-        BackendChoice::Kernel => proton_wg::BackendKind::Kernel,
-        BackendChoice::Auto => proton_wg::BackendKind::Auto,
-        BackendChoice::Userspace => proton_wg::BackendKind::Userspace,
-    };
+    let backend = opts.backend.unwrap_or(spec.network.backend);
     let net = proton_core::view::Network::new(&spec);
     let mut cfg = InterfaceConfig::new(&spec.network.interface, key, net.gateway_address());
     cfg.listen_port = Some(net.port());

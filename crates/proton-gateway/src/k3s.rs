@@ -7,13 +7,13 @@
 //! K3s (not applied yet, or `k3s.enabled = false`, as in a plain VPN) answers without
 //! K3s data and `proton join` only makes the tunnel.
 
-use crate::api::K3sJoin;
 use proton_core::host::Root;
 use proton_core::spec::Spec;
 use proton_k3s::gateway::{BOOTSTRAP_TOKEN_TTL, server_url};
 use proton_k3s::install::{DEFAULT_K3S_BIN, installed_version};
 use proton_k3s::tokens::{self, BootstrapToken};
 use proton_k3s::{Runner, SystemRunner};
+use proton_proto::join::K3sJoin;
 
 /// Why no bootstrap token could be minted.
 #[derive(Debug, thiserror::Error)]

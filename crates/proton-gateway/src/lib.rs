@@ -4,7 +4,6 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
-pub mod api;
 pub mod bounded;
 pub mod daemon;
 pub mod dns;

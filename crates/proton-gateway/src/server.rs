@@ -2,20 +2,14 @@
 //! connection: forwarded headers are ignored, and the listener is bound to the tunnel
 //! interface (see [`crate::listen`]).
 
-use crate::api::{ApiError, RedeemRequest, RedeemResponse, WhoAmI};
 use axum::Router;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use proton_proto::join::{ApiError, RedeemRequest, RedeemResponse, WhoAmI};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
-
-/// How long `proton join` waits, halved, after a redeem's answer before it handshakes with
-/// its own key. The gateway itself swaps the key at a time its DB records (the daemon's
-/// `SWAP_AFTER`); this stays only for the worker side.
-pub const SWAP_DELAY: Duration = Duration::from_millis(300);
 
 /// Why a join API call was refused; each maps to an HTTP status and a one-line reason.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! target `fuzz/fuzz_targets/redeem_body.rs` covers the same entry point).
 
 use proptest::prelude::*;
-use proton_gateway::api::RedeemRequest;
+use proton_proto::join::RedeemRequest;
 
 fn refused_briefly(body: &[u8]) -> Result<(), TestCaseError> {
     if let Err(e) = RedeemRequest::from_body(body) {

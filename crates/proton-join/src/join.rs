@@ -26,7 +26,7 @@ use proton_core::view::WorkerNetwork;
 use proton_k3s::install::ScriptSource;
 use proton_proto::join::RedeemResponse;
 use proton_proto::join::{self as api, ClientError, JOIN_API_PORT, K3sJoin, RedeemRequest};
-use proton_wg::{BackendKind, Device, InterfaceConfig, PeerConfig};
+use proton_wg::{Backend, Device, InterfaceConfig, PeerConfig};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ pub struct JoinOptions {
     /// Give up on reaching the gateway after this long.
     pub timeout: Duration,
     /// The permanent tunnel's data plane: `Auto` is decided by [`proton_wg::detect`].
-    pub backend: BackendKind,
+    pub backend: Backend,
     pub k3s: K3sOptions,
     /// The binary the written units run (this very executable).
     pub proton_bin: String,
@@ -194,7 +194,7 @@ pub fn join(
     }
     let endpoint = resolve(&inv.endpoint)?;
     let rt = tokio::runtime::Runtime::new()?;
-    let kernel = rt.block_on(proton_wg::detect(opts.backend)).kind == BackendKind::Kernel;
+    let kernel = rt.block_on(proton_wg::detect(opts.backend)).kind == Backend::Kernel;
     let session = Session {
         root,
         rt,
@@ -277,9 +277,9 @@ impl Session<'_> {
         // on `Auto`: kernel where the module is, else userspace (`--backend kernel` on a
         // host without the module still writes the wg-quick file).
         cfg.backend = if self.kernel {
-            BackendKind::Auto
+            Backend::Auto
         } else {
-            BackendKind::Userspace
+            Backend::Userspace
         };
         cfg
     }

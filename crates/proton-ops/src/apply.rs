@@ -31,13 +31,13 @@ use proton_addons::{
 };
 use proton_core::host::{Host, HostError, NotRun, Root};
 use proton_core::spec::Spec;
-use proton_gateway::api::JOIN_API_PORT;
 use proton_k3s::config::SERVER_DROPIN_PATH;
 use proton_k3s::gateway::{
     FIREWALL_PATH, FIREWALL_UNIT, FIREWALL_UNIT_PATH, MANIFESTS_DIR, firewall_files, server_params,
 };
 use proton_k3s::install::{self, Installer, Role, ScriptSource, missing_host_tools};
 use proton_k3s::{Plan, PlannedCommand, PlannedFile};
+use proton_proto::join::JOIN_API_PORT;
 
 /// Host commands a previous run decided on but did not finish.
 pub const PENDING_PATH: &str = "/var/lib/proton/apply.pending";

@@ -22,7 +22,8 @@
 use crate::gateway_key::{KeyFileError, read_private_key};
 use proton_core::host::Root;
 use proton_core::keys::PrivateKey;
-use proton_core::spec::{GATEWAY_KEY_PATH as GATEWAY_KEY, SPEC_PATH, Spec, SpecError};
+use proton_core::paths::GATEWAY_KEY;
+use proton_core::spec::{SPEC_PATH, Spec, SpecError};
 use proton_store::DB_PATH;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};

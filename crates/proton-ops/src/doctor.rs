@@ -14,7 +14,7 @@ use crate::worker::{self, TunnelKind, WorkerTunnel};
 use proton_core::backend::Backend;
 use proton_core::host::Root;
 use proton_core::spec::{SPEC_PATH, Spec};
-use proton_gateway::observe::{self, REJECT_AFTER};
+use proton_proto::admin::{REJECT_AFTER, stale_after as default_stale_after};
 use serde::Serialize;
 use std::net::IpAddr;
 
@@ -306,7 +306,7 @@ pub fn gateway(root: &Root, stale_after: Option<std::time::Duration>) -> Result<
     match live {
         Ok(live) => {
             let threshold =
-                stale_after.unwrap_or_else(|| observe::stale_after(n.persistent_keepalive));
+                stale_after.unwrap_or_else(|| default_stale_after(n.persistent_keepalive));
             let report = status::gateway_report(live, threshold, cluster);
             findings.push(silent_peers(&report.peers, report.stale_after_secs));
         }

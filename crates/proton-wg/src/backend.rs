@@ -5,12 +5,12 @@ use std::path::Path;
 
 /// The data plane asked for: [`proton_core::backend::Backend`], under the name this
 /// crate's callers use.
-pub use proton_core::backend::{Backend as BackendKind, UnknownBackend};
+pub use proton_core::backend::{Backend, UnknownBackend};
 
 /// What [`detect`] decided: `kind` is never `Auto`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Detection {
-    pub kind: BackendKind,
+    pub kind: Backend,
     pub reason: String,
 }
 
@@ -20,19 +20,19 @@ const MODULE: &str = "/sys/module/wireguard";
 /// `/sys/module/wireguard` exists, or appears after `modprobe wireguard`, or when a
 /// probe link of kind wireguard can be created (a module built into the kernel);
 /// otherwise userspace.
-pub async fn detect(asked: BackendKind) -> Detection {
+pub async fn detect(asked: Backend) -> Detection {
     match asked {
-        BackendKind::Kernel | BackendKind::Userspace => Detection {
+        Backend::Kernel | Backend::Userspace => Detection {
             kind: asked,
             reason: format!("{asked} backend chosen explicitly"),
         },
-        BackendKind::Auto => detect_auto(Path::new(MODULE)).await,
+        Backend::Auto => detect_auto(Path::new(MODULE)).await,
     }
 }
 
 async fn detect_auto(module: &Path) -> Detection {
     let kernel = |reason: &str| Detection {
-        kind: BackendKind::Kernel,
+        kind: Backend::Kernel,
         reason: reason.to_string(),
     };
     if module.exists() {
@@ -54,7 +54,7 @@ async fn detect_auto(module: &Path) -> Detection {
         return kernel("the kernel creates links of kind wireguard");
     }
     Detection {
-        kind: BackendKind::Userspace,
+        kind: Backend::Userspace,
         reason: "no wireguard kernel module (not loaded, modprobe failed, no built-in \
                  support): using the embedded userspace implementation on /dev/net/tun"
             .to_string(),
@@ -67,14 +67,10 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for k in [
-            BackendKind::Auto,
-            BackendKind::Kernel,
-            BackendKind::Userspace,
-        ] {
-            assert_eq!(k.to_string().parse::<BackendKind>().unwrap(), k);
+        for k in [Backend::Auto, Backend::Kernel, Backend::Userspace] {
+            assert_eq!(k.to_string().parse::<Backend>().unwrap(), k);
         }
-        let e = "wg".parse::<BackendKind>().unwrap_err().to_string();
+        let e = "wg".parse::<Backend>().unwrap_err().to_string();
         assert!(
             e.contains("`wg`") && e.contains("auto, kernel or userspace"),
             "{e}"
@@ -83,28 +79,25 @@ mod tests {
 
     #[tokio::test]
     async fn explicit_choices_are_kept() {
-        assert_eq!(
-            detect(BackendKind::Userspace).await.kind,
-            BackendKind::Userspace
-        );
-        assert_eq!(detect(BackendKind::Kernel).await.kind, BackendKind::Kernel);
+        assert_eq!(detect(Backend::Userspace).await.kind, Backend::Userspace);
+        assert_eq!(detect(Backend::Kernel).await.kind, Backend::Kernel);
     }
 
     #[tokio::test]
     async fn a_loaded_module_means_kernel() {
         let dir = tempfile::tempdir().unwrap();
         let d = detect_auto(dir.path()).await;
-        assert_eq!(d.kind, BackendKind::Kernel);
+        assert_eq!(d.kind, Backend::Kernel);
         assert!(d.reason.contains("loaded"), "{}", d.reason);
     }
 
     #[tokio::test]
     async fn auto_resolves_to_what_this_machine_has() {
-        let d = detect(BackendKind::Auto).await;
-        assert_ne!(d.kind, BackendKind::Auto);
+        let d = detect(Backend::Auto).await;
+        assert_ne!(d.kind, Backend::Auto);
         // This machine's kernel has no WireGuard; elsewhere either answer is right.
         if !Path::new(MODULE).exists() && crate::link::create_wireguard("wgprobet").await.is_err() {
-            assert_eq!(d.kind, BackendKind::Userspace, "{}", d.reason);
+            assert_eq!(d.kind, Backend::Userspace, "{}", d.reason);
         }
         let _ = crate::link::delete("wgprobet").await;
     }

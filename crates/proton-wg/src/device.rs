@@ -1,6 +1,6 @@
 //! [`Device`]: one WireGuard interface, whichever backend runs it.
 
-use crate::backend::{BackendKind, detect};
+use crate::backend::{Backend, detect};
 use crate::kernel::Kernel;
 use crate::reconcile::{PeerChange, plan};
 use crate::userspace::Userspace;
@@ -33,17 +33,17 @@ impl Device {
     /// for userspace the UAPI socket `<cfg.uapi_dir>/<cfg.name>.sock`.
     pub async fn up(cfg: InterfaceConfig) -> Result<Device, WgError> {
         let imp = match detect(cfg.backend).await.kind {
-            BackendKind::Kernel => Imp::Kernel(Kernel::up(&cfg).await?),
+            Backend::Kernel => Imp::Kernel(Kernel::up(&cfg).await?),
             _ => Imp::Userspace(Userspace::up(&cfg).await?),
         };
         Ok(Device { imp })
     }
 
     /// Which backend runs this interface (never `Auto`).
-    pub fn backend(&self) -> BackendKind {
+    pub fn backend(&self) -> Backend {
         match &self.imp {
-            Imp::Userspace(_) => BackendKind::Userspace,
-            Imp::Kernel(_) => BackendKind::Kernel,
+            Imp::Userspace(_) => Backend::Userspace,
+            Imp::Kernel(_) => Backend::Kernel,
         }
     }
 

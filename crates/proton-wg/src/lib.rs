@@ -1,6 +1,6 @@
 //! Proton's WireGuard data plane.
 //!
-//! One interface, driven by a [`Device`], on one of two backends ([`BackendKind`]):
+//! One interface, driven by a [`Device`], on one of two backends ([`Backend`]):
 //! kernel WireGuard over netlink where the module exists, or the embedded userspace
 //! implementation (`gotatun` on `/dev/net/tun`), which runs anywhere a TUN device
 //! exists — LXC/OpenVZ VPSes and containers included — and serves the standard UAPI
@@ -10,11 +10,11 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), proton_wg::WgError> {
-//! use proton_wg::{BackendKind, Device, InterfaceConfig, PeerConfig};
+//! use proton_wg::{Backend, Device, InterfaceConfig, PeerConfig};
 //! let mut cfg = InterfaceConfig::new("wg0", proton_core::keys::PrivateKey::generate(),
 //!     "10.7.7.1/24".parse().unwrap());
 //! cfg.listen_port = Some(51820);
-//! cfg.backend = BackendKind::Auto; // kernel if the module is there, else userspace
+//! cfg.backend = Backend::Auto; // kernel if the module is there, else userspace
 //! // Keep `device` (and the tokio runtime) alive as long as the interface should be.
 //! let device = Device::up(cfg).await?;
 //! let worker = proton_core::keys::PrivateKey::generate().public_key();
@@ -36,7 +36,7 @@ pub mod reconcile;
 mod uapi;
 mod userspace;
 
-pub use backend::{BackendKind, Detection, UnknownBackend, detect};
+pub use backend::{Backend, Detection, UnknownBackend, detect};
 pub use datapath::{DataPathStats, Offloads};
 pub use device::{Applied, Device};
 pub use reconcile::{PeerChange, plan};
@@ -82,7 +82,7 @@ pub struct InterfaceConfig {
     /// Where the UAPI socket `<name>.sock` goes (userspace backend).
     pub uapi_dir: PathBuf,
     /// Which data plane; `new` picks `Userspace` (the one tested end to end here).
-    pub backend: BackendKind,
+    pub backend: Backend,
     /// Userspace backend: kernel offloads (TUN TSO/GRO, UDP GSO/GRO) where the kernel
     /// takes them, or forced off. `new` reads [`Offloads::from_env`].
     pub offloads: Offloads,
@@ -99,7 +99,7 @@ impl InterfaceConfig {
             mtu: 1420,
             peers: Vec::new(),
             uapi_dir: PathBuf::from(UAPI_DIR),
-            backend: BackendKind::Userspace,
+            backend: Backend::Userspace,
             offloads: Offloads::from_env(),
         }
     }

@@ -89,7 +89,7 @@ fn wireguard_go_handshakes_with_a_gateway_that_started_empty_and_wg_reads_it() {
             // The gateway starts with zero peers, as a fresh gateway does.
             let dev = Device::up(gateway_config(&iface, &gw, &uapi_dir)).await.unwrap();
             assert_eq!(dev.listen_port().await, 51820);
-            assert_eq!(dev.backend(), proton_wg::BackendKind::Userspace);
+            assert_eq!(dev.backend(), proton_wg::Backend::Userspace);
             // Address, MTU and up came from the netlink code shared with the kernel backend.
             let link = std::process::Command::new("ip").args(["-o", "addr", "show", "dev", &iface]).output().unwrap();
             let link = String::from_utf8_lossy(&link.stdout).to_string();

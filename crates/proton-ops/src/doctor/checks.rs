@@ -7,7 +7,7 @@ use crate::nft::PortVerdict;
 use crate::status::{self, PeerRow};
 use crate::worker::{TunnelKind, WorkerTunnel};
 use proton_core::backend::Backend;
-use proton_gateway::observe::Liveness;
+use proton_proto::admin::Liveness;
 use std::net::IpAddr;
 
 /// Where K3s's persistent sysctl settings live (written by `proton apply`).

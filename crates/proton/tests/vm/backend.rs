@@ -5,7 +5,7 @@
 use crate::net::*;
 use proton_core::keys::PrivateKey;
 use proton_core::wgconf::{PeerSection, WgQuickConfig};
-use proton_wg::{BackendKind, Device, InterfaceConfig, PeerConfig, PeerStatus};
+use proton_wg::{Backend, Device, InterfaceConfig, PeerConfig, PeerStatus};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const IFACE: &str = "wgk";
@@ -15,7 +15,7 @@ fn config(gw: &PrivateKey, peers: Vec<PeerConfig>) -> InterfaceConfig {
     let mut cfg = InterfaceConfig::new(IFACE, gw.clone(), "10.99.0.1/24".parse().unwrap());
     cfg.listen_port = Some(51820);
     cfg.fwmark = Some(0x4000);
-    cfg.backend = BackendKind::Kernel;
+    cfg.backend = Backend::Kernel;
     cfg.peers = peers;
     cfg
 }
@@ -48,7 +48,7 @@ pub async fn scenario() {
     let _net = Pair::new(None, NS);
     let gw = PrivateKey::generate();
     let dev = Device::up(config(&gw, Vec::new())).await.unwrap();
-    assert_eq!(dev.backend(), BackendKind::Kernel);
+    assert_eq!(dev.backend(), Backend::Kernel);
     assert_eq!(dev.listen_port().await, 51820);
     let addr = ok(None, &["ip", "-o", "addr", "show", "dev", IFACE]);
     assert!(addr.contains("inet 10.99.0.1/24"), "address: {addr}");
@@ -195,7 +195,7 @@ pub async fn scenario() {
     let dev = Device::up(config(&gw, vec![changed.clone()]))
         .await
         .unwrap();
-    assert_eq!(dev.backend(), BackendKind::Kernel);
+    assert_eq!(dev.backend(), Backend::Kernel);
     let (_, peers) = wg_dump(None, IFACE);
     assert_eq!(peers.len(), 1, "the stray peer was removed: {peers:?}");
     assert_eq!(peers[0][0], peer.public_key().to_base64());

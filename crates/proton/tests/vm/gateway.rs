@@ -9,7 +9,7 @@
 use crate::net::*;
 use proton_core::host::Root;
 use proton_core::wgconf::WgQuickConfig;
-use proton_gateway::admin::{AdminRequest, AdminResponse};
+use proton_proto::admin::{AdminRequest, AdminResponse};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -90,7 +90,7 @@ impl Drop for Daemon {
 
 /// The daemon's live status (read through the backend), once it answers.
 fn status(root: &Path) -> serde_json::Value {
-    match proton_gateway::admin::request(&Root::new(root), &AdminRequest::Status) {
+    match proton_proto::admin::request(&Root::new(root), &AdminRequest::Status) {
         Ok(AdminResponse::Status(s)) => serde_json::to_value(s).expect("status serializes"),
         other => panic!("status: {other:?}"),
     }
@@ -100,7 +100,7 @@ fn wait_for_daemon(root: &Path, daemon: &Daemon) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(AdminResponse::Status(s)) =
-            proton_gateway::admin::request(&Root::new(root), &AdminRequest::Status)
+            proton_proto::admin::request(&Root::new(root), &AdminRequest::Status)
         {
             return serde_json::to_value(s).expect("status serializes");
         }
@@ -140,7 +140,7 @@ fn cli_change(root: &Path, args: &[&str]) {
 
 /// Asks the daemon to apply the DB now, as the CLI does.
 fn reconcile(root: &Path) {
-    match proton_gateway::admin::request(&Root::new(root), &AdminRequest::Reconcile) {
+    match proton_proto::admin::request(&Root::new(root), &AdminRequest::Reconcile) {
         Ok(AdminResponse::Reconciled { .. }) => {}
         other => panic!("reconcile: {other:?}"),
     }
