@@ -80,7 +80,6 @@ pub enum Command {
     /// Phones and laptops that use a plain WireGuard app.
     #[command(subcommand)]
     Client(ClientCommand),
-    // ---- add-ons (issue 6): dashboard token, expose ----
     /// The cluster dashboard (Headlamp by default): its admin login token.
     #[command(subcommand)]
     Dashboard(DashboardCommand),
@@ -98,13 +97,11 @@ pub enum Command {
     ///
     /// Example: proton expose blog --host blog.example.org --service web/blog:8080
     Expose(ExposeArgs),
-    // ---- end add-ons ----
     /// A complete sandbox on this machine (root): a gateway, a NAT router with workers
     /// behind it and clients, each in its own network namespace, running the real
     /// daemon, joins and tunnels. The way to try Proton without machines.
     #[command(subcommand)]
     Lab(LabCommand),
-    // ---- observability (status, doctor, reresolve) ----
     /// Is the network healthy? On the gateway: the interface, every peer (address,
     /// endpoint, last handshake, last heard, traffic, online/stale/never), and the
     /// cluster's nodes, add-ons and certificates when K3s runs here. On a worker: its
@@ -120,8 +117,6 @@ pub enum Command {
     /// tunnel if it moved (wg-quick resolves only once). proton-reresolve.timer, written
     /// by `proton join --backend kernel`, runs it every 30 s; `proton agent` does it itself.
     Reresolve(ReresolveArgs),
-    // ---- end observability ----
-    // --- K3s (issue 5): apply and kubeconfig ---
     /// On the gateway (root): make this host match the spec: the nftables firewall, the
     /// K3s server (config.yaml, GOGC, tunnel ordering, sysctl, KUBECONFIG profile, the
     /// pinned version installed by the official script) and the add-on manifests in
@@ -134,8 +129,6 @@ pub enum Command {
     /// any machine on the VPN. `--merge` adds it to an existing kubeconfig instead,
     /// leaving its other contexts alone. It is the cluster-admin credential: keep it 0600.
     Kubeconfig(KubeconfigArgs),
-    // --- end K3s ---
-    // --- day-2 (issue 17): backup, restore, uninstall ---
     /// On the gateway (root): write one 0600 archive that is enough to replace this VPS:
     /// the gateway key, the spec, the state DB and K3s's SQLite datastore (both copied
     /// with SQLite's online backup API, consistent while the daemon and K3s run), and
@@ -155,7 +148,6 @@ pub enum Command {
     /// WireGuard interface. K3s itself stays unless --k3s (then K3s's own
     /// k3s-uninstall.sh / k3s-agent-uninstall.sh runs). `--dry-run` lists exactly that.
     Uninstall(UninstallArgs),
-    // --- end day-2 ---
     /// Print a shell completion script, e.g. `proton completions bash > /etc/bash_completion.d/proton`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -178,7 +170,6 @@ pub enum GenerateCommand {
     Units { dir: PathBuf },
 }
 
-// ---- day-2 arguments ----
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     /// Where to write the archive (a new file; an existing one is never overwritten).
@@ -222,9 +213,7 @@ pub struct UninstallArgs {
     #[arg(long)]
     pub k3s: bool,
 }
-// ---- end day-2 arguments ----
 
-// ---- observability arguments ----
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Stable JSON for scripts (fields documented in the README).
@@ -258,7 +247,6 @@ pub struct ReresolveArgs {
     #[arg(long, default_value = "wg0")]
     pub interface: String,
 }
-// ---- end observability arguments ----
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -480,8 +468,6 @@ pub enum LabCommand {
     },
 }
 
-// ---- add-ons (issue 6): dashboard token, expose ----
-
 #[derive(Debug, Subcommand)]
 pub enum DashboardCommand {
     /// Print the dashboard's admin login token (to stdout, nothing else there).
@@ -526,4 +512,3 @@ pub struct ExposeArgs {
     #[arg(long)]
     pub dry_run: bool,
 }
-// ---- end add-ons ----

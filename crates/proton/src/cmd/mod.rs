@@ -1,27 +1,23 @@
 //! One module per command group; each turns parsed arguments into library calls.
 
-// K3s (issue 5)
 mod apply;
-mod join_k3s;
-mod kubeconfig;
-// end K3s
-// day-2 (issue 17)
 mod backup;
 mod client;
 mod config;
-mod uninstall;
-// add-ons (issue 6)
 mod dashboard;
 mod expose;
 pub mod gateway;
 mod generate;
+mod health;
 mod init;
 mod invite;
 mod join;
+mod join_k3s;
+mod kubeconfig;
 mod lab;
 mod node_cleanup;
-mod observe;
 mod peer;
+mod uninstall;
 
 use crate::cli::{Cli, Command, GatewayCommand};
 use clap::CommandFactory;
@@ -46,18 +42,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(args) => join::agent(&root, &args),
         Command::Peer(c) => peer::run(&root, c),
         Command::Client(c) => client::run(&root, c),
-        // add-ons (issue 6)
         Command::Dashboard(c) => dashboard::run(&root, c),
         Command::Expose(args) => expose::run(&root, &args),
         Command::Lab(c) => lab::run(c),
-        Command::Status(args) => observe::status(&root, &args),
-        Command::Doctor(args) => observe::doctor(&root, &args),
-        Command::Reresolve(args) => observe::reresolve(&root, &args),
-        // K3s (issue 5)
+        Command::Status(args) => health::status(&root, &args),
+        Command::Doctor(args) => health::doctor(&root, &args),
+        Command::Reresolve(args) => health::reresolve(&root, &args),
         Command::Apply(args) => apply::run(&host, &args),
         Command::Kubeconfig(args) => kubeconfig::run(&root, &args),
-        // end K3s
-        // day-2 (issue 17)
         Command::Backup(args) => backup::backup(&root, &args),
         Command::Restore(args) => backup::restore(&root, &args),
         Command::Uninstall(args) => uninstall::run(&root, &args),
