@@ -9,18 +9,16 @@ use crate::admin::{self, AdminRequest, AdminResponse};
 use crate::firewall::{Ensured, Firewall};
 use crate::metrics::METRICS_PORT;
 use crate::observe::{GatewayStatus, Observer};
-use crate::server::{JoinRefusal, JoinService, Redeemed};
 use proton_core::backend::Backend;
 use proton_core::host::Root;
-use proton_core::invite::hash_secret_text;
-use proton_core::keys::{PrivateKey, PublicKey};
+use proton_core::keys::PrivateKey;
 use proton_core::paths::GATEWAY_KEY;
 use proton_core::spec::Spec;
 use proton_k3s::firewall::Members;
-use proton_proto::join::{JOIN_API_PORT, K3sJoin, RedeemRequest, RedeemResponse, WhoAmI};
-use proton_store::{Grant, Peer, PeerState, RedeemError, Role, Store};
+use proton_proto::join::JOIN_API_PORT;
+use proton_store::{Grant, PeerState, Role, Store};
 use proton_wg::{Device, InterfaceConfig, PeerConfig};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -293,162 +291,10 @@ impl Gateway {
     }
 }
 
-struct Join(Arc<Gateway>);
-
-impl JoinService for Join {
-    fn whoami(&self, caller: Ipv4Addr) -> Result<WhoAmI, JoinRefusal> {
-        let store = self
-            .0
-            .store()
-            .map_err(|e| JoinRefusal::Internal(e.to_string()))?;
-        let peer = store
-            .peer_by_address(caller)
-            .map_err(|e| JoinRefusal::Internal(e.to_string()))?
-            .ok_or(JoinRefusal::UnknownCaller(caller))?;
-        Ok(WhoAmI {
-            name: peer.name.to_string(),
-            role: peer.role.to_string(),
-            address: self.0.spec.network.cidr.with_host(peer.address).to_string(),
-            public_key: peer.public_key.to_base64(),
-        })
-    }
-
-    fn redeem(&self, caller: Ipv4Addr, req: RedeemRequest) -> Result<Redeemed, JoinRefusal> {
-        let outcome = self.redeem_inner(caller, req);
-        match &outcome {
-            Ok(r) if r.repeat => {}
-            Ok(_) => self.0.observer.join_succeeded(),
-            Err(_) => self.0.observer.join_failed(),
-        }
-        outcome
-    }
-}
-
-impl Join {
-    fn redeem_inner(&self, caller: Ipv4Addr, req: RedeemRequest) -> Result<Redeemed, JoinRefusal> {
-        let key = PublicKey::from_base64(&req.public_key)
-            .map_err(|e| JoinRefusal::BadRequest(format!("public_key: {e}")))?;
-        let mut store = self
-            .0
-            .store()
-            .map_err(|e| JoinRefusal::Internal(e.to_string()))?;
-        let hash = hash_secret_text(&req.secret);
-        let invitee = match store.peer_by_address(caller) {
-            Ok(Some(p)) if p.state == PeerState::Invited => p,
-            // The answer to a redeem can be lost: the key swap (ours, or a reconcile woken
-            // by another peer) may overtake it. The invitee then asks again through the
-            // key it registered and gets the same answer (with a fresh K3s token: the first
-            // was lost with it); nothing else changes. Only the holder of that key can send
-            // from this address, and only the invitee knows the secret.
-            Ok(Some(p)) if p.state == PeerState::Active && p.public_key == key => {
-                let inv = store
-                    .invitation_by_hash(&hash)
-                    .map_err(|e| JoinRefusal::Internal(e.to_string()))?;
-                if !inv.is_some_and(|i| i.peer_id == p.id && i.redeemed_at.is_some()) {
-                    return Err(JoinRefusal::WrongSecret);
-                }
-                // One live bootstrap token per join: the lost answer's token goes once
-                // its replacement is recorded (it would otherwise live out its TTL).
-                let k3s = if p.role == proton_store::Role::Worker {
-                    crate::k3s::mint(&self.0.root, &self.0.current(), p.name.as_str())
-                        .map_err(|e| JoinRefusal::Internal(e.to_string()))?
-                        .map(|m| {
-                            crate::k3s::replace(&self.0.root, p.name.as_str(), &m.token);
-                            m.join
-                        })
-                } else {
-                    None
-                };
-                return Ok(Redeemed {
-                    response: self.answer(&p, k3s)?,
-                    repeat: true,
-                });
-            }
-            Ok(_) => return Err(JoinRefusal::UnknownCaller(caller)),
-            Err(e) => return Err(JoinRefusal::Internal(e.to_string())),
-        };
-        // A worker of a gateway running K3s gets a bootstrap token. It is minted only for
-        // a pending, unexpired invitation of this very caller, and before the invitation
-        // is consumed: if minting fails, the worker can retry with the same invitation.
-        let valid = store
-            .invitation_by_hash(&hash)
-            .ok()
-            .flatten()
-            .is_some_and(|i| {
-                i.peer_id == invitee.id && i.redeemed_at.is_none() && i.expires_at > now()
-            });
-        let minted = if valid && invitee.role == proton_store::Role::Worker {
-            crate::k3s::mint(&self.0.root, &self.0.current(), invitee.name.as_str())
-                .map_err(|e| JoinRefusal::Internal(e.to_string()))?
-        } else {
-            None
-        };
-        let at = now_ms();
-        let swap_after = at + SWAP_AFTER.as_millis() as i64;
-        let redeemed = store
-            .redeem_invitation_swapping_after(
-                &hash,
-                Some(caller),
-                key,
-                at / 1000,
-                Some(swap_after),
-                "join-api",
-            )
-            .map_err(redeem_refusal);
-        let peer = match redeemed {
-            Ok(peer) => peer,
-            Err(e) => {
-                if let Some(m) = &minted {
-                    crate::k3s::discard(&self.0.root, &m.token);
-                }
-                return Err(e);
-            }
-        };
-        let k3s = minted.map(|m| {
-            crate::k3s::remember(&self.0.root, peer.name.as_str(), &m.token);
-            m.join
-        });
-        // The DB holds the swap; the loop learns its time from the reconcile this wakes.
-        self.0.wake.notify_one();
-        Ok(Redeemed {
-            response: self.answer(&peer, k3s)?,
-            repeat: false,
-        })
-    }
-
-    /// What a redeemed peer is told: its address, the network, the gateway's key and,
-    /// for a worker of a gateway running K3s, how to join the cluster.
-    fn answer(&self, peer: &Peer, k3s: Option<K3sJoin>) -> Result<RedeemResponse, JoinRefusal> {
-        let spec = &*self.0.current();
-        let net = proton_core::view::Network::new(spec);
-        let gateway_key = read_key(&self.0.root)
-            .map_err(|e| JoinRefusal::Internal(e.to_string()))?
-            .public_key();
-        Ok(RedeemResponse {
-            name: peer.name.to_string(),
-            role: peer.role.to_string(),
-            address: net.peer_address(peer.address).to_string(),
-            network: spec.network.cidr.to_string(),
-            gateway_public_key: gateway_key.to_base64(),
-            // On the wire `0` is none.
-            persistent_keepalive: net.keepalive().unwrap_or(0),
-            mtu: spec.network.mtu,
-            k3s,
-        })
-    }
-}
-
-/// What the join API answers to a failed redeem. A key that belongs to another peer is the
-/// caller's mistake (409), and the answer does not name that peer.
-fn redeem_refusal(e: RedeemError) -> JoinRefusal {
-    match e {
-        RedeemError::Unknown | RedeemError::WrongAddress => JoinRefusal::WrongSecret,
-        RedeemError::AlreadyUsed => JoinRefusal::AlreadyUsed,
-        RedeemError::Expired => JoinRefusal::Expired,
-        RedeemError::Store(proton_store::StoreError::KeyTaken(_)) => JoinRefusal::KeyInUse,
-        RedeemError::Store(e) => JoinRefusal::Internal(e.to_string()),
-    }
-}
+mod join_service;
+use join_service::Join;
+#[cfg(test)]
+use join_service::redeem_refusal;
 
 fn read_key(root: &Root) -> Result<PrivateKey, GatewayError> {
     let text = root
@@ -548,172 +394,20 @@ pub async fn run(
         ))
     };
     let admin_listener = admin::bind(&opts.root).map_err(io("admin socket"))?;
-    let admin_task = {
-        let gw = gw.clone();
-        tokio::spawn(admin::serve(admin_listener, move |req| {
-            let gw = gw.clone();
-            async move {
-                match req {
-                    AdminRequest::Reconcile => match gw.reconcile().await {
-                        Ok(a) => AdminResponse::Reconciled {
-                            added: a.added,
-                            updated: a.updated,
-                            removed: a.removed,
-                        },
-                        Err(e) => AdminResponse::Error {
-                            error: e.to_string(),
-                        },
-                    },
-                    AdminRequest::Reload => match gw.reload().await {
-                        Ok(r) => AdminResponse::Reloaded(r),
-                        Err(e) => AdminResponse::Error {
-                            error: e.to_string(),
-                        },
-                    },
-                    AdminRequest::Status => AdminResponse::Status(gw.status().await),
-                }
-            }
-        }))
-    };
+    let admin_task = spawn_admin(gw.clone(), admin_listener);
     let metrics_addr = SocketAddrV4::new(gw.spec.gateway_address(), METRICS_PORT);
     let metrics = {
         let listener = crate::listen::bind_tunnel_only(metrics_addr, &gw.spec.network.interface)
             .map_err(io("binding the metrics endpoint"))?;
-        let gw = gw.clone();
-        let render: crate::metrics::Render = Arc::new(move || {
-            let gw = gw.clone();
-            Box::pin(async move { crate::metrics::render_metrics(&gw.status().await) })
-        });
-        let mut stop = stop_rx.clone();
-        tokio::spawn(crate::metrics::serve(listener, render, async move {
-            let _ = stop.changed().await;
-        }))
+        spawn_metrics(gw.clone(), listener, stop_rx.clone())
     };
     // DNS on the tunnel (udp+tcp 53): peers by name, VPN-only hosts, the rest forwarded.
     let dns = crate::dns::spawn(&opts.root, &gw.spec, stop_rx.clone());
-    // Sample the device often enough that "last heard" is accurate to a few seconds.
-    let sampler = {
-        let gw = gw.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(SAMPLE);
-            let mut book = crate::endpoints::Book::default();
-            loop {
-                every.tick().await;
-                let live = gw.device.peers().await;
-                gw.observer.sample(&live);
-                book.note(&gw.root, &gw.spec.network.cidr, &live);
-            }
-        })
-    };
-    // SIGHUP: re-read the spec (what `proton apply` asks over the admin socket).
-    let hangup = {
-        let gw = gw.clone();
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .map_err(io("SIGHUP handler"))?;
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                if let Err(e) = gw.reload().await {
-                    tracing::warn!("spec reload failed: {e}");
-                }
-            }
-        })
-    };
+    let sampler = spawn_sampler(gw.clone());
+    let hangup = spawn_hangup(gw.clone())?;
     tracing::info!(api = %api_addr, metrics = %metrics_addr, "gateway running");
 
-    let worker = {
-        let gw = gw.clone();
-        tokio::spawn(async move {
-            // One connection for the whole loop: polling is a single-row read each
-            // second, not a reopen of the database file.
-            let mut watcher = gw.store().ok();
-            let generation = |w: &Option<Store>| w.as_ref().and_then(|s| s.generation().ok());
-            let mut last = generation(&watcher);
-            let mut poll = tokio::time::interval(POLL);
-            let mut sweep = tokio::time::interval(SWEEP);
-            let mut failing: Option<String> = None;
-            // A failed reconcile leaves the device apart from the DB: it is tried again
-            // at every poll until it succeeds, not only at the next change.
-            let mut retry = false;
-            loop {
-                // The earliest pending key swap: reconcile then, not at the next poll.
-                let swap_at = gw.next_swap.load(std::sync::atomic::Ordering::Relaxed);
-                let swap_in = Duration::from_millis(swap_at.saturating_sub(now_ms()).max(0) as u64);
-                tokio::select! {
-                    _ = poll.tick() => {
-                        // `nft flush ruleset` or a reload of the boot file: restore the
-                        // table (and fill its sets) now, not at the next DB change.
-                        let intact = {
-                            let gw = gw.clone();
-                            tokio::task::spawn_blocking(move || gw.firewall.intact()).await.unwrap_or(false)
-                        };
-                        if !intact {
-                            retry = match gw.reconcile().await {
-                                // Said once, not every second while it lasts.
-                                Err(e) if failing.as_deref() != Some(e.to_string().as_str()) => {
-                                    tracing::warn!("reconcile failed: {e}");
-                                    failing = Some(e.to_string());
-                                    true
-                                }
-                                Err(_) => true,
-                                Ok(_) => {
-                                    failing = None;
-                                    false
-                                }
-                            };
-                            continue;
-                        }
-                        // A deleted, truncated or replaced file: let go of it (its
-                        // cache would go on answering) and reopen, which refuses it.
-                        if watcher.as_ref().is_some_and(|w| w.still_on_disk().is_err()) {
-                            watcher = None;
-                        }
-                        if watcher.is_none() {
-                            watcher = gw.store().ok();
-                        }
-                        let now_gen = generation(&watcher);
-                        if now_gen.is_none() {
-                            watcher = None;
-                        }
-                        let expiry = gw.next_expiry.load(std::sync::atomic::Ordering::Relaxed);
-                        let expired = expiry != 0 && now() >= expiry;
-                        if expired {
-                            tracing::info!("a peer's expiry passed: taking it off the device");
-                        }
-                        if now_gen == last && !expired && !retry { continue; }
-                        last = now_gen;
-                    }
-                    _ = gw.wake.notified() => {}
-                    _ = tokio::time::sleep(swap_in), if swap_at != 0 => {}
-                    _ = sweep.tick() => {
-                        let swept = match watcher.as_mut() {
-                            Some(s) if s.still_on_disk().is_ok() => s.sweep_expired(now(), "daemon").map_err(GatewayError::Store),
-                            _ => gw.store().and_then(|mut s| s.sweep_expired(now(), "daemon").map_err(GatewayError::Store)),
-                        };
-                        match swept {
-                            Ok(swept) if !swept.is_empty() => tracing::info!(count = swept.len(), "expired invitations swept"),
-                            Ok(_) => continue,
-                            Err(e) => { tracing::warn!("sweep failed: {e}"); continue; }
-                        }
-                    }
-                }
-                retry = match gw.reconcile().await {
-                    // Said once per distinct failure, not once a second while it lasts.
-                    Err(e) if failing.as_deref() != Some(e.to_string().as_str()) => {
-                        tracing::error!("reconcile failed: {e}");
-                        failing = Some(e.to_string());
-                        true
-                    }
-                    Err(_) => true,
-                    Ok(_) => {
-                        if failing.take().is_some() {
-                            tracing::info!("reconcile works again");
-                        }
-                        false
-                    }
-                };
-            }
-        })
-    };
+    let worker = spawn_reconcile_loop(gw.clone());
 
     shutdown.await;
     tracing::info!("shutting down");
@@ -759,6 +453,177 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// The admin socket: reconcile, reload and status for the CLI (`proton_proto::admin`).
+fn spawn_admin(
+    gw: Arc<Gateway>,
+    admin_listener: tokio::net::UnixListener,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(admin::serve(admin_listener, move |req| {
+        let gw = gw.clone();
+        async move {
+            match req {
+                AdminRequest::Reconcile => match gw.reconcile().await {
+                    Ok(a) => AdminResponse::Reconciled {
+                        added: a.added,
+                        updated: a.updated,
+                        removed: a.removed,
+                    },
+                    Err(e) => AdminResponse::Error {
+                        error: e.to_string(),
+                    },
+                },
+                AdminRequest::Reload => match gw.reload().await {
+                    Ok(r) => AdminResponse::Reloaded(r),
+                    Err(e) => AdminResponse::Error {
+                        error: e.to_string(),
+                    },
+                },
+                AdminRequest::Status => AdminResponse::Status(gw.status().await),
+            }
+        }
+    }))
+}
+
+/// Prometheus text on the tunnel address, rendered from the same status as `proton status`.
+fn spawn_metrics(
+    gw: Arc<Gateway>,
+    listener: tokio::net::TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    let render: crate::metrics::Render = Arc::new(move || {
+        let gw = gw.clone();
+        Box::pin(async move { crate::metrics::render_metrics(&gw.status().await) })
+    });
+    tokio::spawn(crate::metrics::serve(listener, render, async move {
+        let _ = stop.changed().await;
+    }))
+}
+
+/// Samples the device often enough that "last heard" is accurate to a few seconds, and
+/// keeps each peer's last endpoint for a restart.
+fn spawn_sampler(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SAMPLE);
+        let mut book = crate::endpoints::Book::default();
+        loop {
+            every.tick().await;
+            let live = gw.device.peers().await;
+            gw.observer.sample(&live);
+            book.note(&gw.root, &gw.spec.network.cidr, &live);
+        }
+    })
+}
+
+/// SIGHUP: re-read the spec (what `proton apply` asks over the admin socket).
+fn spawn_hangup(gw: Arc<Gateway>) -> Result<tokio::task::JoinHandle<()>, GatewayError> {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(io("SIGHUP handler"))?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            if let Err(e) = gw.reload().await {
+                tracing::warn!("spec reload failed: {e}");
+            }
+        }
+    }))
+}
+
+/// The reconcile loop, the only writer to the device: at every DB change (polled each
+/// second, or woken by the admin socket), at the next key swap or expiry, when the
+/// firewall table went missing, and again after a failed pass until one succeeds.
+fn spawn_reconcile_loop(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        // One connection for the whole loop: polling is a single-row read each
+        // second, not a reopen of the database file.
+        let mut watcher = gw.store().ok();
+        let generation = |w: &Option<Store>| w.as_ref().and_then(|s| s.generation().ok());
+        let mut last = generation(&watcher);
+        let mut poll = tokio::time::interval(POLL);
+        let mut sweep = tokio::time::interval(SWEEP);
+        let mut failing: Option<String> = None;
+        // A failed reconcile leaves the device apart from the DB: it is tried again
+        // at every poll until it succeeds, not only at the next change.
+        let mut retry = false;
+        loop {
+            // The earliest pending key swap: reconcile then, not at the next poll.
+            let swap_at = gw.next_swap.load(std::sync::atomic::Ordering::Relaxed);
+            let swap_in = Duration::from_millis(swap_at.saturating_sub(now_ms()).max(0) as u64);
+            tokio::select! {
+                _ = poll.tick() => {
+                    // `nft flush ruleset` or a reload of the boot file: restore the
+                    // table (and fill its sets) now, not at the next DB change.
+                    let intact = {
+                        let gw = gw.clone();
+                        tokio::task::spawn_blocking(move || gw.firewall.intact()).await.unwrap_or(false)
+                    };
+                    if !intact {
+                        retry = match gw.reconcile().await {
+                            // Said once, not every second while it lasts.
+                            Err(e) if failing.as_deref() != Some(e.to_string().as_str()) => {
+                                tracing::warn!("reconcile failed: {e}");
+                                failing = Some(e.to_string());
+                                true
+                            }
+                            Err(_) => true,
+                            Ok(_) => {
+                                failing = None;
+                                false
+                            }
+                        };
+                        continue;
+                    }
+                    // A deleted, truncated or replaced file: let go of it (its
+                    // cache would go on answering) and reopen, which refuses it.
+                    if watcher.as_ref().is_some_and(|w| w.still_on_disk().is_err()) {
+                        watcher = None;
+                    }
+                    if watcher.is_none() {
+                        watcher = gw.store().ok();
+                    }
+                    let now_gen = generation(&watcher);
+                    if now_gen.is_none() {
+                        watcher = None;
+                    }
+                    let expiry = gw.next_expiry.load(std::sync::atomic::Ordering::Relaxed);
+                    let expired = expiry != 0 && now() >= expiry;
+                    if expired {
+                        tracing::info!("a peer's expiry passed: taking it off the device");
+                    }
+                    if now_gen == last && !expired && !retry { continue; }
+                    last = now_gen;
+                }
+                _ = gw.wake.notified() => {}
+                _ = tokio::time::sleep(swap_in), if swap_at != 0 => {}
+                _ = sweep.tick() => {
+                    let swept = match watcher.as_mut() {
+                        Some(s) if s.still_on_disk().is_ok() => s.sweep_expired(now(), "daemon").map_err(GatewayError::Store),
+                        _ => gw.store().and_then(|mut s| s.sweep_expired(now(), "daemon").map_err(GatewayError::Store)),
+                    };
+                    match swept {
+                        Ok(swept) if !swept.is_empty() => tracing::info!(count = swept.len(), "expired invitations swept"),
+                        Ok(_) => continue,
+                        Err(e) => { tracing::warn!("sweep failed: {e}"); continue; }
+                    }
+                }
+            }
+            retry = match gw.reconcile().await {
+                // Said once per distinct failure, not once a second while it lasts.
+                Err(e) if failing.as_deref() != Some(e.to_string().as_str()) => {
+                    tracing::error!("reconcile failed: {e}");
+                    failing = Some(e.to_string());
+                    true
+                }
+                Err(_) => true,
+                Ok(_) => {
+                    if failing.take().is_some() {
+                        tracing::info!("reconcile works again");
+                    }
+                    false
+                }
+            };
+        }
+    })
 }
 
 #[cfg(test)]
