@@ -516,9 +516,12 @@ fn the_gateway_forwards_worker_to_worker_intact() {
     assert_transfer(&c, &b, "10.99.0.2", 5209, 16);
     let d = delta(gw.stats(), before);
     eprintln!("gateway forwarding: {d:?}");
-    // What the gateway coalesced into its TUN came back out of it as super-packets.
+    // What the gateway coalesced into its TUN came back out of it as super-packets: with
+    // the split broken every read is one packet (ratio 1.0). How many segments a read
+    // carries depends on how busy the machine is — 1.76 was seen with the VM test running
+    // beside it, where `> 2×` failed — so the bar is a quarter above one per read.
     assert!(
-        d.tun_read_packets > 2 * d.tun_reads,
+        4 * d.tun_read_packets > 5 * d.tun_reads,
         "forwarded super-packets split: {d:?}"
     );
     drop((n1, n2, gw));
