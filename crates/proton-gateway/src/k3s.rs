@@ -7,12 +7,13 @@
 //! K3s (not applied yet, or `k3s.enabled = false`, as in a plain VPN) answers without
 //! K3s data and `proton join` only makes the tunnel.
 
+use proton_core::host::Bounded;
 use proton_core::host::Root;
 use proton_core::spec::Spec;
+use proton_k3s::Runner;
 use proton_k3s::gateway::{BOOTSTRAP_TOKEN_TTL, server_url};
 use proton_k3s::install::{DEFAULT_K3S_BIN, installed_version};
 use proton_k3s::tokens::{self, BootstrapToken};
-use proton_k3s::{Runner, SystemRunner};
 use proton_proto::join::K3sJoin;
 
 /// Why no bootstrap token could be minted.
@@ -55,28 +56,16 @@ pub fn server_version(root: &Root, spec: &Spec) -> Option<String> {
 /// How long a `k3s` call from the join API may take: the API server being down must not
 /// hold a redeem (and a blocking thread) forever; the worker retries with the same
 /// invitation, which a failed mint leaves unused.
-const K3S_CALL_TIMEOUT_SECS: &str = "20";
+const K3S_CALL_TIMEOUT_SECS: u32 = 20;
 
-/// Runs commands under coreutils' `timeout`.
-struct Bounded;
-
-impl Runner for Bounded {
-    fn run(
-        &self,
-        program: &str,
-        args: &[&str],
-        env: &[(&str, &str)],
-        stdin: Option<&str>,
-    ) -> std::io::Result<proton_k3s::Output> {
-        let mut all = vec![K3S_CALL_TIMEOUT_SECS, program];
-        all.extend_from_slice(args);
-        SystemRunner.run("timeout", &all, env, stdin)
-    }
+/// `k3s` calls under coreutils' `timeout` ([`Bounded`], beside the other runners).
+fn bounded() -> Bounded {
+    Bounded::new(K3S_CALL_TIMEOUT_SECS)
 }
 
 /// Mints a bootstrap token for worker `node`; `Ok(None)` when the gateway has no K3s.
 pub fn mint(root: &Root, spec: &Spec, node: &str) -> Result<Option<Minted>, K3sError> {
-    mint_with(&Bounded, root, spec, node)
+    mint_with(&bounded(), root, spec, node)
 }
 
 pub fn mint_with(
@@ -111,7 +100,7 @@ pub fn replace(root: &Root, node: &str, token: &BootstrapToken) {
     let previous = tokens::recorded_token_id(root, node).ok().flatten();
     remember(root, node, token);
     if let Some(id) = previous.filter(|id| id != token.id())
-        && let Err(e) = tokens::delete_token(&Bounded, &k3s_program(root), &id)
+        && let Err(e) = tokens::delete_token(&bounded(), &k3s_program(root), &id)
     {
         tracing::warn!("could not delete the bootstrap token {id} of {node}: {e}");
     }
@@ -119,7 +108,7 @@ pub fn replace(root: &Root, node: &str, token: &BootstrapToken) {
 
 /// Deletes a token minted for a redeem that then failed.
 pub fn discard(root: &Root, token: &BootstrapToken) {
-    if let Err(e) = tokens::delete_token(&Bounded, &k3s_program(root), token.id()) {
+    if let Err(e) = tokens::delete_token(&bounded(), &k3s_program(root), token.id()) {
         tracing::warn!("could not delete an unused bootstrap token: {e}");
     }
 }
