@@ -94,6 +94,104 @@ impl fmt::Display for Role {
     }
 }
 
+/// The transport a named grant opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum L4 {
+    Tcp,
+    Udp,
+}
+
+impl L4 {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            L4::Tcp => "tcp",
+            L4::Udp => "udp",
+        }
+    }
+}
+
+impl FromStr for L4 {
+    type Err = InvalidPeer;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "tcp" => Ok(L4::Tcp),
+            "udp" => Ok(L4::Udp),
+            other => Err(InvalidPeer(format!(
+                "unknown protocol {other:?}: use tcp or udp"
+            ))),
+        }
+    }
+}
+
+/// A named grant: a client may open connections to one port of one peer, beyond what
+/// its role reaches (`client add --allow w1:8080`, `--allow w1:53/udp`). Written
+/// `PEER:PORT[/tcp|/udp]`, TCP when no protocol is given; the target is a peer's name
+/// (the gateway by its own name, or the word `gateway`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Allow {
+    pub target: PeerName,
+    pub port: u16,
+    pub proto: L4,
+}
+
+impl FromStr for Allow {
+    type Err = InvalidPeer;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| {
+            InvalidPeer(format!(
+                "{s:?} is not a grant: {why} (write PEER:PORT or PEER:PORT/udp, e.g. w1:8080)"
+            ))
+        };
+        let (target, rest) = s.split_once(':').ok_or_else(|| bad("no `:PORT`"))?;
+        let (port, proto) = match rest.split_once('/') {
+            Some((port, proto)) => (port, proto.parse().map_err(|e: InvalidPeer| bad(&e.0))?),
+            None => (rest, L4::Tcp),
+        };
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| bad("the port must be a number from 1 to 65535"))?;
+        let target: PeerName = target.parse().map_err(|e: InvalidPeer| bad(&e.0))?;
+        Ok(Allow {
+            target,
+            port,
+            proto,
+        })
+    }
+}
+
+impl TryFrom<String> for Allow {
+    type Error = InvalidPeer;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Allow> for String {
+    fn from(a: Allow) -> String {
+        a.to_string()
+    }
+}
+
+impl fmt::Display for Allow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}/{}", self.target, self.port, self.proto.as_str())
+    }
+}
+
+/// A named grant as the firewall sees it: from a client's address to a peer's address,
+/// one transport and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Flow {
+    pub from: std::net::Ipv4Addr,
+    pub to: std::net::Ipv4Addr,
+    pub proto: L4,
+    pub port: u16,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +207,27 @@ mod tests {
             serde_json::from_str::<Role>(r#""client""#).unwrap(),
             Role::Client
         );
+    }
+
+    #[test]
+    fn a_grant_is_peer_colon_port_tcp_by_default_and_bad_ones_say_how_to_write_it() {
+        let a: Allow = "w1:8080".parse().unwrap();
+        assert_eq!((a.target.as_str(), a.port, a.proto), ("w1", 8080, L4::Tcp));
+        assert_eq!(a.to_string(), "w1:8080/tcp");
+        let u: Allow = "gw:53/udp".parse().unwrap();
+        assert_eq!(u.proto, L4::Udp);
+        assert_eq!(u.to_string().parse::<Allow>().unwrap(), u);
+        for bad in [
+            "w1",
+            "w1:",
+            "w1:0",
+            "w1:70000",
+            "w1:22/sctp",
+            "Bad_Name:22",
+            ":22",
+        ] {
+            let e = bad.parse::<Allow>().unwrap_err().0;
+            assert!(e.contains("PEER:PORT"), "{bad}: {e}");
+        }
     }
 }

@@ -145,12 +145,13 @@ impl Desired {
 
 fn desired(root: &Root, spec: &Spec, now_ms: i64) -> Result<Desired, proton_store::StoreError> {
     let keepalive = Some(spec.network.persistent_keepalive).filter(|k| *k != 0);
-    let (mut peers, admins, held) =
-        Store::open_existing(root, &spec.network.cidr).and_then(|s| {
+    let (mut peers, admins, held, flows) = Store::open_existing(root, &spec.network.cidr)
+        .and_then(|s| {
             Ok((
                 s.device_peers(now_ms / 1000)?,
                 s.granted_addresses(Grant::Admin)?,
                 s.held_keys(now_ms)?,
+                s.allowed_flows()?,
             ))
         })?;
     let held: std::collections::HashMap<_, _> = held.into_iter().collect();
@@ -175,6 +176,11 @@ fn desired(root: &Root, spec: &Spec, now_ms: i64) -> Result<Desired, proton_stor
             (PeerState::Invited, _) => {}
         }
     }
+    // A named grant opens nothing for a client that is not on the device as itself.
+    members.grants = flows
+        .into_iter()
+        .filter(|f| members.clients.contains(&f.from))
+        .collect();
     let peers = peers
         .into_iter()
         .map(|p| {

@@ -134,6 +134,10 @@ pub(crate) async fn gateway_status(
         .as_ref()
         .and_then(|s| s.granted_addresses(Grant::Admin).ok())
         .unwrap_or_default();
+    let allows = store
+        .as_ref()
+        .and_then(|s| s.allows_by_name().ok())
+        .unwrap_or_default();
     let peers = live
         .into_iter()
         .zip(heard)
@@ -154,8 +158,11 @@ pub(crate) async fn gateway_status(
                         k.role.as_str(),
                         k.state == PeerState::Invited,
                         admins.contains(&k.address),
+                        &allows
+                            .get(k.name.as_str())
+                            .map(|a| a.iter().map(ToString::to_string).collect::<Vec<_>>())
+                            .unwrap_or_default(),
                     )
-                    .to_string()
                 }),
             }
         })

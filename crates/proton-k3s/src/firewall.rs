@@ -25,7 +25,10 @@
 //!   packet was sent to before any DNAT): workers and `--admin` clients reach
 //!   everything; clients reach the gateway's DNS (53 udp/tcp), 80/443 and ping, and the
 //!   internet (full tunnel), not other peers, pods or Services; any other tunnel
-//!   address — an invitee's throw-away key — reaches only the join API. The sets list
+//!   address — an invitee's throw-away key — reaches only the join API. A client's
+//!   named grants (`client add --allow w1:8080`) are elements of the set `grants`
+//!   (client address . peer address . protocol . port), judged after the fence, so a
+//!   disabled or unredeemed client's grants open nothing. The sets list
 //!   who is *admitted*, so an empty or freshly loaded table fails closed: the invitee
 //!   fence is simply the absence from every set.
 //! - **Full tunnel.** Source NAT (masquerade) for `network.cidr` leaving the host
@@ -38,6 +41,7 @@
 use crate::Error;
 use crate::runner::Runner;
 use proton_core::net::Cidr;
+use proton_core::peer::Flow;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
@@ -54,6 +58,8 @@ pub const VXLAN_PORT: u16 = 8472;
 pub const NODE_PORTS: &str = "30000-32767";
 /// The sets the daemon keeps: who is admitted from the tunnel, by role.
 pub const SETS: [&str; 3] = ["workers", "clients", "admins"];
+/// The set of named grants: `from . to . protocol . port`.
+pub const GRANTS: &str = "grants";
 
 /// Who is admitted from the tunnel: the active peers' addresses by role. An address in
 /// none of them (an invitee) reaches only the join API.
@@ -64,6 +70,8 @@ pub struct Members {
     pub clients: BTreeSet<Ipv4Addr>,
     /// Clients granted full reach (`client add --admin`).
     pub admins: BTreeSet<Ipv4Addr>,
+    /// Clients' named grants (`client add --allow`), for clients in `clients` only.
+    pub grants: BTreeSet<Flow>,
 }
 
 impl Members {
@@ -145,6 +153,24 @@ fn elements(addrs: &BTreeSet<Ipv4Addr>) -> String {
     list.join(", ")
 }
 
+fn flows(flows: &BTreeSet<Flow>) -> String {
+    let list: Vec<String> = flows
+        .iter()
+        .map(|f| format!("{} . {} . {} . {}", f.from, f.to, f.proto.as_str(), f.port))
+        .collect();
+    list.join(", ")
+}
+
+/// The `set grants` declaration (`elements` empty: none).
+fn grants_set(elements: &str) -> String {
+    let ty = "type ipv4_addr . ipv4_addr . inet_proto . inet_service;";
+    if elements.is_empty() {
+        format!("set {GRANTS} {{ {ty} }}")
+    } else {
+        format!("set {GRANTS} {{ {ty} elements = {{ {elements} }}; }}")
+    }
+}
+
 /// The `nft -f` script with empty sets (what `proton apply` writes and the boot unit
 /// loads; the daemon fills the sets). The first line makes sure the table exists so
 /// that `delete` cannot fail on a fresh host; `nft -f` applies the whole file as one
@@ -204,6 +230,7 @@ pub fn ruleset_with(p: &FirewallParams, m: &Members) -> Result<String, Error> {
             );
         }
     }
+    line(1, &grants_set(&flows(&m.grants)));
 
     line(1, "chain prerouting {");
     line(
@@ -249,6 +276,12 @@ pub fn ruleset_with(p: &FirewallParams, m: &Members) -> Result<String, Error> {
     line(
         2,
         "ip saddr != @clients counter drop comment \"the invitee fence: not an active peer\"",
+    );
+    line(
+        2,
+        &format!(
+            "ip saddr . ip daddr . meta l4proto . th dport @{GRANTS} accept comment \"clients' named grants (client add --allow)\""
+        ),
     );
     line(2, "fib daddr type local jump client_to_gateway");
     line(
@@ -394,6 +427,20 @@ pub fn members_update(old: &Members, new: &Members) -> String {
             ));
         }
     }
+    let gone: BTreeSet<Flow> = old.grants.difference(&new.grants).copied().collect();
+    let added: BTreeSet<Flow> = new.grants.difference(&old.grants).copied().collect();
+    if !gone.is_empty() {
+        s.push_str(&format!(
+            "delete element {TABLE} {GRANTS} {{ {} }}\n",
+            flows(&gone)
+        ));
+    }
+    if !added.is_empty() {
+        s.push_str(&format!(
+            "add element {TABLE} {GRANTS} {{ {} }}\n",
+            flows(&added)
+        ));
+    }
     s
 }
 
@@ -411,18 +458,31 @@ pub fn members_fill(m: &Members) -> String {
             ));
         }
     }
+    s.push_str(&format!("flush set {TABLE} {GRANTS}\n"));
+    if !m.grants.is_empty() {
+        s.push_str(&format!(
+            "add element {TABLE} {GRANTS} {{ {} }}\n",
+            flows(&m.grants)
+        ));
+    }
     s
 }
 
 /// What a peer may reach through the gateway, as `peer list` and `status` say it.
-/// `role`: gateway, worker or client; `invited`: still holding an invitation's key.
-pub fn reach(role: &str, invited: bool, admin: bool) -> &'static str {
-    match (role, invited, admin) {
+/// `role`: gateway, worker or client; `invited`: still holding an invitation's key;
+/// `allows`: its named grants (`w1:8080/tcp`), said after the role's default.
+pub fn reach(role: &str, invited: bool, admin: bool, allows: &[String]) -> String {
+    let base = match (role, invited, admin) {
         ("gateway", _, _) => "-",
         (_, true, _) => "join API only (invitee)",
         ("worker", _, _) => "gateway, workers, cluster",
         (_, _, true) => "everything (--admin)",
         _ => "gateway DNS, 80/443, internet",
+    };
+    if allows.is_empty() || role != "client" || admin || invited {
+        base.to_string()
+    } else {
+        format!("{base} + {}", allows.join(", "))
     }
 }
 
@@ -532,5 +592,58 @@ mod tests {
              add element inet proton clients { 10.7.7.2 }\n"
         );
         assert_eq!(members_update(&new, &new), "");
+    }
+
+    #[test]
+    fn named_grants_are_one_set_judged_after_the_fence_and_updated_by_difference() {
+        let c: Ipv4Addr = "10.7.7.5".parse().unwrap();
+        let w: Ipv4Addr = "10.7.7.2".parse().unwrap();
+        let web = Flow {
+            from: c,
+            to: w,
+            proto: proton_core::peer::L4::Tcp,
+            port: 8080,
+        };
+        let dns = Flow {
+            to: "10.7.7.1".parse().unwrap(),
+            proto: proton_core::peer::L4::Udp,
+            port: 53,
+            ..web
+        };
+        let old = Members {
+            clients: [c].into(),
+            grants: [web].into(),
+            ..Members::default()
+        };
+        let new = Members {
+            grants: [dns].into(),
+            ..old.clone()
+        };
+        assert_eq!(
+            members_update(&old, &new),
+            "delete element inet proton grants { 10.7.7.5 . 10.7.7.2 . tcp . 8080 }\n\
+             add element inet proton grants { 10.7.7.5 . 10.7.7.1 . udp . 53 }\n"
+        );
+        assert!(members_fill(&new).ends_with(
+            "flush set inet proton grants\nadd element inet proton grants { 10.7.7.5 . 10.7.7.1 . udp . 53 }\n"
+        ));
+        let p = FirewallParams::gateway("wg0", "10.7.7.0/24".parse().unwrap(), 51820, 8443, 9586);
+        let rules = ruleset_with(&p, &old).unwrap();
+        assert!(
+            rules.contains("elements = { 10.7.7.5 . 10.7.7.2 . tcp . 8080 }"),
+            "{rules}"
+        );
+        let fence = rules.find("the invitee fence: not an active peer").unwrap();
+        let grant = rules.find("@grants accept").unwrap();
+        let gateway = rules.find("jump client_to_gateway").unwrap();
+        assert!(fence < grant && grant < gateway, "{rules}");
+        assert_eq!(
+            reach("client", false, false, &["w1:8080/tcp".into()]),
+            "gateway DNS, 80/443, internet + w1:8080/tcp"
+        );
+        assert_eq!(
+            reach("client", true, false, &["w1:8080/tcp".into()]),
+            "join API only (invitee)"
+        );
     }
 }

@@ -72,10 +72,19 @@ fn params() -> FirewallParams {
 }
 
 /// The daemon's sets in these tests: `wk` (10.7.7.2) is a worker, 10.7.7.3 a phone.
+/// A worker, a phone, and a named grant of the phone's (to an address no test sends
+/// to, so it only proves that real `nft` takes the set and its updates).
 fn members() -> Members {
     Members {
         workers: ["10.7.7.2".parse().unwrap()].into(),
         clients: ["10.7.7.3".parse().unwrap()].into(),
+        grants: [proton_core::peer::Flow {
+            from: "10.7.7.3".parse().unwrap(),
+            to: "10.7.7.9".parse().unwrap(),
+            proto: proton_core::peer::L4::Udp,
+            port: 9,
+        }]
+        .into(),
         ..Members::default()
     }
 }
@@ -400,6 +409,7 @@ fn vxlan_is_open_to_workers_over_the_tunnel_only() {
     // A worker the daemon has not admitted (yet) is no different from a phone.
     let mut none = members();
     none.workers.clear();
+    none.grants.clear();
     firewall::apply(
         &SystemRunner,
         Some(gw),

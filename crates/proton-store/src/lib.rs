@@ -37,6 +37,7 @@ pub use grant::Grant;
 pub use invitation::InvitationId;
 pub use invitation::{Invitation, RedeemError};
 pub use peer::{InvalidPeer, NewPeer, Peer, PeerId, PeerName, PeerState, Role};
+pub use proton_core::peer::{Allow, Flow, L4};
 
 use proton_core::host::Root;
 use proton_core::net::Cidr;

@@ -5,6 +5,7 @@ use crate::grant::Grant;
 use crate::{Store, StoreError};
 use proton_core::keys::PublicKey;
 use proton_core::net::Cidr;
+use proton_core::peer::Allow;
 pub use proton_core::peer::{InvalidPeer, PeerName, Role};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
@@ -118,6 +119,8 @@ pub struct NewPeer<'a> {
     pub expires_at: Option<i64>,
     /// Reach beyond its role's default (`client add --admin`).
     pub grants: &'a [Grant],
+    /// Named grants (`client add --allow w1:8080`): one port of one live peer each.
+    pub allows: &'a [Allow],
 }
 
 /// A new active peer with its expiry and grants, and the audit detail that says so.
@@ -149,12 +152,16 @@ fn insert_new(
             params![peer.id.0, g.as_str()],
         )?;
     }
+    crate::grant::insert_allows(tx, &peer, extra.allows)?;
     let list: Vec<&str> = extra.grants.iter().map(|g| g.as_str()).collect();
-    let detail = if list.is_empty() {
-        peer_detail(&peer)
-    } else {
-        format!("{} grants={}", peer_detail(&peer), list.join(","))
-    };
+    let mut detail = peer_detail(&peer);
+    if !list.is_empty() {
+        detail = format!("{detail} grants={}", list.join(","));
+    }
+    if !extra.allows.is_empty() {
+        let allows: Vec<String> = extra.allows.iter().map(Allow::to_string).collect();
+        detail = format!("{detail} allow={}", allows.join(","));
+    }
     Ok((peer, detail))
 }
 
@@ -279,7 +286,7 @@ impl Store {
     ) -> Result<Peer, StoreError> {
         let extra = NewPeer {
             expires_at,
-            grants: &[],
+            ..NewPeer::default()
         };
         self.write(|tx, cidr, now| {
             let (peer, detail) = insert_new(tx, cidr, name, role, key, &extra, now)?;

@@ -104,6 +104,19 @@ ALTER TABLE peers ADD COLUMN swap_key TEXT;
 ALTER TABLE peers ADD COLUMN swap_after INTEGER;
 ";
 
+/// Version 8: named grants (`client add --allow w1:8080`): a client may open connections
+/// to one port of one peer. The target is a peer row, so a renamed target keeps its
+/// grants and a removed one takes them with it (only live peers on both ends count).
+const V8_ALLOWS: &str = "
+CREATE TABLE allows (
+    peer_id    INTEGER NOT NULL REFERENCES peers(id),
+    target_id  INTEGER NOT NULL REFERENCES peers(id),
+    proto      TEXT NOT NULL CHECK (proto IN ('tcp', 'udp')),
+    port       INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+    PRIMARY KEY (peer_id, target_id, proto, port)
+);
+";
+
 /// Every migration in order; the DB's `user_version` is how many have run.
 pub(crate) const MIGRATIONS: &[&str] = &[
     V1_INITIAL,
@@ -113,6 +126,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     V5_PEER_DISABLE_EXPIRE,
     V6_GRANTS,
     V7_KEY_SWAP,
+    V8_ALLOWS,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -933,3 +933,108 @@ fn an_admin_grant_goes_with_its_peer_and_not_with_its_address() {
         "{log:?}"
     );
 }
+
+fn allow(s: &str) -> Allow {
+    s.parse().unwrap()
+}
+
+#[test]
+fn named_grants_follow_their_peers_refuse_unknown_targets_and_change_atomically() {
+    let (_d, root, cidr) = fresh("10.0.0.0/28");
+    let mut s = Store::open_existing(&root, &cidr).unwrap();
+    let w1 = s.add_peer(&name("w1"), Role::Worker, key(), "t").unwrap();
+    let gw = s.gateway().unwrap().unwrap();
+    let extra = NewPeer {
+        allows: &[allow("w1:8080"), allow("gateway:53/udp")],
+        ..NewPeer::default()
+    };
+    let (laptop, ()) = s
+        .add_peer_then(&name("laptop"), Role::Client, key(), &extra, "t", |_| {
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let flow = |to: std::net::Ipv4Addr, proto: L4, port: u16| Flow {
+        from: laptop.address,
+        to,
+        proto,
+        port,
+    };
+    assert_eq!(
+        s.allowed_flows().unwrap(),
+        [
+            flow(w1.address, L4::Tcp, 8080),
+            flow(gw.address, L4::Udp, 53)
+        ]
+        .into()
+    );
+    let names = |s: &Store| -> Vec<String> {
+        s.allows_by_name()
+            .unwrap()
+            .get("laptop")
+            .map(|a| a.iter().map(ToString::to_string).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(names(&s), ["proton:53/udp", "w1:8080/tcp"]);
+
+    // An unknown target refuses the whole add: no peer, no grant.
+    let bad = NewPeer {
+        allows: &[allow("w1:22"), allow("nobody:22")],
+        ..NewPeer::default()
+    };
+    let r = s.add_peer_then(&name("phone"), Role::Client, key(), &bad, "t", |_| {
+        Ok::<_, StoreError>(())
+    });
+    assert!(matches!(r, Err(StoreError::NotFound(n)) if n == "nobody"));
+    assert!(s.peer_by_name("phone").unwrap().is_none());
+    assert_eq!(s.allowed_flows().unwrap().len(), 2);
+
+    // A worker takes no grants (it reaches everything already).
+    let r = s.change_allows("w1", &[allow("laptop:22")], &[], "t");
+    assert!(matches!(r, Err(StoreError::Invalid(m)) if m.contains("only clients")));
+
+    // allow/deny: one change, audited and seen by the daemon; repeating it is a no-op.
+    let g0 = s.generation().unwrap();
+    let (now, changed) = s
+        .change_allows("laptop", &[allow("w1:22")], &[allow("w1:8080")], "t")
+        .unwrap();
+    assert!(changed);
+    assert_eq!(
+        now.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["proton:53/udp", "w1:22/tcp"]
+    );
+    assert_eq!(s.generation().unwrap(), g0 + 1);
+    let (_, changed) = s
+        .change_allows("laptop", &[allow("w1:22")], &[], "t")
+        .unwrap();
+    assert!(!changed);
+    assert_eq!(s.generation().unwrap(), g0 + 1);
+    let r = s.change_allows("laptop", &[allow("w1:23"), allow("ghost:1")], &[], "t");
+    assert!(matches!(r, Err(StoreError::NotFound(_))));
+    assert_eq!(
+        names(&s),
+        ["proton:53/udp", "w1:22/tcp"],
+        "nothing half-applied"
+    );
+
+    // A renamed target keeps the grant; a removed one takes it away, and a new peer at
+    // the same address does not inherit it.
+    s.rename_peer("w1", &name("web"), "t").unwrap();
+    assert_eq!(names(&s), ["proton:53/udp", "web:22/tcp"]);
+    s.remove_peer("web", "t").unwrap();
+    assert_eq!(names(&s), ["proton:53/udp"]);
+    let w2 = s.add_peer(&name("w2"), Role::Worker, key(), "t").unwrap();
+    assert_eq!(w2.address, w1.address);
+    assert_eq!(
+        s.allowed_flows().unwrap(),
+        [flow(gw.address, L4::Udp, 53)].into()
+    );
+    // The removed client's grants go with it.
+    s.remove_peer("laptop", "t").unwrap();
+    assert!(s.allowed_flows().unwrap().is_empty());
+    assert!(
+        s.audit_log(20)
+            .unwrap()
+            .iter()
+            .any(|e| e.action == "peer.allow" && e.detail == "allow=proton:53/udp,w1:22/tcp"),
+    );
+}

@@ -403,6 +403,11 @@ pub enum ClientCommand {
         /// --full-tunnel) the internet, nothing else.
         #[arg(long)]
         admin: bool,
+        /// Also let it open connections to one port of one peer, e.g. `w1:8080` (TCP)
+        /// or `w1:53/udp`; the gateway by its name or as `gateway`. Repeat for more.
+        /// Change later with `proton client allow|deny`.
+        #[arg(long, value_name = "PEER:PORT[/udp]")]
+        allow: Vec<String>,
         /// Also write the QR code as a PNG file (0600: it holds the private key).
         #[arg(long, value_name = "FILE")]
         qr_png: Option<PathBuf>,
@@ -424,6 +429,23 @@ pub enum ClientCommand {
     Enable {
         /// The client's name, as `proton peer list` shows it.
         name: String,
+    },
+    /// Let a client open connections to one port of one peer each, beyond what a
+    /// client reaches (e.g. `proton client allow laptop w1:22 w2:53/udp`). Applied live;
+    /// `proton peer list` shows each client's grants in REACH.
+    Allow {
+        /// The client's name, as `proton peer list` shows it.
+        name: String,
+        /// PEER:PORT (TCP) or PEER:PORT/udp; the gateway by its name or as `gateway`.
+        #[arg(required = true, value_name = "PEER:PORT[/udp]")]
+        grants: Vec<String>,
+    },
+    /// Take named grants away from a client (the same PEER:PORT[/udp] it was given).
+    Deny {
+        /// The client's name, as `proton peer list` shows it.
+        name: String,
+        #[arg(required = true, value_name = "PEER:PORT[/udp]")]
+        grants: Vec<String>,
     },
 }
 

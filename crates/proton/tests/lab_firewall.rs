@@ -388,6 +388,38 @@ fn listen(lab: &LabGuard, node: &str, ports: &[u16]) -> Kill {
     Kill(pid.trim().to_string())
 }
 
+/// Whether `node` opens a TCP connection to `host:port` within 3 s.
+fn tcp(lab: &LabGuard, node: &str, host: &str, port: u16) -> bool {
+    lab.exec(
+        node,
+        &[
+            "python3",
+            "-c",
+            &format!("import socket; socket.create_connection(('{host}', {port}), timeout=3)"),
+        ],
+    )
+    .status
+    .success()
+}
+
+fn ping(lab: &LabGuard, node: &str, host: &str) -> bool {
+    lab.exec(node, &["ping", "-c", "1", "-w", "3", host])
+        .status
+        .success()
+}
+
+/// The `peer list --json` entries, by name.
+fn peers(lab: &LabGuard) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let list = lab.proton("gw", &["peer", "list", "--json"], None);
+    let peers: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_string(), p.clone()))
+        .collect()
+}
+
 /// Who may reach what, every pair: workers reach the gateway and each other; a plain
 /// client reaches the gateway's 80/443 (and DNS) and nothing else; a client added with
 /// `--admin` reaches the kube API, the kubelets and the workers.
@@ -413,34 +445,10 @@ fn reach_per_role_plain_client_admin_client_and_workers() {
     let _gw = listen(&lab, "gw", &[53, 80, 443, 6443, 10250]);
     let _w1 = listen(&lab, "w1", &[10250, 8080]);
     let _w2 = listen(&lab, "w2", &[10250]);
-    let tcp = |node: &str, host: &str, port: u16| {
-        lab.exec(
-            node,
-            &[
-                "python3",
-                "-c",
-                &format!("import socket; socket.create_connection(('{host}', {port}), timeout=3)"),
-            ],
-        )
-        .status
-        .success()
-    };
-    let ping = |node: &str, host: &str| {
-        lab.exec(node, &["ping", "-c", "1", "-w", "3", host])
-            .status
-            .success()
-    };
-    let addr = |name: &str| -> String {
-        let list = lab.proton("gw", &["peer", "list", "--json"], None);
-        let peers: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-        let p = peers
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("{name} in {peers}"));
-        p["address"].as_str().unwrap().to_string()
-    };
+    let tcp = |node: &str, host: &str, port: u16| tcp(&lab, node, host, port);
+    let ping = |node: &str, host: &str| ping(&lab, node, host);
+    let addr =
+        |name: &str| -> String { peers(&lab)[name]["address"].as_str().unwrap().to_string() };
     let (w1, w2, c2) = (addr("w1"), addr("w2"), addr("boss"));
     assert!(
         eventually(10, || tcp("gw", "127.0.0.1", 10250)),
@@ -521,5 +529,162 @@ fn reach_per_role_plain_client_admin_client_and_workers() {
     assert!(
         text.contains("REACH") && text.contains("everything (--admin)"),
         "{text}"
+    );
+}
+
+/// Named grants (`client add --allow`, `client allow|deny`): a client reaches exactly
+/// the peer ports it was given, on top of a client's default, and loses them when they
+/// are taken away; the rest of the pairs stay as for a plain client.
+#[test]
+fn a_client_reaches_exactly_the_peer_ports_it_was_granted() {
+    if !root_and_tools() {
+        return;
+    }
+    let lab = LabGuard::up("tg", 2, 0, 2);
+    let _gw = listen(&lab, "gw", &[6443, 10250]);
+    let _w1 = listen(&lab, "w1", &[8080, 8081]);
+    let _w2 = listen(&lab, "w2", &[8080]);
+    let all = peers(&lab);
+    let (w1, w2) = (
+        all["w1"]["address"].as_str().unwrap().to_string(),
+        all["w2"]["address"].as_str().unwrap().to_string(),
+    );
+    let gw_name = all.values().find(|p| p["role"] == "gateway").unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        eventually(10, || tcp(&lab, "w2", &w1, 8080)),
+        "listeners up (a worker reaches them)"
+    );
+    assert!(!tcp(&lab, "c1", &w1, 8080), "before any grant: refused");
+
+    // Bad grants: one clear line each, nothing changed.
+    for (args, says) in [
+        (
+            vec!["client", "allow", "c1", "w1:8080", "nobody:22"],
+            "no peer named `nobody`",
+        ),
+        (vec!["client", "allow", "c1", "w1:http"], "is not a grant"),
+        (
+            vec!["client", "allow", "w1", "w2:8080"],
+            "is a worker, not a client",
+        ),
+    ] {
+        let out = lab.proton("gw", &args, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(peers(&lab)["c1"]["allow"], serde_json::json!([]));
+
+    // c1 (the lab's client, already up) is given w1:8080 and the kube API, live.
+    let out = lab.proton(
+        "gw",
+        &["client", "allow", "c1", "w1:8080", "gateway:6443"],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        eventually(10, || tcp(&lab, "c1", &w1, 8080)),
+        "c1 -> w1:8080 after the grant"
+    );
+    assert!(
+        tcp(&lab, "c1", "10.7.7.1", 6443),
+        "c1 -> the kube API, granted"
+    );
+    assert!(!tcp(&lab, "c1", &w1, 8081), "c1 -> w1:8081: another port");
+    assert!(!tcp(&lab, "c1", &w2, 8080), "c1 -> w2:8080: another peer");
+    assert!(
+        !tcp(&lab, "c1", "10.7.7.1", 10250),
+        "c1 -> the gateway's kubelet"
+    );
+    assert!(
+        !ping(&lab, "c1", &w1),
+        "c1 cannot ping w1: only the port is granted"
+    );
+
+    // A new client given a grant at `add` time.
+    lab.ok("c2", &["ip", "link", "del", "wg0"]);
+    let out = lab.proton(
+        "gw",
+        &["client", "add", "lap", "--no-qr", "--allow", "w2:8080"],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wg_quick_up(
+        &lab,
+        "c2",
+        &client_config(&String::from_utf8_lossy(&out.stdout)),
+    );
+    assert!(
+        eventually(10, || tcp(&lab, "c2", &w2, 8080)),
+        "lap -> w2:8080, granted at add"
+    );
+    assert!(!tcp(&lab, "c2", &w1, 8080), "lap -> w1:8080: not granted");
+    assert!(
+        !tcp(&lab, "c2", "10.7.7.1", 6443),
+        "lap -> the kube API: not granted"
+    );
+
+    // `peer list` and `status` say the grants.
+    let c1 = &peers(&lab)["c1"];
+    let gw_api = format!("{gw_name}:6443/tcp");
+    assert_eq!(c1["allow"], serde_json::json!([gw_api, "w1:8080/tcp"]));
+    assert_eq!(
+        c1["reach"],
+        format!("gateway DNS, 80/443, internet + {gw_api}, w1:8080/tcp")
+    );
+    let st = lab.proton("gw", &["status", "--json"], None);
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let live = st["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "lap")
+        .unwrap()["reach"]
+        .clone();
+    assert_eq!(live, "gateway DNS, 80/443, internet + w2:8080/tcp");
+
+    // Taken away: refused again, the other grant stays.
+    let out = lab.proton("gw", &["client", "deny", "c1", "w1:8080"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        eventually(10, || !tcp(&lab, "c1", &w1, 8080)),
+        "c1 -> w1:8080 after deny"
+    );
+    assert!(tcp(&lab, "c1", "10.7.7.1", 6443), "c1 keeps the kube API");
+    // A disabled client's grants open nothing; enabled, they are back.
+    let lap = format!(
+        "{} . {w2} . tcp . 8080",
+        peers(&lab)["lap"]["address"].as_str().unwrap()
+    );
+    assert!(table(&lab).contains(&lap), "{}", table(&lab));
+    let out = lab.proton("gw", &["client", "disable", "lap"], None);
+    assert!(out.status.success());
+    assert!(
+        eventually(10, || !table(&lab).contains(&lap)),
+        "a disabled client's grant is still in the table: {}",
+        table(&lab)
+    );
+    let out = lab.proton("gw", &["client", "enable", "lap"], None);
+    assert!(out.status.success());
+    assert!(
+        eventually(20, || tcp(&lab, "c2", &w2, 8080)),
+        "lap -> w2:8080 once enabled again"
     );
 }

@@ -9,7 +9,7 @@ use proton_core::host::Root;
 use proton_core::keys::PrivateKey;
 use proton_core::spec::Spec;
 use proton_core::view::Network;
-use proton_store::{Grant, NewPeer, PeerName, Role};
+use proton_store::{Allow, Grant, NewPeer, PeerName, Role};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -22,13 +22,67 @@ pub fn run(root: &Root, cmd: ClientCommand) -> anyhow::Result<()> {
             name,
             full_tunnel,
             admin,
+            allow,
             qr_png,
             no_qr,
             expires,
-        } => add(root, name, full_tunnel, admin, qr_png, no_qr, expires),
+        } => add(
+            root,
+            name,
+            Options {
+                full_tunnel,
+                admin,
+                allow: parse_allows(&allow)?,
+                qr_png,
+                no_qr,
+                expires,
+            },
+        ),
         ClientCommand::Disable { name } => switch(root, &name, true),
         ClientCommand::Enable { name } => switch(root, &name, false),
+        ClientCommand::Allow { name, grants } => change(root, &name, &parse_allows(&grants)?, &[]),
+        ClientCommand::Deny { name, grants } => change(root, &name, &[], &parse_allows(&grants)?),
     }
+}
+
+/// What `client add` was asked for beyond the name.
+struct Options {
+    full_tunnel: bool,
+    admin: bool,
+    allow: Vec<Allow>,
+    qr_png: Option<PathBuf>,
+    no_qr: bool,
+    expires: Option<String>,
+}
+
+/// `PEER:PORT[/udp]` arguments; the first bad one is the error, before anything changes.
+fn parse_allows(args: &[String]) -> anyhow::Result<Vec<Allow>> {
+    args.iter()
+        .map(|a| {
+            a.parse()
+                .map_err(|e: proton_store::InvalidPeer| bad_input(e.to_string(), None))
+        })
+        .collect()
+}
+
+/// `client allow|deny`: changes a client's named grants; the daemon applies them live.
+fn change(root: &Root, name: &str, add: &[Allow], remove: &[Allow]) -> anyhow::Result<()> {
+    let mut ctx = GatewayContext::load(root)?;
+    must_be_client(&ctx, name, "allow|deny")?;
+    let (now, changed) = ctx.store.change_allows(name, add, remove, "cli")?;
+    let list: Vec<String> = now.iter().map(ToString::to_string).collect();
+    let list = if list.is_empty() {
+        "none".to_string()
+    } else {
+        list.join(", ")
+    };
+    if changed {
+        println!("`{name}` may now also reach: {list}.");
+        notify_daemon(root);
+    } else {
+        println!("`{name}` already had that; it may also reach: {list}.");
+    }
+    Ok(())
 }
 
 /// The `DNS =` entries of a client config: with the resolver on, the gateway's tunnel
@@ -42,15 +96,15 @@ pub fn client_dns(spec: &Spec) -> Vec<String> {
     }
 }
 
-fn add(
-    root: &Root,
-    name: String,
-    full_tunnel: bool,
-    admin: bool,
-    qr_png: Option<PathBuf>,
-    no_qr: bool,
-    expires: Option<String>,
-) -> anyhow::Result<()> {
+fn add(root: &Root, name: String, opts: Options) -> anyhow::Result<()> {
+    let Options {
+        full_tunnel,
+        admin,
+        allow,
+        qr_png,
+        no_qr,
+        expires,
+    } = opts;
     let name: PeerName = name
         .parse()
         .map_err(|e: proton_store::InvalidPeer| bad_input(e.to_string(), None))?;
@@ -76,7 +130,11 @@ fn add(
         &name,
         Role::Client,
         public,
-        &NewPeer { expires_at, grants },
+        &NewPeer {
+            expires_at,
+            grants,
+            allows: &allow,
+        },
         "cli",
         |peer| -> anyhow::Result<Option<String>> {
             let allowed_ips = if full_tunnel {
@@ -150,23 +208,26 @@ fn add(
     Ok(())
 }
 
+/// Refuses, with one line, a name that is not a live client (`what`: the subcommands).
+fn must_be_client(ctx: &GatewayContext, name: &str, what: &str) -> anyhow::Result<()> {
+    match ctx.store.peer_by_name(name)? {
+        Some(p) if p.role == Role::Client => Ok(()),
+        Some(p) => Err(bad_input(
+            format!("`{name}` is a {}, not a client", p.role),
+            Some(format!(
+                "`proton client {what}` is for clients; remove a worker with `proton peer remove`"
+            )),
+        )),
+        None => Err(bad_input(
+            format!("there is no client `{name}`"),
+            Some("see `proton peer list`".into()),
+        )),
+    }
+}
+
 fn switch(root: &Root, name: &str, disable: bool) -> anyhow::Result<()> {
     let mut ctx = GatewayContext::load(root)?;
-    match ctx.store.peer_by_name(name)? {
-        Some(p) if p.role == Role::Client => {}
-        Some(p) => {
-            return Err(bad_input(
-                format!("`{name}` is a {}, not a client", p.role),
-                Some("`proton client disable|enable` is for clients; remove a worker with `proton peer remove`".into()),
-            ));
-        }
-        None => {
-            return Err(bad_input(
-                format!("there is no client `{name}`"),
-                Some("see `proton peer list`".into()),
-            ));
-        }
-    }
+    must_be_client(&ctx, name, "disable|enable")?;
     let (peer, changed) = ctx.store.set_disabled(name, disable, "cli")?;
     let word = if disable { "disabled" } else { "enabled" };
     if !changed {

@@ -15,6 +15,13 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
             let peers = ctx.store.list_peers(false)?;
             let pending = ctx.store.node_cleanups()?;
             let grants = ctx.store.grants_by_name()?;
+            let allows = ctx.store.allows_by_name()?;
+            let allows_of = |p: &proton_store::Peer| -> Vec<String> {
+                allows
+                    .get(p.name.as_str())
+                    .map(|a| a.iter().map(ToString::to_string).collect())
+                    .unwrap_or_default()
+            };
             let reach = |p: &proton_store::Peer| {
                 proton_k3s::firewall::reach(
                     p.role.as_str(),
@@ -22,6 +29,7 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
                     grants
                         .get(p.name.as_str())
                         .is_some_and(|g| g.contains(&"admin")),
+                    &allows_of(p),
                 )
             };
             if json {
@@ -38,6 +46,7 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
                         row["grants"] = serde_json::json!(
                             grants.get(p.name.as_str()).cloned().unwrap_or_default()
                         );
+                        row["allow"] = serde_json::json!(allows_of(p));
                     }
                     for c in &pending {
                         rows.push(serde_json::json!({
