@@ -20,4 +20,4 @@
 pub mod scenario;
 mod topology;
 
-pub use topology::{Lab, LabConfig, LabError, Node, Role};
+pub use topology::{Lab, LabConfig, LabError, Node, Role, Side};
