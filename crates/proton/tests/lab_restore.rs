@@ -128,12 +128,6 @@ fn phone_endpoint(lab: &LabGuard, node: &str) -> String {
         .to_string()
 }
 
-fn net_ns(lab: &LabGuard, node: &str) -> String {
-    lab.ok(node, &["readlink", "/proc/self/ns/net"])
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn a_gateway_restored_in_a_new_namespace_gets_its_workers_and_phones_back_untouched() {
     if !root_and_tools() {
@@ -224,7 +218,13 @@ fn a_gateway_restored_in_a_new_namespace_gets_its_workers_and_phones_back_untouc
     assert!(out.status.success(), "backup: {}", text(&out));
 
     // The machine is lost: daemon killed, namespace deleted, filesystem removed.
-    let old_ns = net_ns(&lab, "gw");
+    // (A namespace's inode number is reused once it is freed: the old one's interfaces
+    // and address tell it apart instead.)
+    assert!(
+        lab.exec("gw", &["ip", "link", "show", "wg0"])
+            .status
+            .success()
+    );
     let lost_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -236,7 +236,17 @@ fn a_gateway_restored_in_a_new_namespace_gets_its_workers_and_phones_back_untouc
 
     // The new machine: a new namespace with another public address; the name moves.
     l.add_node("gw", Role::Gateway, Side::Public, &new).unwrap();
-    assert_ne!(net_ns(&lab, "gw"), old_ns, "the same namespace");
+    assert!(
+        !lab.exec("gw", &["ip", "link", "show", "wg0"])
+            .status
+            .success(),
+        "the old namespace's wg0 is still there"
+    );
+    let addrs = lab.ok("gw", &["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
+    assert!(
+        addrs.contains(&format!("{new}/24")) && !addrs.contains(&format!("{old}/")),
+        "{addrs}"
+    );
     std::fs::write(&hosts, format!("{new} {NAME}\n")).unwrap();
     let out = lab.proton("gw", &["restore", &backup, "--public-ip", &new], None);
     assert!(out.status.success(), "restore: {}", text(&out));
