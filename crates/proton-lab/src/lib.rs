@@ -15,9 +15,11 @@
 //! collide, and `wg show` in a node sees that node's interfaces), and each node has its
 //! own state root under `/run/proton-lab/<lab>/<node>/` for `proton --root`.
 //! Everything the lab makes is recorded in `state.json`; `down` removes exactly that.
+//! `Lab::destroy_node` and `Lab::add_node` lose a machine and put a new one (a new
+//! namespace, another address) in its place.
 #![deny(unsafe_code)]
 
 pub mod scenario;
 mod topology;
 
-pub use topology::{Lab, LabConfig, LabError, Node, Role};
+pub use topology::{Lab, LabConfig, LabError, Node, Role, Side};

@@ -39,6 +39,15 @@ pub enum Role {
     Client,
 }
 
+/// Where a node's `eth0` is wired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The internet's bridge: a public address.
+    Public,
+    /// The home LAN behind the NAT router.
+    Home,
+}
+
 /// One namespace of the lab.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Node {
@@ -212,9 +221,7 @@ impl Lab {
         run(&["ip", "-n", &inet, "link", "set", "br0", "up"])?;
 
         progress("gateway (public address)");
-        let gw_ip = format!("198.18.{x}.1");
-        let gw = self.add_ns("gw", Role::Gateway, Some(gw_ip.clone()))?;
-        self.wire(&gw, "eth0", &format!("{gw_ip}/24"), &inet, "br0", "p-gw")?;
+        self.add_node("gw", Role::Gateway, Side::Public, &format!("198.18.{x}.1"))?;
 
         progress("NAT router (masquerade)");
         let nat_ip = format!("198.18.{x}.2");
@@ -247,39 +254,95 @@ impl Lab {
             let name = format!("w{i}");
             progress(&format!("worker {name} (behind the NAT)"));
             let ip = format!("192.168.{x}.{}", 10 + i);
-            let ns = self.add_ns(&name, Role::Worker, Some(ip.clone()))?;
-            self.wire(
-                &ns,
-                "eth0",
-                &format!("{ip}/24"),
-                &nat,
-                "lan0",
-                &format!("p-{name}"),
-            )?;
-            run(&[
-                "ip",
-                "-n",
-                &ns,
-                "route",
-                "add",
-                "default",
-                "via",
-                &format!("192.168.{x}.1"),
-            ])?;
+            self.add_node(&name, Role::Worker, Side::Home, &ip)?;
         }
         for i in 1..=cfg.clients {
             let name = format!("c{i}");
             progress(&format!("client {name} (a phone on a mobile network)"));
             let ip = format!("198.18.{x}.{}", 100 + i);
-            let ns = self.add_ns(&name, Role::Client, Some(ip.clone()))?;
-            self.wire(
-                &ns,
-                "eth0",
-                &format!("{ip}/24"),
-                &inet,
-                "br0",
-                &format!("p-{name}"),
-            )?;
+            self.add_node(&name, Role::Client, Side::Public, &ip)?;
+        }
+        Ok(())
+    }
+
+    /// Adds node `name` (a new namespace with its own empty state root) to a lab that
+    /// is up: its `eth0` at `address` (/24) on the internet's bridge (`Side::Public`) or
+    /// on the home LAN behind the NAT, routed through it (`Side::Home`). With
+    /// [`Lab::destroy_node`], a machine replaced by another under the same name.
+    pub fn add_node(
+        &mut self,
+        name: &str,
+        role: Role,
+        side: Side,
+        address: &str,
+    ) -> Result<(), LabError> {
+        if self.node(name).is_some() {
+            return Err(LabError::State(format!("node `{name}` exists")));
+        }
+        let (bridge_node, bridge) = match side {
+            Side::Public => ("inet", "br0"),
+            Side::Home => ("nat", "lan0"),
+        };
+        let bridge_ns = self
+            .node(bridge_node)
+            .ok_or_else(|| LabError::Missing(format!("{}/{bridge_node}", self.name)))?
+            .netns
+            .clone();
+        let ns = self.add_ns(name, role, Some(address.to_string()))?;
+        self.wire(
+            &ns,
+            "eth0",
+            &format!("{address}/24"),
+            &bridge_ns,
+            bridge,
+            &format!("p-{name}"),
+        )?;
+        if side == Side::Home {
+            let router = self.lan_net.replace(".0/24", ".1");
+            run(&["ip", "-n", &ns, "route", "add", "default", "via", &router])?;
+        }
+        Ok(())
+    }
+
+    /// The machine `name` is lost: its recorded processes killed (SIGKILL), its
+    /// namespace deleted (its veth with it) and its directory, state root included,
+    /// removed; the lab forgets it.
+    pub fn destroy_node(&mut self, name: &str) -> Result<(), LabError> {
+        let node = self
+            .node(name)
+            .cloned()
+            .ok_or_else(|| LabError::Missing(format!("{}/{name}", self.name)))?;
+        for (_, pid, _) in self.processes.iter().filter(|p| p.0 == name) {
+            kill_and_wait(*pid, libc::SIGKILL);
+        }
+        self.processes.retain(|p| p.0 != name);
+        run(&["ip", "netns", "del", &node.netns])?;
+        self.nodes.retain(|n| n.name != name);
+        self.save()?;
+        std::fs::remove_dir_all(Lab::dir(&self.name).join(name))?;
+        // The kernel frees a namespace (and the veth into it) after its last process is
+        // gone, in the background: wait until its bridge port is, so the name is free.
+        let port = format!("p-{name}");
+        let bridges: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.role, Role::Internet | Role::Nat))
+            .map(|n| n.netns.clone())
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while bridges.iter().any(|ns| {
+            Command::new("ip")
+                .args(["-n", ns, "link", "show", &port])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        }) {
+            if std::time::Instant::now() > deadline {
+                return Err(LabError::State(format!(
+                    "namespace {} is still held by a process",
+                    node.netns
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
         Ok(())
     }
