@@ -490,12 +490,13 @@ fn read_archive(file: &Path, passphrase_file: Option<&Path>) -> Result<Archive, 
 }
 
 /// Every check that can fail, before anything is written. Returns the spec text to
-/// write (with `public_ip` set when asked).
+/// write (with `public_ip` set when asked, and an endpoint that was an IP address moved
+/// to it) and the address the endpoint was moved from.
 fn check(
     file: &Path,
     a: &Archive,
     public_ip: Option<std::net::IpAddr>,
-) -> Result<Zeroizing<Vec<u8>>, BackupError> {
+) -> Result<(Zeroizing<Vec<u8>>, Option<std::net::IpAddr>), BackupError> {
     let get = |p: &str| a.files.iter().find(|(q, _, _)| *q == p).map(|(_, _, b)| b);
     let key_text = std::str::from_utf8(get(GATEWAY_KEY).unwrap())
         .map_err(|_| bad_archive(file, "the key is not text"))?;
@@ -506,8 +507,27 @@ fn check(
     }
     let spec_text = std::str::from_utf8(get(SPEC_PATH).unwrap())
         .map_err(|_| bad_archive(file, "the spec is not text"))?;
+    let mut moved = None;
     let spec_text = match public_ip {
-        Some(ip) => set_public_ip(spec_text, ip),
+        Some(ip) => {
+            let mut text = set_public_ip(spec_text, ip);
+            // An endpoint written as the old address is wrong on this machine: new
+            // invitations and client configs must carry the new one. (A name is left
+            // alone: it is moved in DNS, and peers re-resolve it.)
+            let old = Spec::from_toml_str(&text)
+                .map_err(|e| bad_archive(file, format!("the spec: {e}")))?
+                .gateway
+                .endpoint;
+            if let Some(was) = old.ip().filter(|was| *was != ip) {
+                let new = proton_core::spec::Endpoint {
+                    host: proton_core::spec::EndpointHost::Ip(ip),
+                    port: old.port,
+                };
+                text = set_gateway_key(&text, "endpoint", &new.to_string());
+                moved = Some(was);
+            }
+            text
+        }
         None => spec_text.to_owned(),
     };
     let spec =
@@ -536,12 +556,18 @@ fn check(
             ));
         }
     }
-    Ok(Zeroizing::new(spec_text.into_bytes()))
+    Ok((Zeroizing::new(spec_text.into_bytes()), moved))
 }
 
 /// The spec text with `public_ip = "IP"` in its `[gateway]` table (comments kept).
 fn set_public_ip(text: &str, ip: std::net::IpAddr) -> String {
-    let line = format!("public_ip = \"{ip}\"");
+    set_gateway_key(text, "public_ip", &ip.to_string())
+}
+
+/// The spec text with `key = "value"` in its `[gateway]` table, replacing the line
+/// that sets it or added to the table (comments and everything else kept).
+fn set_gateway_key(text: &str, key: &str, value: &str) -> String {
+    let line = format!("{key} = \"{value}\"");
     let mut out = Vec::new();
     let mut table = String::new();
     let mut done = false;
@@ -554,7 +580,9 @@ fn set_public_ip(text: &str, ip: std::net::IpAddr) -> String {
             }
             table = t.to_owned();
         }
-        if table == "[gateway]" && (t.starts_with("public_ip ") || t.starts_with("public_ip=")) {
+        if table == "[gateway]"
+            && (t.starts_with(&format!("{key} ")) || t.starts_with(&format!("{key}=")))
+        {
             if !done {
                 out.push(line.clone());
                 done = true;
@@ -582,6 +610,8 @@ pub struct Restored {
     pub public_key: String,
     /// Each file written, as a path under the root.
     pub files: Vec<PathBuf>,
+    /// The spec's endpoint was this IP address and now is `--public-ip`.
+    pub endpoint_moved_from: Option<std::net::IpAddr>,
 }
 
 /// Checks the whole archive `file`, then puts its files in place (see the module's
@@ -594,7 +624,7 @@ pub fn restore(
     public_ip: Option<std::net::IpAddr>,
 ) -> Result<Restored, BackupError> {
     let archive = read_archive(file, passphrase_file)?;
-    let spec_bytes = check(file, &archive, public_ip)?;
+    let (spec_bytes, endpoint_moved_from) = check(file, &archive, public_ip)?;
     let existing: Vec<&str> = [SPEC_PATH, GATEWAY_KEY, DB_PATH]
         .into_iter()
         .filter(|p| root.exists(p))
@@ -666,6 +696,7 @@ pub fn restore(
         gateway: archive.manifest.gateway.clone(),
         public_key: archive.manifest.public_key.clone(),
         files: staged.into_iter().map(|(_, dest)| dest).collect(),
+        endpoint_moved_from,
     })
 }
 

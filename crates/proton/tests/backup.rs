@@ -195,16 +195,32 @@ fn a_backup_restored_on_a_new_machine_is_the_same_gateway() {
     assert_eq!(pubkey(old.path()), pubkey(new.path()));
     let spec = std::fs::read_to_string(new.path().join("etc/proton/proton.toml")).unwrap();
     assert!(spec.contains("public_ip = \"198.51.100.20\""), "{spec}");
+    // The old gateway's endpoint was its address (203.0.113.5): on the new machine it
+    // is the new one, so what it hands out from now on points here.
+    assert!(
+        spec.contains("endpoint = \"198.51.100.20:51820\""),
+        "{spec}"
+    );
+    assert!(
+        said.contains("gateway.endpoint was the address 203.0.113.5"),
+        "{said}"
+    );
+    let conf = ok(new.path(), &["client", "add", "laptop", "--no-qr"]);
+    assert!(
+        conf.contains("Endpoint = 198.51.100.20:51820"),
+        "a new client gets the new address: {conf}"
+    );
     let old_spec = std::fs::read_to_string(old.path().join("etc/proton/proton.toml")).unwrap();
+    let others = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.starts_with("public_ip") && !l.starts_with("endpoint"))
+            .map(str::to_owned)
+            .collect()
+    };
     assert_eq!(
-        spec.lines()
-            .filter(|l| !l.starts_with("public_ip"))
-            .collect::<Vec<_>>(),
-        old_spec
-            .lines()
-            .filter(|l| !l.starts_with("public_ip"))
-            .collect::<Vec<_>>(),
-        "only public_ip changed"
+        others(&spec),
+        others(&old_spec),
+        "only public_ip and endpoint changed"
     );
 
     // Restoring over a gateway: refused with one line, nothing touched.

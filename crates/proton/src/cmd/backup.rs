@@ -77,9 +77,19 @@ pub fn restore(root: &Root, args: &RestoreArgs) -> anyhow::Result<()> {
             root.path(SPEC_PATH).display()
         );
     }
-    println!(
-        "  point the endpoint name at this machine; peers re-resolve it and reconnect unchanged"
-    );
+    match (r.endpoint_moved_from, args.public_ip) {
+        (Some(was), Some(now)) => {
+            println!(
+                "  gateway.endpoint was the address {was}; it is now {now}, so new invitations and client configs carry it."
+            );
+            println!(
+                "  peers configured with {was} come back only where the gateway can reach their last endpoint (not behind a NAT): a DNS name as the endpoint survives a move"
+            );
+        }
+        _ => println!(
+            "  point the endpoint name at this machine; peers re-resolve it and reconnect unchanged"
+        ),
+    }
     println!(
         "  proton apply                              firewall, K3s (same token and datastore), add-ons"
     );
