@@ -49,7 +49,7 @@ pub enum GatewayError {
     Unreadable(#[source] proton_store::StoreError),
     #[error("{0}")]
     Device(#[source] proton_wg::WgError),
-    #[error("{} is missing: run `proton init` first", .0.display())]
+    #[error("{} is missing: this machine has no gateway", .0.display())]
     KeyMissing(PathBuf),
     #[error("{0}")]
     KeyRead(#[source] proton_core::host::HostError),
@@ -75,7 +75,9 @@ impl GatewayError {
     /// What fixes it, when something does (the store's errors say so in their message).
     pub fn hint(&self) -> Option<&str> {
         match self {
-            GatewayError::KeyMissing(_) => Some("run `proton init` first"),
+            GatewayError::KeyMissing(_) => Some(
+                "run `proton init` to make one, or `proton restore FILE` to bring back a backed-up gateway",
+            ),
             GatewayError::Unfenced { source, .. } => source.hint(),
             _ => None,
         }

@@ -44,13 +44,19 @@ pub fn failure(message: impl Into<String>, hint: impl Into<String>) -> anyhow::E
 /// same as one JSON object on stdout, `{"error":{"message","hint","exit_code"}}`, so a
 /// script reading stdout always gets JSON. The exit code is the text form's.
 pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
-    // The outermost context first, then the causes, on one line.
+    // The outermost context first, then the causes, on one line. A library error that
+    // already says its cause in its own message (`{0}` with a `#[source]`) is not
+    // followed by that cause a second time.
     let mut line = String::new();
-    for (i, cause) in err.chain().enumerate() {
-        if i > 0 {
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
             line.push_str(": ");
         }
-        line.push_str(&cause.to_string());
+        line.push_str(&text);
     }
     let user = err.chain().find_map(|e| e.downcast_ref::<UserError>());
     let hint = user.and_then(|u| u.hint.as_deref());

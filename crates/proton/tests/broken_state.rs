@@ -220,3 +220,42 @@ fn errors_quote_a_short_prefix_of_long_input() {
     let e = proton_core::invite::Invitation::decode(&"proton1-".repeat(1000)).unwrap_err();
     assert!(e.to_string().len() < 120, "{e}");
 }
+
+/// `gateway run` where no gateway was made, or where its key was lost: one line naming
+/// what is missing (said once, not once per cause), and what to do (init, or restore a
+/// backup) on its own `hint:` line; exit 1.
+#[test]
+fn gateway_run_without_a_gateway_says_so_once_and_how_to_make_or_restore_one() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = proton(empty.path(), &["gateway", "run", "--backend", "userspace"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("proton.toml does not exist"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("does not exist").count(),
+        1,
+        "said twice: {err}"
+    );
+
+    let gw = gateway();
+    std::fs::remove_file(gw.path().join("etc/proton/gateway.key")).unwrap();
+    let out = proton(gw.path(), &["gateway", "run", "--backend", "userspace"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains("gateway.key is missing"),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("hint: ")
+            && lines[1].contains("proton init")
+            && lines[1].contains("proton restore"),
+        "{err}"
+    );
+}
