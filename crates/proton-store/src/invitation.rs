@@ -256,8 +256,16 @@ impl Store {
 
     /// Revokes the peers of invitations that expired unredeemed, freeing their addresses;
     /// returns them so the caller removes their throw-away keys from the live device.
+    /// Also forgets the throw-away keys of redeems whose swap time has passed (the device
+    /// carries the peer's own key by then; the rows were inert), without an audit row or
+    /// a generation bump: nothing the device should do changes.
     pub fn sweep_expired(&mut self, at: i64, actor: &str) -> Result<Vec<Peer>, StoreError> {
         self.write(|tx, _, now| {
+            tx.execute(
+                "UPDATE peers SET swap_key = NULL, swap_after = NULL \
+                 WHERE swap_key IS NOT NULL AND swap_after <= ?1",
+                [at.saturating_mul(1000)],
+            )?;
             let sql = format!(
                 "SELECT {} FROM peers p JOIN invitations i ON i.peer_id = p.id \
                  WHERE i.redeemed_at IS NULL AND i.expires_at <= ?1 AND p.revoked_at IS NULL",

@@ -266,6 +266,24 @@ fn a_redeem_holds_the_throwaway_key_on_the_device_until_its_swap_time() {
         "its own key from then on"
     );
     assert_eq!(s.next_swap(at_ms).unwrap(), None);
+    // The daemon's sweep forgets a passed swap's throw-away key (no generation bump), and
+    // leaves one still ahead alone.
+    let swaps = |s: &Store| -> i64 {
+        s.conn()
+            .query_row(
+                "SELECT count(*) FROM peers WHERE swap_key IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let g = s.generation().unwrap();
+    s.sweep_expired(at_ms / 1000 - 1, "t").unwrap();
+    assert_eq!(swaps(&s), 1, "a swap still ahead stays");
+    s.sweep_expired(at_ms / 1000, "t").unwrap();
+    assert_eq!(swaps(&s), 0, "a passed swap's key is forgotten");
+    assert_eq!(s.generation().unwrap(), g);
+    assert_eq!(s.held_keys(0).unwrap(), vec![], "nothing held any more");
     // A removed peer holds nothing, even before its swap time.
     s.remove_peer("home-1", "t").unwrap();
     assert!(s.held_keys(0).unwrap().is_empty());
