@@ -18,6 +18,7 @@
 
 pub mod backend;
 mod clip;
+pub mod datapath;
 pub mod host;
 pub use clip::clip;
 pub mod invite;

@@ -200,10 +200,10 @@ fn render_datapath(out: &mut String, d: &DataPath) {
         "# HELP proton_datapath_offload Kernel offloads the userspace data plane uses (1: on).\n# TYPE proton_datapath_offload gauge"
     );
     for (name, on) in [
-        ("tun_tso", d.tun_tso),
-        ("tun_uso", d.tun_uso),
-        ("udp_gso", d.udp_gso),
-        ("udp_gro", d.udp_gro),
+        ("tun_tso", d.stats.tun_tso),
+        ("tun_uso", d.stats.tun_uso),
+        ("udp_gso", d.stats.udp_gso),
+        ("udp_gro", d.stats.udp_gro),
     ] {
         let _ = writeln!(
             out,
@@ -212,36 +212,36 @@ fn render_datapath(out: &mut String, d: &DataPath) {
         );
     }
     for (name, value, help) in [
-        ("tun_reads", d.tun_reads, "TUN reads."),
+        ("tun_reads", d.stats.tun_reads, "TUN reads."),
         (
             "tun_read_packets",
-            d.tun_read_packets,
+            d.stats.tun_read_packets,
             "IP packets the TUN reads yielded (after the TSO split).",
         ),
-        ("tun_writes", d.tun_writes, "TUN writes."),
+        ("tun_writes", d.stats.tun_writes, "TUN writes."),
         (
             "tun_write_packets",
-            d.tun_write_packets,
+            d.stats.tun_write_packets,
             "IP packets the TUN writes carried (before GRO coalescing).",
         ),
         (
             "udp_sends",
-            d.udp_sends,
+            d.stats.udp_sends,
             "sendmsg calls on the WireGuard UDP socket.",
         ),
         (
             "udp_send_datagrams",
-            d.udp_send_datagrams,
+            d.stats.udp_send_datagrams,
             "WireGuard datagrams those sends carried (GSO).",
         ),
         (
             "udp_receives",
-            d.udp_recvs,
+            d.stats.udp_recvs,
             "Datagrams the kernel handed over (a GRO datagram counts once).",
         ),
         (
             "udp_receive_datagrams",
-            d.udp_recv_datagrams,
+            d.stats.udp_recv_datagrams,
             "WireGuard datagrams in them.",
         ),
     ] {
@@ -307,7 +307,7 @@ mod tests {
             keepalive_secs: 25,
             peers: vec![],
             counters: Counters::default(),
-            datapath: Some(crate::observe::datapath(stats)),
+            datapath: Some(stats.into()),
         };
         let json = serde_json::to_value(&status).unwrap();
         assert_eq!(json["datapath"]["segments_per_tun_read"], 44.0);

@@ -18,29 +18,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The data plane's counters as the status reports them, with per-syscall averages.
-pub fn datapath(s: proton_wg::DataPathStats) -> DataPath {
-    let per = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
-    DataPath {
-        tun_tso: s.tun_tso,
-        tun_uso: s.tun_uso,
-        udp_gso: s.udp_gso,
-        udp_gro: s.udp_gro,
-        tun_reads: s.tun_reads,
-        tun_read_packets: s.tun_read_packets,
-        tun_writes: s.tun_writes,
-        tun_write_packets: s.tun_write_packets,
-        udp_sends: s.udp_sends,
-        udp_send_datagrams: s.udp_send_datagrams,
-        udp_recvs: s.udp_recvs,
-        udp_recv_datagrams: s.udp_recv_datagrams,
-        segments_per_tun_read: per(s.tun_read_packets, s.tun_reads),
-        packets_per_tun_write: per(s.tun_write_packets, s.tun_writes),
-        datagrams_per_udp_send: per(s.udp_send_datagrams, s.udp_sends),
-        segments_per_udp_receive: per(s.udp_recv_datagrams, s.udp_recvs),
-    }
-}
-
 /// The daemon's memory of what it observed: last-heard times and counters.
 #[derive(Default)]
 pub struct Observer {
@@ -175,7 +152,7 @@ pub(crate) async fn gateway_status(
         keepalive_secs,
         peers,
         counters: observer.counters(),
-        datapath: device.datapath_stats().map(datapath),
+        datapath: device.datapath_stats().map(DataPath::from),
     }
 }
 

@@ -14,6 +14,7 @@
 //! port blocked). [`Liveness`] judges that.
 
 use ipnet::{IpNet, Ipv4Net};
+use proton_core::datapath::DataPathStats;
 use proton_core::host::Root;
 use proton_core::keys::PublicKey;
 use proton_core::peer::{PeerName, Role};
@@ -246,25 +247,12 @@ pub struct GatewayStatus {
 }
 
 /// Which offloads the userspace data plane uses, and how many packets its syscalls
-/// moved since it came up: per-syscall averages above 1 show the offloads at work.
+/// moved since it came up (the data plane's own counters, flattened: the JSON has them
+/// at the top level), with the per-syscall averages: above 1 the offloads are at work.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DataPath {
-    /// TUN TCP segmentation offload (TSO split on read, GRO coalesce on write).
-    pub tun_tso: bool,
-    /// TUN UDP segmentation offload (Linux >= 6.2).
-    pub tun_uso: bool,
-    /// UDP GSO on the WireGuard socket (one sendmsg per run of datagrams).
-    pub udp_gso: bool,
-    /// UDP GRO on the WireGuard socket.
-    pub udp_gro: bool,
-    pub tun_reads: u64,
-    pub tun_read_packets: u64,
-    pub tun_writes: u64,
-    pub tun_write_packets: u64,
-    pub udp_sends: u64,
-    pub udp_send_datagrams: u64,
-    pub udp_recvs: u64,
-    pub udp_recv_datagrams: u64,
+    #[serde(flatten)]
+    pub stats: DataPathStats,
     /// tun_read_packets / tun_reads.
     pub segments_per_tun_read: f64,
     /// tun_write_packets / tun_writes.
@@ -273,6 +261,19 @@ pub struct DataPath {
     pub datagrams_per_udp_send: f64,
     /// udp_recv_datagrams / udp_recvs.
     pub segments_per_udp_receive: f64,
+}
+
+impl From<DataPathStats> for DataPath {
+    fn from(s: DataPathStats) -> Self {
+        let per = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+        DataPath {
+            segments_per_tun_read: per(s.tun_read_packets, s.tun_reads),
+            packets_per_tun_write: per(s.tun_write_packets, s.tun_writes),
+            datagrams_per_udp_send: per(s.udp_send_datagrams, s.udp_sends),
+            segments_per_udp_receive: per(s.udp_recv_datagrams, s.udp_recvs),
+            stats: s,
+        }
+    }
 }
 
 /// Counters since the daemon started.
