@@ -7,9 +7,9 @@
 //! reachable from the network.
 
 use proton_core::host::Root;
-pub use proton_proto::admin::{
-    ADMIN_SOCKET, ANSWER_TIMEOUT, AdminError, AdminRequest, AdminResponse, STATUS_TIMEOUT, request,
-};
+use proton_proto::admin::{ADMIN_SOCKET, AdminRequest, AdminResponse};
+#[cfg(test)]
+use proton_proto::admin::{AdminError, request};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;

@@ -5,16 +5,18 @@
 //! whenever the DB's change counter moves (or a CLI command asks over the socket), and
 //! sweeps expired invitations — removing their throw-away keys from the live device.
 
-use crate::admin::{self, AdminRequest, AdminResponse};
+use crate::admin;
 use crate::firewall::{Ensured, Firewall};
 use crate::metrics::METRICS_PORT;
-use crate::observe::{GatewayStatus, Observer};
+use crate::observe::Observer;
 use proton_core::backend::Backend;
 use proton_core::host::Root;
 use proton_core::keys::PrivateKey;
 use proton_core::paths::GATEWAY_KEY;
 use proton_core::spec::Spec;
 use proton_k3s::firewall::Members;
+use proton_proto::admin::GatewayStatus;
+use proton_proto::admin::{AdminRequest, AdminResponse};
 use proton_proto::join::JOIN_API_PORT;
 use proton_store::{Grant, PeerState, Role, Store};
 use proton_wg::{Device, InterfaceConfig, PeerConfig};
@@ -203,7 +205,7 @@ impl Gateway {
     }
 
     /// Re-reads the spec and applies what needs no new device; see [`crate::reload`].
-    async fn reload(&self) -> Result<crate::reload::Reloaded, GatewayError> {
+    async fn reload(&self) -> Result<proton_proto::admin::Reloaded, GatewayError> {
         let new = Spec::load(&self.root).map_err(GatewayError::Spec)?;
         let running = self.current();
         let outcome = crate::reload::compare(&running, &new);
@@ -350,7 +352,7 @@ pub async fn run(
     // The fence's own table of earlier versions (`inet proton_join`) is gone: its stale
     // invitee set would drop addresses given to new peers since.
     let _ = proton_k3s::firewall::apply(
-        &proton_k3s::SystemRunner,
+        &proton_core::host::SystemRunner,
         None,
         "table inet proton_join\ndelete table inet proton_join\n",
     );
@@ -435,7 +437,7 @@ pub async fn run(
     if let Some(dns) = dns {
         let _ = dns.await;
     }
-    let _ = std::fs::remove_file(opts.root.path(admin::ADMIN_SOCKET));
+    let _ = std::fs::remove_file(opts.root.path(proton_proto::admin::ADMIN_SOCKET));
     // Proton's table stays: it also holds the public-side rules (6443/10250 closed);
     // the next start checks and refills it.
     // A blocking check still running (the firewall's `nft` listing, which no abort stops)

@@ -10,7 +10,7 @@
 //! the fence is not in place, and the daemon keeps every invitee's key off the device
 //! (fails closed).
 
-use proton_k3s::SystemRunner;
+use proton_core::host::SystemRunner;
 use proton_k3s::firewall::{self, FirewallParams, Members};
 use std::sync::Mutex;
 

@@ -9,8 +9,8 @@
 
 use proton_core::host::Bounded;
 use proton_core::host::Root;
+use proton_core::host::Runner;
 use proton_core::spec::Spec;
-use proton_k3s::Runner;
 use proton_k3s::gateway::{BOOTSTRAP_TOKEN_TTL, server_url};
 use proton_k3s::install::{DEFAULT_K3S_BIN, installed_version};
 use proton_k3s::tokens::{self, BootstrapToken};

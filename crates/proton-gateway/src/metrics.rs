@@ -2,9 +2,9 @@
 //! tunnel address only (port 9586), bound to the WireGuard interface like the join API
 //! — a scraper inside the VPN reads it; the internet (and the NAT side) cannot.
 
-use crate::observe::{DataPath, GatewayStatus, Liveness, PeerLive, stale_after};
 use axum::Router;
 use axum::routing::get;
+use proton_proto::admin::{DataPath, GatewayStatus, Liveness, PeerLive, stale_after};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -255,7 +255,7 @@ fn render_datapath(out: &mut String, d: &DataPath) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::Counters;
+    use proton_proto::admin::Counters;
 
     #[test]
     fn metrics_escape_labels_and_count_states() {

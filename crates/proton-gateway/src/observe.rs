@@ -10,9 +10,7 @@
 //! port blocked).
 
 use proton_core::keys::PublicKey;
-pub use proton_proto::admin::{
-    Counters, DataPath, GatewayStatus, Liveness, PeerLive, REJECT_AFTER, stale_after,
-};
+use proton_proto::admin::{Counters, DataPath, GatewayStatus, PeerLive};
 use proton_wg::PeerStatus;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -160,6 +158,7 @@ pub(crate) async fn gateway_status(
 mod tests {
     use super::*;
     use proton_core::keys::PrivateKey;
+    use proton_proto::admin::{Liveness, stale_after};
 
     fn peer(key: PublicKey, rx: u64, hs: Option<u64>) -> PeerStatus {
         PeerStatus {
@@ -197,15 +196,5 @@ mod tests {
         let d = obs.sample_at(&[peer(other, 0, None)], t0 + Duration::from_secs(131));
         assert_eq!(d, vec![None]);
         assert_eq!(Liveness::of(None, None, stale_after(25)), Liveness::Never);
-    }
-
-    #[test]
-    fn thresholds_come_from_the_keepalive() {
-        assert_eq!(stale_after(25), Duration::from_secs(75));
-        assert_eq!(stale_after(0), REJECT_AFTER);
-        let t = stale_after(25);
-        assert_eq!(Liveness::of(Some(120), Some(20), t), Liveness::Online);
-        assert_eq!(Liveness::of(Some(20), Some(76), t), Liveness::Stale);
-        assert_eq!(Liveness::of(Some(70), None, t), Liveness::Online);
     }
 }

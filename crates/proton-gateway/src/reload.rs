@@ -11,7 +11,7 @@
 
 use proton_core::spec::Spec;
 
-pub use proton_proto::admin::Reloaded;
+use proton_proto::admin::Reloaded;
 
 /// Compares the spec the daemon runs with to the one on disk.
 pub fn compare(running: &Spec, new: &Spec) -> Reloaded {

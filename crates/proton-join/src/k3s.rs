@@ -122,7 +122,7 @@ pub(crate) fn install_agent(
                 .into_iter()
                 .filter(|c| c.program == "sysctl")
                 .collect();
-            run_commands(&proton_k3s::SystemRunner, root, &sysctl, report)?;
+            run_commands(&proton_core::host::SystemRunner, root, &sysctl, report)?;
         }
         InstallOutcome::AlreadyInstalled => {
             report(Progress::K3s(K3sProgress::AlreadyInstalled {
@@ -131,7 +131,7 @@ pub(crate) fn install_agent(
             // A re-join: a changed drop-in needs `daemon-reload` and a changed sysctl file
             // `sysctl --system` before the restart, or the agent restarts with the old unit.
             run_commands(
-                &proton_k3s::SystemRunner,
+                &proton_core::host::SystemRunner,
                 root,
                 &proton_k3s::after_write_commands("k3s-agent", &changed),
                 report,
@@ -145,7 +145,7 @@ pub(crate) fn install_agent(
 /// `systemctl daemon-reload`, `systemctl restart k3s-agent`, see
 /// [`proton_k3s::after_write_commands`]); reported as not run under a root other than `/`.
 fn run_commands(
-    runner: &dyn proton_k3s::Runner,
+    runner: &dyn proton_core::host::Runner,
     root: &Root,
     commands: &[proton_k3s::PlannedCommand],
     report: &mut dyn FnMut(Progress<'_>),

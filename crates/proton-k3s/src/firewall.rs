@@ -39,7 +39,7 @@
 //! adds and deletes `inet proton`.
 
 use crate::Error;
-use crate::runner::Runner;
+use proton_core::host::Runner;
 use proton_core::net::Cidr;
 use proton_core::peer::Flow;
 use std::collections::BTreeSet;

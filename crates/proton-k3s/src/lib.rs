@@ -11,7 +11,7 @@
 //! - [`firewall`]: one nftables table keeping 6443/10250/join API off the public side.
 //! - [`gateway`]: the spec → server parameters, firewall files, shared paths and ports.
 //!
-//! Host commands go through [`Runner`], so tests record them instead of running them.
+//! Host commands go through [`proton_core::host::Runner`], so tests record them instead of running them.
 //!
 //! ```
 //! use proton_k3s::{Plan, ServerParams, TunnelUnit, server_files, pod_mtu};
@@ -44,7 +44,6 @@ pub mod gateway;
 pub mod install;
 pub mod kubeconfig;
 pub mod plan;
-pub mod runner;
 pub mod tokens;
 
 pub use config::{
@@ -54,7 +53,6 @@ pub use config::{
 pub use firewall::FirewallParams;
 pub use install::{InstallOutcome, Installer, Role, ScriptSource};
 pub use plan::{Plan, PlannedCommand};
-pub use runner::{Output, RecordingRunner, Runner, SystemRunner};
 pub use tokens::BootstrapToken;
 
 use std::path::PathBuf;

@@ -4,7 +4,7 @@ use proton_core::host::{Root, mode_of};
 
 use crate::Error;
 use crate::config::PlannedFile;
-use crate::runner::Runner;
+use proton_core::host::Runner;
 
 /// A command a plan runs. Carries no environment: secrets never sit in a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::runner::Runner;
+use proton_core::host::Runner;
 
 /// A bootstrap token as `k3s token create` prints it: the *secure* form
 /// `K10<sha256 of the cluster CA, 64 hex>::<id>.<secret>` (k3s-io/k3s v1.34.2+k3s1
@@ -67,8 +67,8 @@ impl std::fmt::Debug for BootstrapToken {
 fn check(
     program: &str,
     what: String,
-    out: std::io::Result<crate::Output>,
-) -> Result<crate::Output, Error> {
+    out: std::io::Result<proton_core::host::Output>,
+) -> Result<proton_core::host::Output, Error> {
     let out = out.map_err(|source| Error::Command {
         command: what.clone(),
         reason: format!("could not start {program}: {source}"),

@@ -9,8 +9,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
+use proton_core::host::{RecordingRunner, SystemRunner};
 use proton_k3s::firewall::{self, FirewallParams, Members};
-use proton_k3s::{RecordingRunner, SystemRunner};
 
 fn sh(args: &[&str]) {
     let out = Command::new(args[0]).args(&args[1..]).output().unwrap();

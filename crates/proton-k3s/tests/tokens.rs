@@ -1,7 +1,8 @@
 //! Tokens, node removal and restart, recorded through the fake runner.
 
+use proton_core::host::{Output, RecordingRunner};
+use proton_k3s::Error;
 use proton_k3s::tokens::{create_token, delete_token, remove_node, restart};
-use proton_k3s::{Error, Output, RecordingRunner};
 
 /// What `k3s token create` prints at v1.34.2+k3s1 (k3s-io/k3s `pkg/cli/token/token.go`
 /// `create`: `fmt.Println(clientaccess.FormatTokenBytes(bt.Token.String(), CAData))`, i.e.

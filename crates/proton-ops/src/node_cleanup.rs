@@ -73,7 +73,7 @@ pub fn run_pending(
     for (i, name) in names.iter().enumerate() {
         let result = match &k3s {
             Some(k3s) => {
-                proton_k3s::tokens::forget_node(&proton_k3s::SystemRunner, root, k3s, name)
+                proton_k3s::tokens::forget_node(&proton_core::host::SystemRunner, root, k3s, name)
                     .map_err(|e| e.to_string())
             }
             None => Err("K3s is not installed here (k3s --version failed)".to_string()),

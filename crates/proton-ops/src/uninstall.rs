@@ -19,13 +19,13 @@
 //! printed as "not run".
 
 use proton_core::host::{HostError, Root};
+use proton_core::host::{Runner, SystemRunner};
 use proton_core::spec::Spec;
 use proton_k3s::config::{
     AGENT_DEFAULTS_PATH, AGENT_DROPIN_PATH, CONFIG_PATH, PROFILE_PATH, SERVER_DEFAULTS_PATH,
     SERVER_DROPIN_PATH, SYSCTL_PATH,
 };
 use proton_k3s::gateway::{FIREWALL_UNIT_PATH, MANIFESTS_DIR};
-use proton_k3s::{Runner, SystemRunner};
 
 /// The gateway daemon's systemd unit, as `proton init` writes it (from-source installs).
 pub const GATEWAY_UNIT: &str = "/etc/systemd/system/proton-gateway.service";

@@ -357,4 +357,14 @@ mod tests {
         assert_eq!(v["name"], serde_json::Value::Null);
         assert_eq!(serde_json::from_value::<PeerLive>(v).unwrap(), anon);
     }
+
+    #[test]
+    fn thresholds_come_from_the_keepalive() {
+        assert_eq!(stale_after(25), Duration::from_secs(75));
+        assert_eq!(stale_after(0), REJECT_AFTER);
+        let t = stale_after(25);
+        assert_eq!(Liveness::of(Some(120), Some(20), t), Liveness::Online);
+        assert_eq!(Liveness::of(Some(20), Some(76), t), Liveness::Stale);
+        assert_eq!(Liveness::of(Some(70), None, t), Liveness::Online);
+    }
 }

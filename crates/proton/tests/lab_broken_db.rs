@@ -6,7 +6,7 @@ mod common;
 
 use common::{LabGuard, root_and_tools, wg_dump};
 use proton_core::host::Root;
-use proton_gateway::admin::{AdminRequest, AdminResponse, request};
+use proton_proto::admin::{AdminRequest, AdminResponse, request};
 
 #[test]
 fn a_running_gateway_whose_db_is_truncated_keeps_every_peer() {

@@ -140,7 +140,7 @@ fn finish_node_cleanups(root: &Root) -> anyhow::Result<usize> {
         return Err(failure(
             format!(
                 "the host is applied, but deleting the K8s node of removed worker `{name}` failed{}: {e}",
-                node_cleanup::left_note(&out)
+                out.left_note()
             ),
             "it stays pending (see `proton peer list`): re-run `proton apply` once K3s answers",
         ));

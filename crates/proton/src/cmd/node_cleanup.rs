@@ -2,7 +2,7 @@
 //! through by `peer remove`, `apply` and `invite`; this prints each node deleted.
 
 use crate::context::GatewayContext;
-pub use proton_ops::node_cleanup::{Outcome, RETRY_HINT};
+use proton_ops::node_cleanup::Outcome;
 
 /// Tries the pending cleanups, `first` before the others, or only `first` when `only`
 /// is set. Prints one line per deleted node.
@@ -39,9 +39,4 @@ pub fn run_pending(
             }
         },
     )?)
-}
-
-/// `" (N more pending)"` when a failure left other records untried.
-pub fn left_note(out: &Outcome) -> String {
-    out.left_note()
 }

@@ -150,19 +150,19 @@ pub fn run(root: &Root, cmd: PeerCommand) -> anyhow::Result<()> {
 /// the command's error; one for an older record is a warning (it stays pending).
 fn forget_k3s_nodes(ctx: &mut GatewayContext, name: &str) -> anyhow::Result<()> {
     let out = node_cleanup::run_pending(ctx, Some(name), false)?;
-    let note = node_cleanup::left_note(&out);
+    let note = out.left_note();
     match out.failed {
         Some((failed, e)) if failed == name => Err(crate::output::failure(
             format!("`{name}` is off the tunnel, but deleting its K8s node failed{note}: {e}"),
             format!(
                 "the cleanup of node `{name}` is {}",
-                node_cleanup::RETRY_HINT
+                proton_ops::node_cleanup::RETRY_HINT
             ),
         )),
         Some((failed, e)) => {
             eprintln!(
                 "warning: the K8s node of `{failed}` (removed earlier) is still not deleted{note}: {e}; it is {}",
-                node_cleanup::RETRY_HINT
+                proton_ops::node_cleanup::RETRY_HINT
             );
             Ok(())
         }
