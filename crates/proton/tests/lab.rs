@@ -124,28 +124,12 @@ fn a_restarted_gateway_comes_back_with_every_peer_and_invitations_survive_a_sigk
             .unwrap();
     }
     std::thread::sleep(Duration::from_millis(500));
-    let root = format!("/run/proton-lab/{}/gw/root", lab.0);
-    // Start it again (as systemd would), in the gateway's node.
-    let name = lab.0.clone();
-    let _daemon = std::thread::spawn(move || {
-        Command::new(BIN)
-            .args([
-                "lab",
-                "exec",
-                "gw",
-                "--name",
-                &name,
-                "--",
-                BIN,
-                "--root",
-                &root,
-                "gateway",
-                "run",
-                "--backend",
-                "userspace",
-            ])
-            .output()
-    });
+    // Start it again (as systemd would), in the gateway's node, the way the lab starts
+    // it (its pid recorded, so `lab down` stops it). The killed daemon's socket is still
+    // there: gone first, so the wait below is for the new one.
+    let _ = std::fs::remove_file(format!("{}/run/proton/admin.sock", lab.root("gw")));
+    let mut l = proton_lab::Lab::load(&lab.0).unwrap();
+    proton_lab::scenario::start_gateway(std::path::Path::new(BIN), &mut l).unwrap();
     std::thread::sleep(Duration::from_secs(2));
     let after: Vec<String> = wg_dump(&lab).into_iter().map(|p| p[0].clone()).collect();
     assert!(
@@ -205,14 +189,6 @@ fn a_restarted_gateway_comes_back_with_every_peer_and_invitations_survive_a_sigk
         .find(|p| p["name"] == "w2")
         .unwrap();
     assert_eq!(w2["state"], "active");
-    // SIGTERM stops the daemon cleanly (the lab's recorded pid is gone; stop ours).
-    let _ = Command::new("pkill")
-        .args([
-            "-TERM",
-            "-f",
-            &format!("proton-lab/{}/gw/root gateway run", lab.0),
-        ])
-        .status();
 }
 
 /// Brings up wireguard-go in the spare worker `w2` with an invitation's throw-away key and
