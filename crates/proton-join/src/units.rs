@@ -1,19 +1,10 @@
 //! The systemd units `proton join` writes: the userspace tunnel (`proton agent`) and, for
 //! a wg-quick tunnel, the timer that re-resolves the gateway's name (`proton reresolve`).
 
-use proton_core::host::Root;
-
 pub const AGENT_UNIT: &str = "/etc/systemd/system/proton-agent.service";
 pub const RERESOLVE_SERVICE: &str = "/etc/systemd/system/proton-reresolve.service";
 pub const RERESOLVE_TIMER: &str = "/etc/systemd/system/proton-reresolve.timer";
-/// Where the Debian package puts its systemd units. A unit found here is not written
-/// again under /etc/systemd/system (that copy would hide the package's future versions).
-pub const PACKAGED_UNIT_DIR: &str = "/usr/lib/systemd/system";
-
-/// Whether the Debian package installed unit `name` (e.g. `proton-agent.service`).
-pub fn packaged_unit(root: &Root, name: &str) -> bool {
-    root.exists(format!("{PACKAGED_UNIT_DIR}/{name}"))
-}
+pub use proton_core::paths::packaged_unit;
 
 /// The worker's tunnel unit, running `proton_bin` (the same text in the Debian package,
 /// with /usr/bin/proton).

@@ -2,7 +2,7 @@
 //! their liveness, a worker's tunnel, the cluster's nodes, add-ons and certificates)
 //! and `proton doctor` (each check passes, warns or fails, and every failure comes with
 //! its exact fix). Also the endpoint re-resolution that wg-quick never does, and what an
-//! operator does to a host: `proton backup`/`restore` ([`backup`]), `proton uninstall`
+//! operator does to a host: `proton init` ([`init`]), `proton backup`/`restore` ([`backup`]), `proton uninstall`
 //! ([`uninstall`]), the retry queue for removed workers' K8s nodes ([`node_cleanup`]) and
 //! `proton apply`'s host plan, its journal and its execution ([`apply`]).
 //!
@@ -15,6 +15,7 @@ pub mod apply;
 pub mod backup;
 pub mod doctor;
 pub mod gateway_key;
+pub mod init;
 pub mod kube;
 pub mod nft;
 pub mod node_cleanup;

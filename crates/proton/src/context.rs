@@ -1,9 +1,9 @@
 //! What most gateway commands start from: the spec, the gateway key and the DB.
 
 use crate::output::failure;
-use crate::paths::GATEWAY_KEY;
 use proton_core::host::Root;
 use proton_core::keys::PrivateKey;
+use proton_core::paths::GATEWAY_KEY;
 use proton_core::spec::Spec;
 use proton_core::view::Network;
 use proton_core::wgconf::{PeerSection, WgQuickConfig};

@@ -80,7 +80,7 @@ pub fn units() -> Vec<(String, Vec<u8>)> {
     vec![
         (
             "proton-gateway.service".into(),
-            crate::cmd::init::gateway_unit(PACKAGED_BIN).into_bytes(),
+            proton_ops::init::gateway_unit(PACKAGED_BIN).into_bytes(),
         ),
         (
             "proton-agent.service".into(),
