@@ -40,15 +40,12 @@ pub fn failure(message: impl Into<String>, hint: impl Into<String>) -> anyhow::E
     .into()
 }
 
-/// Reports a failed command: `error:` (and `hint:`) on stderr; with `--json` also the
-/// same as one JSON object on stdout, `{"error":{"message","hint","exit_code"}}`, so a
-/// script reading stdout always gets JSON. The exit code is the text form's.
-pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
-    // The outermost context first, then the causes, on one line. A library error that
-    // already says its cause in its own message (`{0}` with a `#[source]`) is not
-    // followed by that cause a second time.
+/// An error and its causes on one line, outermost first. A library error that already
+/// says its cause in its own message (`{0}` with a `#[source]`) is not followed by that
+/// cause a second time.
+fn one_line<'a>(chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
     let mut line = String::new();
-    for cause in err.chain() {
+    for cause in chain {
         let text = cause.to_string();
         if line.contains(&text) {
             continue;
@@ -58,6 +55,29 @@ pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
         }
         line.push_str(&text);
     }
+    line
+}
+
+/// A library error with the hint its crate offers (`hint()`), as the user sees it:
+/// its causes on one line, the hint on its own, exit code 2 for bad input, else 1.
+pub fn with_hint(
+    e: &(dyn std::error::Error + 'static),
+    hint: Option<impl Into<String>>,
+    bad_input: bool,
+) -> anyhow::Error {
+    UserError {
+        message: one_line(std::iter::successors(Some(e), |e| e.source())),
+        hint: hint.map(Into::into),
+        code: if bad_input { 2 } else { 1 },
+    }
+    .into()
+}
+
+/// Reports a failed command: `error:` (and `hint:`) on stderr; with `--json` also the
+/// same as one JSON object on stdout, `{"error":{"message","hint","exit_code"}}`, so a
+/// script reading stdout always gets JSON. The exit code is the text form's.
+pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
+    let line = one_line(err.chain());
     let user = err.chain().find_map(|e| e.downcast_ref::<UserError>());
     let hint = user.and_then(|u| u.hint.as_deref());
     let code = user.map(|u| u.code).unwrap_or(1);

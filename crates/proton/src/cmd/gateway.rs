@@ -39,16 +39,7 @@ pub fn run(root: &Root, args: &DaemonArgs) -> anyhow::Result<()> {
     };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(proton_gateway::daemon::run(opts, shutdown_signal()))
-        .map_err(|e| match e.hint() {
-            // One line, then what fixes it, as every other command says it.
-            Some(hint) => crate::output::UserError {
-                message: e.to_string(),
-                hint: Some(hint.to_owned()),
-                code: 1,
-            }
-            .into(),
-            None => anyhow::Error::from(e),
-        })
+        .map_err(|e| crate::output::with_hint(&e, e.hint(), false))
 }
 
 /// Asks a running daemon to apply the DB now; says what happened in one line.

@@ -2,25 +2,15 @@
 //! gateway (all of it or nothing); this prints what was made and what comes next.
 
 use crate::cli::InitArgs;
-use crate::output::{UserError, bad_input};
+use crate::output::{bad_input, with_hint};
 use crate::paths::proton_bin;
 use proton_core::host::Root;
 use proton_core::spec::{SPEC_PATH, Spec};
 
 pub fn run(root: &Root, args: &InitArgs) -> anyhow::Result<()> {
     let spec = spec_from_args(args)?;
-    let public =
-        proton_ops::init::init(root, &spec, &proton_bin(), args.force).map_err(|e| {
-            match e.hint() {
-                Some(hint) => UserError {
-                    message: e.to_string(),
-                    hint: Some(hint.to_owned()),
-                    code: 1,
-                }
-                .into(),
-                None => anyhow::Error::from(e),
-            }
-        })?;
+    let public = proton_ops::init::init(root, &spec, &proton_bin(), args.force)
+        .map_err(|e| with_hint(&e, e.hint(), false))?;
     println!("Gateway `{}` created.", spec.gateway.name);
     println!("  spec:        {}", root.path(SPEC_PATH).display());
     println!("  public key:  {public}");

@@ -3,7 +3,7 @@
 
 use crate::cli::{DaemonArgs, JoinArgs};
 use crate::cmd::gateway::shutdown_signal;
-use crate::output::{UserError, bad_input};
+use crate::output::{bad_input, with_hint};
 use proton_core::host::Root;
 use proton_core::invite::Invitation;
 use proton_join::agent::{Agent, AgentOptions};
@@ -44,24 +44,6 @@ fn read_invitation(arg: &Option<String>) -> anyhow::Result<String> {
     }
 }
 
-/// An error and its causes on one line, as `output::report` prints them, with the
-/// library's hint and exit code.
-fn user_error(e: &dyn std::error::Error, hint: Option<String>, bad_input: bool) -> anyhow::Error {
-    let mut message = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        message.push_str(": ");
-        message.push_str(&c.to_string());
-        cause = c.source();
-    }
-    UserError {
-        message,
-        hint,
-        code: if bad_input { 2 } else { 1 },
-    }
-    .into()
-}
-
 fn options(args: &JoinArgs) -> anyhow::Result<JoinOptions> {
     let backend = crate::cmd::gateway::backend_arg(&args.backend)?;
     Ok(JoinOptions {
@@ -83,7 +65,7 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
     let inv = Invitation::decode(&text).map_err(|e| bad_input(e.to_string(), None))?;
     proton_join::join(root, &inv, &opts, &mut print)
         .map(drop)
-        .map_err(|e| user_error(&e, e.hint().map(Into::into), e.is_bad_input()))
+        .map_err(|e| with_hint(&e, e.hint(), e.is_bad_input()))
 }
 
 fn print(p: Progress<'_>) {
@@ -165,7 +147,7 @@ pub fn agent(root: &Root, args: &DaemonArgs) -> anyhow::Result<()> {
     let opts = AgentOptions {
         uapi_dir: args.uapi_dir.clone(),
     };
-    let fail = |e: proton_join::agent::AgentError| user_error(&e, e.hint().map(Into::into), false);
+    let fail = |e: proton_join::agent::AgentError| with_hint(&e, e.hint(), false);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let agent = Agent::start(root, &opts).await.map_err(fail)?;
