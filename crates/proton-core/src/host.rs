@@ -198,6 +198,25 @@ impl Host {
     }
 }
 
+/// Whether this process runs in a named network namespace (`ip netns add`, which
+/// bind-mounts it under `/run/netns`): a lab node, entered with `ip netns exec`. A
+/// machine's own namespace is not one. Commands local to the namespace (its nftables
+/// tables, its interfaces) can then act for a root other than `/` without touching the
+/// machine's own. (Comparing with PID 1's namespace would be simpler, but
+/// `/proc/1/ns/net` cannot be read in every container.)
+pub fn in_named_netns() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(mine) = fs::metadata("/proc/self/ns/net") else {
+        return false;
+    };
+    let Ok(named) = fs::read_dir("/run/netns") else {
+        return false;
+    };
+    named.flatten().any(|e| {
+        fs::metadata(e.path()).is_ok_and(|m| m.dev() == mine.dev() && m.ino() == mine.ino())
+    })
+}
+
 fn create_dir_all_mode(dir: &Path, mode: u32) -> Result<(), HostError> {
     if dir.is_dir() {
         return Ok(());

@@ -15,8 +15,11 @@
 //! `/etc/default/k3s` and add-on manifests Proton wrote for it. Without `--k3s` those stay
 //! (they are K3s's configuration now), and the command says so.
 //!
-//! Under `--root DIR` other than `/`, files are removed under DIR and host commands are
-//! printed as "not run".
+//! Under `--root DIR` other than `/`, files are removed under DIR and host-wide commands
+//! (systemctl, sysctl, K3s's uninstaller) are printed as "not run". The table and the
+//! interface belong to a network namespace: they are deleted there too when the command
+//! runs in a named network namespace (`ip netns exec`: a lab node), never in the
+//! machine's own.
 
 use proton_core::host::{HostError, Root};
 use proton_core::host::{Runner, SystemRunner};
@@ -153,9 +156,17 @@ pub fn plan(root: &Root, k3s: bool) -> Removal {
     }
 }
 
-/// The nftables table and the interface exist on this host (only asked on `/`).
+/// Whether `cmd` takes effect here: everything on `/`; under another root only what is
+/// local to the named network namespace this process runs in (`nft`, `ip`; a lab node).
+pub fn runs_here(root: &Root, cmd: &[String]) -> bool {
+    root.is_system()
+        || (matches!(cmd.first().map(String::as_str), Some("nft" | "ip"))
+            && proton_core::host::in_named_netns())
+}
+
+/// The nftables table and the interface exist here (asked only where the command runs).
 pub fn present(root: &Root, cmd: &[String]) -> bool {
-    if !root.is_system() {
+    if !runs_here(root, cmd) {
         return true;
     }
     let probe: Vec<&str> = match cmd.first().map(String::as_str) {
@@ -248,7 +259,7 @@ pub fn execute(
 ) -> Result<(), UninstallError> {
     for c in commands {
         let argv: Vec<&str> = c[1..].iter().map(String::as_str).collect();
-        if !root.is_system() {
+        if !runs_here(root, c) {
             step(Step::NotRun(c));
             continue;
         }
