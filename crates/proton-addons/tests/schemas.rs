@@ -4,12 +4,13 @@
 
 mod common;
 
-use common::*;
+use common::{defaults, dir, full};
 use proton_addons::{
-    ALLOWLIST_NAME, FILE_NAMES, PACKAGED_COMPONENT_FILES, PROD_ISSUER, STAGING_ISSUER,
-    TRAEFIK_NAMESPACE, expose, expose_manifest, object_refs, plan_removal, render_manifests,
-    to_yaml, unexpose_manifest,
+    ALLOWLIST_NAME, AddonsParams, FILE_NAMES, PACKAGED_COMPONENT_FILES, PROD_ISSUER,
+    STAGING_ISSUER, TRAEFIK_NAMESPACE, expose, expose_manifest, object_refs, plan_removal,
+    render_manifests, to_yaml, unexpose_manifest,
 };
+use proton_test_support::schema::{Crd, errors, load_crd, load_values_schema, yaml_to_json};
 use serde_json::{Value, json};
 
 const CRD_FILES: [&str; 6] = [
@@ -21,6 +22,22 @@ const CRD_FILES: [&str; 6] = [
     "cert-manager.io_certificates.yaml",
 ];
 
+/// Headlamp exposed at a host (the other dashboard's route shape).
+fn headlamp_exposed() -> AddonsParams {
+    let mut p = defaults();
+    p.dashboard.as_mut().unwrap().host = Some("headlamp.example.org".into());
+    p
+}
+
+/// A chart's values schema, `tests/schemas/chart-values/CHART.values.schema.json`.
+fn values(chart: &str) -> jsonschema::Validator {
+    load_values_schema(
+        &dir()
+            .join("schemas/chart-values")
+            .join(format!("{chart}.values.schema.json")),
+    )
+}
+
 struct Schemas {
     crds: Vec<Crd>,
     traefik: jsonschema::Validator,
@@ -30,10 +47,13 @@ struct Schemas {
 
 fn schemas() -> Schemas {
     Schemas {
-        crds: CRD_FILES.iter().map(|f| load_crd(f)).collect(),
-        traefik: load_values_schema("traefik.values.schema.json"),
-        cert_manager: load_values_schema("cert-manager.values.schema.json"),
-        headlamp: load_values_schema("headlamp.values.schema.json"),
+        crds: CRD_FILES
+            .iter()
+            .map(|f| load_crd(&dir().join("schemas/crds").join(f)))
+            .collect(),
+        traefik: values("traefik"),
+        cert_manager: values("cert-manager"),
+        headlamp: values("headlamp"),
     }
 }
 

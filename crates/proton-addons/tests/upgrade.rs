@@ -24,15 +24,20 @@
 //!   and `node-role.kubernetes.io/master=true` (k3s pkg/server, where the server waits for its own Node and labels it),
 //!   agents neither; every kubelet sets `kubernetes.io/hostname` and `kubernetes.io/os`.
 
-mod common;
-
-use common::{errors, load_crd, yaml_to_json};
 use proton_addons::{
     AGENT_PLAN, SERVER_PLAN, SYSTEM_UPGRADE_NAMESPACE, UPGRADE_FILE_NAMES, UpgradeParams,
     object_refs, render_upgrade_manifests,
 };
+use proton_test_support::schema::{errors, load_crd, yaml_to_json};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The system-upgrade-controller's Plan CRD, copied into `tests/schemas/crds/`.
+fn plan_crd() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/schemas/crds/upgrade.cattle.io_plans.yaml")
+}
 
 fn docs(yaml: &str) -> Vec<Value> {
     use serde::Deserialize;
@@ -54,7 +59,7 @@ fn rendered(version: &str) -> (Vec<Value>, Vec<Value>) {
 
 #[test]
 fn plans_validate_against_the_plan_crd_and_follow_the_k3s_docs() {
-    let crd = load_crd("upgrade.cattle.io_plans.yaml");
+    let crd = load_crd(&plan_crd());
     let (_, plans) = rendered("v1.34.2+k3s1");
     assert_eq!(plans.len(), 2);
     for p in &plans {
@@ -129,10 +134,7 @@ fn controller_objects_are_upstreams_and_read_back_as_their_types() {
         .iter()
         .find(|o| o["kind"] == "CustomResourceDefinition")
         .unwrap();
-    let mut on_disk = yaml_to_json(
-        &std::fs::read_to_string(common::dir().join("schemas/crds/upgrade.cattle.io_plans.yaml"))
-            .unwrap(),
-    );
+    let mut on_disk = yaml_to_json(&std::fs::read_to_string(plan_crd()).unwrap());
     on_disk["metadata"]["labels"] = crd["metadata"]["labels"].clone();
     assert_eq!(*crd, on_disk);
     // A ServiceAccount subject of a ClusterRoleBinding must name its namespace, or the API

@@ -2,12 +2,9 @@
 //! must use the kubeconfig's CA and client certificate, read the right path, and turn
 //! every failure into one actionable line.
 
-#[path = "support/kube_api.rs"]
-mod kube_api;
-
-use kube_api::*;
 use proton_k3s::Error;
 use proton_k3s::api::{ApiClient, KubeconfigSource, client_from_file};
+use proton_test_support::kube_api::{self, *};
 
 const PATH: &str = "/api/v1/namespaces/kube-system/secrets/proton-admin-token";
 

@@ -5,10 +5,8 @@
 //! and UDP GSO/GRO were really used, or, when forced off, that the plain path was.
 //! Root only; each test makes its own namespaces and removes them.
 
-mod common;
-
-use common::*;
 use proton_core::keys::PrivateKey;
+use proton_test_support::netns::*;
 use proton_wg::{DataPathStats, Device, InterfaceConfig, Offloads, PeerConfig};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;

@@ -3,10 +3,9 @@
 //! of these starts failing after a gotatun upgrade, the trap is fixed upstream and its
 //! workaround can go. Root only; own namespaces.
 
-mod common;
-use common::*;
 use gotatun::device::{DeviceBuilder, Peer};
 use gotatun::tun::tun_async_device::TunDevice;
+use proton_test_support::netns::*;
 use x25519_dalek::{PublicKey, StaticSecret};
 
 #[test]

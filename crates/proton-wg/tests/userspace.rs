@@ -3,11 +3,9 @@
 //! reading our device through its UAPI socket. Root only; each test makes its own
 //! namespaces and removes them.
 
-mod common;
-
-use common::*;
 use proton_core::keys::PrivateKey;
 use proton_core::wgconf::{PeerSection, WgQuickConfig};
+use proton_test_support::netns::*;
 use proton_wg::{Device, InterfaceConfig, PeerConfig, PeerStatus};
 use std::time::{Duration, Instant};
 

@@ -3,18 +3,18 @@
 //! API that requires the kubeconfig's client certificate), and the one-source-of-truth
 //! check that the allow-list, the firewall and client configs all take `network.cidr`.
 
-mod cli;
+use proton_test_support::cli::proton;
 
-use cli::proton;
-
-#[path = "../../proton-k3s/tests/support/kube_api.rs"]
-mod kube_api;
+use proton_test_support::kube_api;
 
 use base64::Engine;
 use proton_addons::{AddonsParams, DashboardKind, DashboardParams, render_manifests};
 use proton_core::spec::Spec;
 use std::path::Path;
 use std::process::Output;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 const MANIFESTS: &str = "var/lib/rancher/k3s/server/manifests";
 
@@ -41,6 +41,7 @@ fn assert_fails(o: &Output, code: i32, needle: &str) -> String {
 
 fn init(root: &Path, cidr: &str) {
     let o = proton(
+        BIN,
         root,
         &["init", "--endpoint", "vps.example.com", "--cidr", cidr],
     );
@@ -73,7 +74,7 @@ fn expose_writes_one_auto_deploy_file_and_remove_empties_it() {
     // --dry-run prints exactly what would be written, and writes nothing.
     let mut dry = args.to_vec();
     dry.push("--dry-run");
-    let o = proton(root, &dry);
+    let o = proton(BIN, root, &dry);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!root.join(MANIFESTS).exists());
     let expected = proton_addons::expose_manifest(
@@ -86,7 +87,7 @@ fn expose_writes_one_auto_deploy_file_and_remove_empties_it() {
     .unwrap();
     assert_eq!(stdout(&o), expected.yaml);
 
-    let o = proton(root, &args);
+    let o = proton(BIN, root, &args);
     assert!(o.status.success(), "{}", stderr(&o));
     // The very objects proton-addons' schema tests validate.
     assert_eq!(std::fs::read_to_string(&file).unwrap(), expected.yaml);
@@ -98,7 +99,7 @@ fn expose_writes_one_auto_deploy_file_and_remove_empties_it() {
     );
 
     // Public this time: same file, no allow-list.
-    let o = proton(root, &args[..6]);
+    let o = proton(BIN, root, &args[..6]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(!text.contains("vpn-allowlist") && text.contains("kind: Certificate"));
@@ -109,12 +110,12 @@ fn expose_writes_one_auto_deploy_file_and_remove_empties_it() {
         "default_issuer = \"letsencrypt-prod\"",
         "default_issuer = \"letsencrypt-staging\"",
     );
-    let o = proton(root, &args[..6]);
+    let o = proton(BIN, root, &args[..6]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("name: letsencrypt-staging"), "{text}");
 
-    let o = proton(root, &["expose", "blog", "--remove"]);
+    let o = proton(BIN, root, &["expose", "blog", "--remove"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("IngressRoute web/blog, Certificate web/blog"),
@@ -124,7 +125,7 @@ fn expose_writes_one_auto_deploy_file_and_remove_empties_it() {
     let text = std::fs::read_to_string(&file).expect("the file stays, so K3s prunes");
     assert!(text.lines().all(|l| l.starts_with('#')), "{text}");
 
-    let o = proton(root, &["expose", "nothing", "--remove"]);
+    let o = proton(BIN, root, &["expose", "nothing", "--remove"]);
     assert_fails(&o, 2, "nothing is exposed as `nothing`");
     assert!(
         !root
@@ -168,7 +169,7 @@ fn expose_refuses_bad_input_with_one_line_and_writes_nothing() {
     for (args, needle) in cases {
         let mut full = vec!["expose"];
         full.extend(args);
-        assert_fails(&proton(root, &full), 2, needle);
+        assert_fails(&proton(BIN, root, &full), 2, needle);
     }
     // Ingress off in the spec: nothing to route through.
     edit_spec(
@@ -178,6 +179,7 @@ fn expose_refuses_bad_input_with_one_line_and_writes_nothing() {
     );
     edit_spec(root, "[tls]\nenabled = true", "[tls]\nenabled = false");
     let o = proton(
+        BIN,
         root,
         &[
             "expose",
@@ -267,7 +269,7 @@ fn dashboard_token_is_read_over_mutual_tls_for_either_dashboard() {
         )
         .unwrap();
 
-        let o = proton(root, &["dashboard", "token"]);
+        let o = proton(BIN, root, &["dashboard", "token"]);
         assert!(o.status.success(), "{}", stderr(&o));
         assert_eq!(
             stdout(&o),
@@ -277,7 +279,7 @@ fn dashboard_token_is_read_over_mutual_tls_for_either_dashboard() {
         assert!(stderr(&o).contains(hint), "{spec_kind}: {}", stderr(&o));
         assert!(!stderr(&o).contains(&token), "never on stderr");
         // Not even at the most verbose log level (ureq's TRACE logs the wire unredacted).
-        let o = proton(root, &["-vvv", "dashboard", "token"]);
+        let o = proton(BIN, root, &["-vvv", "dashboard", "token"]);
         assert!(o.status.success(), "{}", stderr(&o));
         let b64 = base64::engine::general_purpose::STANDARD.encode(&token);
         assert!(
@@ -300,7 +302,7 @@ fn dashboard_token_errors_are_one_line_with_the_way_out() {
     let root = dir.path();
     init(root, "10.7.7.0/24");
     // K3s not installed (no kubeconfig).
-    let o = proton(root, &["dashboard", "token"]);
+    let o = proton(BIN, root, &["dashboard", "token"]);
     let err = assert_fails(&o, 1, "no kubeconfig at");
     assert!(
         err.contains("proton apply") && err.contains("K3s is not installed"),
@@ -328,6 +330,7 @@ fn dashboard_token_errors_are_one_line_with_the_way_out() {
     )
     .unwrap();
     let o = proton(
+        BIN,
         root,
         &["dashboard", "token", "--kubeconfig", kc.to_str().unwrap()],
     );
@@ -348,6 +351,7 @@ fn dashboard_token_errors_are_one_line_with_the_way_out() {
     )
     .unwrap();
     let o = proton(
+        BIN,
         root,
         &["dashboard", "token", "--kubeconfig", kc.to_str().unwrap()],
     );
@@ -362,7 +366,7 @@ fn dashboard_token_errors_are_one_line_with_the_way_out() {
         "[dashboard]\nenabled = true",
         "[dashboard]\nenabled = false",
     );
-    let o = proton(root, &["dashboard", "token"]);
+    let o = proton(BIN, root, &["dashboard", "token"]);
     assert_fails(&o, 1, "the dashboard is off in the spec");
 }
 
@@ -402,7 +406,7 @@ fn allowlist_firewall_and_client_config_take_the_range_from_network_cidr() {
         "{firewall}"
     );
 
-    let o = proton(root, &["client", "add", "phone"]);
+    let o = proton(BIN, root, &["client", "add", "phone"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let client = stdout(&o);
     let allowed: Vec<&str> = client

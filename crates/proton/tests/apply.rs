@@ -5,52 +5,19 @@
 //!
 //! `UPDATE_GOLDEN=1 cargo nextest run -p proton --test apply` regenerates tests/golden/apply.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-mod k3s_gw;
+use proton_test_support::k3s_gw::{Gw, text};
 
-use k3s_gw::{Gw, fixture, text};
-
-impl Gw {
-    /// The installer fixture's record of its last run (and forgets it).
-    fn take_record(&self) -> Option<String> {
-        let p = self.rec.path().join("record");
-        let r = std::fs::read_to_string(&p).ok();
-        let _ = std::fs::remove_file(p);
-        r
-    }
-
-    /// Every file under the root: contents and mode (a digest of them, to keep
-    /// assertion messages short).
-    fn snapshot(&self) -> BTreeMap<PathBuf, (u64, u32)> {
-        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, (u64, u32)>) {
-            for e in std::fs::read_dir(dir).unwrap() {
-                let e = e.unwrap();
-                let p = e.path();
-                let meta = e.metadata().unwrap();
-                if meta.is_dir() {
-                    walk(&p, out);
-                } else {
-                    let mode = meta.permissions().mode();
-                    let mut h = std::collections::hash_map::DefaultHasher::new();
-                    std::hash::Hash::hash(&std::fs::read(&p).unwrap(), &mut h);
-                    out.insert(p.clone(), (std::hash::Hasher::finish(&h), mode));
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        walk(self.dir.path(), &mut out);
-        out
-    }
-}
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 const MANIFESTS: &str = "var/lib/rancher/k3s/server/manifests";
 
 #[test]
 fn first_apply_writes_every_file_as_golden_and_installs_the_pinned_version() {
-    let gw = Gw::new();
+    let gw = Gw::new(BIN, env!("CARGO_MANIFEST_DIR"));
     let out = gw.run(&["apply"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -140,7 +107,7 @@ fn first_apply_writes_every_file_as_golden_and_installs_the_pinned_version() {
 
 #[test]
 fn second_apply_changes_nothing_and_dry_run_touches_nothing() {
-    let gw = Gw::new();
+    let gw = Gw::new(BIN, env!("CARGO_MANIFEST_DIR"));
     let before = gw.snapshot();
     let dry = gw.ok(&["apply", "--dry-run"]);
     assert_eq!(gw.snapshot(), before, "--dry-run changed the tree");
@@ -172,7 +139,7 @@ fn second_apply_changes_nothing_and_dry_run_touches_nothing() {
 
 #[test]
 fn a_changed_k3s_file_restarts_k3s_and_a_new_version_reinstalls_instead() {
-    let gw = Gw::new();
+    let gw = Gw::new(BIN, env!("CARGO_MANIFEST_DIR"));
     gw.ok(&["apply"]);
     gw.take_record();
     gw.edit_spec(&[("gogc = 10", "gogc = 20")]);
@@ -206,7 +173,7 @@ fn a_changed_k3s_file_restarts_k3s_and_a_new_version_reinstalls_instead() {
 
 #[test]
 fn turning_an_add_on_off_empties_its_file_so_k3s_prunes_it() {
-    let gw = Gw::new();
+    let gw = Gw::new(BIN, env!("CARGO_MANIFEST_DIR"));
     gw.ok(&["apply"]);
     let dash = gw.path(&format!("{MANIFESTS}/proton-dashboard.yaml"));
     let kinds = |p: &Path| {
@@ -255,7 +222,7 @@ fn turning_an_add_on_off_empties_its_file_so_k3s_prunes_it() {
 
 #[test]
 fn a_bad_spec_or_a_failing_installer() {
-    let gw = Gw::new();
+    let gw = Gw::new(BIN, env!("CARGO_MANIFEST_DIR"));
     gw.edit_spec(&[(
         "skip_download = true",
         "skip_download = true\nextra_args = [\"--node-ip=1.2.3.4\"]",
@@ -291,14 +258,14 @@ fn a_bad_spec_or_a_failing_installer() {
 
 #[test]
 fn kubeconfig_points_at_the_tunnel_and_merges_without_disturbing_others() {
-    let gw = Gw::new();
+    let gw = Gw::new(BIN, env!("CARGO_MANIFEST_DIR"));
     let missing = gw.run(&["kubeconfig"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("proton apply"));
 
     let k3s_yaml = gw.path("etc/rancher/k3s/k3s.yaml");
     std::fs::create_dir_all(k3s_yaml.parent().unwrap()).unwrap();
-    std::fs::copy(fixture("k3s.yaml"), &k3s_yaml).unwrap();
+    std::fs::copy(gw.fixture("k3s.yaml"), &k3s_yaml).unwrap();
     let out = gw.run(&["kubeconfig"]);
     assert!(out.status.success());
     assert!(
@@ -317,7 +284,7 @@ fn kubeconfig_points_at_the_tunnel_and_merges_without_disturbing_others() {
     // --merge FILE keeps the other clusters, contexts, users and the current context.
     let target = gw.path("home/admin/other.yaml");
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    std::fs::copy(fixture("existing-kubeconfig.yaml"), &target).unwrap();
+    std::fs::copy(gw.fixture("existing-kubeconfig.yaml"), &target).unwrap();
     gw.ok(&["kubeconfig", "--merge", target.to_str().unwrap()]);
     let merged = std::fs::read_to_string(&target).unwrap();
     for kept in [
@@ -350,7 +317,7 @@ fn kubeconfig_points_at_the_tunnel_and_merges_without_disturbing_others() {
 
 #[test]
 fn dry_run_says_what_it_will_create_change_and_run_before_the_diffs() {
-    let gw = Gw::new();
+    let gw = Gw::new(BIN, env!("CARGO_MANIFEST_DIR"));
     let dry = gw.ok(&["apply", "--dry-run"]);
     let (summary, details) = dry
         .split_once("\nDetails:\n")
@@ -398,7 +365,7 @@ fn dry_run_says_what_it_will_create_change_and_run_before_the_diffs() {
 /// server Plan, then the agent Plan that waits for it) and runs no installer.
 #[test]
 fn a_new_version_on_an_installed_k3s_goes_to_the_upgrade_plans_not_the_installer() {
-    let gw = Gw::new();
+    let gw = Gw::new(BIN, env!("CARGO_MANIFEST_DIR"));
     gw.edit_spec(&[("skip_download = true", "skip_download = false")]);
     gw.ok(&["apply"]);
     let first = gw.take_record().expect("first install: the installer runs");

@@ -11,13 +11,14 @@
 //! Rows are shaped like kine's (`name` = key, `created`, `deleted`, `create_revision`,
 //! `prev_revision`, `lease`, `value`, `old_value`).
 
-mod cli;
-
-use cli::{gateway, proton};
+use proton_test_support::cli::{gateway, proton};
 use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 /// kine's SQLite schema, verbatim (k3s-io/kine@v0.14.6 pkg/drivers/sqlite/sqlite.go).
 const KINE_SCHEMA: [&str; 6] = [
@@ -85,7 +86,7 @@ fn text(b: &[u8]) -> String {
 }
 
 fn ok(root: &Path, args: &[&str]) -> String {
-    let o = proton(root, args);
+    let o = proton(BIN, root, args);
     assert!(o.status.success(), "{args:?}: {}", text(&o.stderr));
     text(&o.stdout)
 }
@@ -114,7 +115,7 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
 
 #[test]
 fn a_backup_restored_on_a_new_machine_is_the_same_gateway() {
-    let old = gateway();
+    let old = gateway(BIN);
     ok(old.path(), &["client", "add", "phone"]);
     let invite = ok(old.path(), &["invite", "home-1", "--no-qr"]);
     assert!(!invite.is_empty());
@@ -142,7 +143,7 @@ fn a_backup_restored_on_a_new_machine_is_the_same_gateway() {
     );
     running.execute_batch("COMMIT").unwrap();
     // Never overwrites.
-    let again = proton(old.path(), &["backup", f]);
+    let again = proton(BIN, old.path(), &["backup", f]);
     assert_eq!(again.status.code(), Some(2));
     assert!(
         text(&again.stderr).starts_with("error: "),
@@ -225,7 +226,7 @@ fn a_backup_restored_on_a_new_machine_is_the_same_gateway() {
 
     // Restoring over a gateway: refused with one line, nothing touched.
     let before = tree(new.path());
-    let o = proton(new.path(), &["restore", f]);
+    let o = proton(BIN, new.path(), &["restore", f]);
     assert_eq!(o.status.code(), Some(1));
     let err = text(&o.stderr);
     assert!(
@@ -250,7 +251,7 @@ fn a_backup_restored_on_a_new_machine_is_the_same_gateway() {
 
 #[test]
 fn a_damaged_or_foreign_archive_changes_nothing() {
-    let old = gateway();
+    let old = gateway(BIN);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("b");
     ok(old.path(), &["backup", file.to_str().unwrap()]);
@@ -276,7 +277,7 @@ fn a_damaged_or_foreign_archive_changes_nothing() {
         let bad = dir.path().join("bad");
         std::fs::write(&bad, &data).unwrap();
         let fresh = tempfile::tempdir().unwrap();
-        let o = proton(fresh.path(), &["restore", bad.to_str().unwrap()]);
+        let o = proton(BIN, fresh.path(), &["restore", bad.to_str().unwrap()]);
         assert!(!o.status.success(), "{what}");
         let err = text(&o.stderr);
         assert!(err.starts_with("error: "), "{what}: {err}");
@@ -294,7 +295,7 @@ fn a_damaged_or_foreign_archive_changes_nothing() {
 
 #[test]
 fn an_encrypted_backup_needs_its_passphrase_and_hides_the_key() {
-    let old = gateway();
+    let old = gateway(BIN);
     let dir = tempfile::tempdir().unwrap();
     let pass = dir.path().join("pass");
     std::fs::write(&pass, "correct horse battery staple\n").unwrap();
@@ -322,7 +323,7 @@ fn an_encrypted_backup_needs_its_passphrase_and_hides_the_key() {
         vec!["restore", f, "--passphrase-file", wrong.to_str().unwrap()],
     ] {
         let fresh = tempfile::tempdir().unwrap();
-        let o = proton(fresh.path(), &args);
+        let o = proton(BIN, fresh.path(), &args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         let err = text(&o.stderr);
         assert!(err.starts_with("error: "), "{err}");
@@ -339,6 +340,7 @@ fn an_encrypted_backup_needs_its_passphrase_and_hides_the_key() {
     );
     // --encrypt without any passphrase source is refused before anything is written.
     let o = proton(
+        BIN,
         old.path(),
         &[
             "backup",

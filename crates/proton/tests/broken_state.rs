@@ -3,11 +3,12 @@
 //! never open as a new, empty network), a deleted one is called deleted, and a spec whose
 //! network range moved away from the peers' is refused with the way back.
 
-mod cli;
-
-use cli::{gateway, proton};
+use proton_test_support::cli::{gateway, proton};
 use std::path::{Path, PathBuf};
 use std::process::Output;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 fn text(out: &Output) -> String {
     format!(
@@ -48,7 +49,7 @@ const COMMANDS: &[&[&str]] = &[
 fn every_command_refuses(root: &Path, want: &str) {
     let before = on_disk(root);
     for args in COMMANDS {
-        let out = proton(root, args);
+        let out = proton(BIN, root, args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} succeeded: {}", text(&out));
         assert!(err.contains(want), "{args:?}: {}", text(&out));
@@ -63,7 +64,7 @@ fn every_command_refuses(root: &Path, want: &str) {
 
 #[test]
 fn a_zero_byte_db_is_refused_by_every_command_and_stays_zero_bytes() {
-    let gw = gateway();
+    let gw = gateway(BIN);
     std::fs::write(db(gw.path()), b"").unwrap();
     every_command_refuses(
         gw.path(),
@@ -74,7 +75,7 @@ fn a_zero_byte_db_is_refused_by_every_command_and_stays_zero_bytes() {
 
 #[test]
 fn a_foreign_file_in_place_of_the_db_is_refused_and_left_alone() {
-    let gw = gateway();
+    let gw = gateway(BIN);
     std::fs::write(
         db(gw.path()),
         b"PRAGMA nothing; -- an SQL dump, not a database\n",
@@ -85,12 +86,12 @@ fn a_foreign_file_in_place_of_the_db_is_refused_and_left_alone() {
 
 #[test]
 fn a_deleted_db_says_it_was_deleted_and_does_not_advise_init() {
-    let gw = gateway();
+    let gw = gateway(BIN);
     for side in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{side}", db(gw.path()).display()));
     }
     for args in &COMMANDS[..7] {
-        let out = proton(gw.path(), args);
+        let out = proton(BIN, gw.path(), args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
         assert!(
@@ -112,6 +113,7 @@ fn init_refuses_a_range_that_would_break_the_host_and_creates_nothing() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = proton(
+            BIN,
             dir.path(),
             &["init", "--endpoint", "203.0.113.5", "--cidr", cidr],
         );
@@ -130,6 +132,7 @@ fn init_refuses_a_range_that_would_break_the_host_and_creates_nothing() {
     // The 10,000-peer size.
     let dir = tempfile::tempdir().unwrap();
     let out = proton(
+        BIN,
         dir.path(),
         &["init", "--endpoint", "203.0.113.5", "--cidr", "10.7.0.0/18"],
     );
@@ -138,8 +141,8 @@ fn init_refuses_a_range_that_would_break_the_host_and_creates_nothing() {
 
 #[test]
 fn a_spec_edited_to_a_new_range_is_refused_while_peers_have_addresses_in_the_old() {
-    let gw = gateway();
-    let out = proton(gw.path(), &["client", "add", "phone"]);
+    let gw = gateway(BIN);
+    let out = proton(BIN, gw.path(), &["client", "add", "phone"]);
     assert!(out.status.success(), "{}", text(&out));
     let spec = gw.path().join("etc/proton/proton.toml");
     let original = std::fs::read_to_string(&spec).unwrap();
@@ -148,7 +151,7 @@ fn a_spec_edited_to_a_new_range_is_refused_while_peers_have_addresses_in_the_old
     std::fs::write(&spec, original.replace("10.7.7.0/24", "10.7.0.0/16")).unwrap();
     let before = on_disk(gw.path()).0;
     for args in &COMMANDS[..7] {
-        let out = proton(gw.path(), args);
+        let out = proton(BIN, gw.path(), args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}: {}", text(&out));
         assert!(
@@ -160,7 +163,7 @@ fn a_spec_edited_to_a_new_range_is_refused_while_peers_have_addresses_in_the_old
     }
     assert_eq!(on_disk(gw.path()).0, before);
     std::fs::write(&spec, original).unwrap();
-    let out = proton(gw.path(), &["peer", "list"]);
+    let out = proton(BIN, gw.path(), &["peer", "list"]);
     assert!(
         out.status.success() && text(&out).contains("phone"),
         "{}",
@@ -171,7 +174,7 @@ fn a_spec_edited_to_a_new_range_is_refused_while_peers_have_addresses_in_the_old
 /// Errors that quote input quote a short prefix of it, not all of it.
 #[test]
 fn errors_quote_a_short_prefix_of_long_input() {
-    let gw = gateway();
+    let gw = gateway(BIN);
     let long_name = "n".repeat(300);
     let huge = "x".repeat(10 << 20);
     for args in [
@@ -181,7 +184,7 @@ fn errors_quote_a_short_prefix_of_long_input() {
         vec!["peer", "rename", "proton", long_name.as_str()],
         vec!["invite", "w1", "--ttl", long_name.as_str(), "--no-qr"],
     ] {
-        let out = proton(gw.path(), &args);
+        let out = proton(BIN, gw.path(), &args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
         assert!(
@@ -197,7 +200,7 @@ fn errors_quote_a_short_prefix_of_long_input() {
         text.replace("interface = \"wg0\"", &format!("interface = \"{huge}\"")),
     )
     .unwrap();
-    let out = proton(gw.path(), &["peer", "list"]);
+    let out = proton(BIN, gw.path(), &["peer", "list"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -210,7 +213,8 @@ fn errors_quote_a_short_prefix_of_long_input() {
         text.replace("interface = \"wg0\"", &format!("interface = {huge}")),
     )
     .unwrap();
-    let err = String::from_utf8_lossy(&proton(gw.path(), &["peer", "list"]).stderr).to_string();
+    let err =
+        String::from_utf8_lossy(&proton(BIN, gw.path(), &["peer", "list"]).stderr).to_string();
     assert!(err.len() < 400, "{} bytes", err.len());
     let bad = format!("[Interface]\nMTU = {}\n", "9".repeat(300));
     let e = proton_core::wgconf::WgQuickConfig::parse(&bad)
@@ -227,7 +231,11 @@ fn errors_quote_a_short_prefix_of_long_input() {
 #[test]
 fn gateway_run_without_a_gateway_says_so_once_and_how_to_make_or_restore_one() {
     let empty = tempfile::tempdir().unwrap();
-    let out = proton(empty.path(), &["gateway", "run", "--backend", "userspace"]);
+    let out = proton(
+        BIN,
+        empty.path(),
+        &["gateway", "run", "--backend", "userspace"],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -241,9 +249,13 @@ fn gateway_run_without_a_gateway_says_so_once_and_how_to_make_or_restore_one() {
         "said twice: {err}"
     );
 
-    let gw = gateway();
+    let gw = gateway(BIN);
     std::fs::remove_file(gw.path().join("etc/proton/gateway.key")).unwrap();
-    let out = proton(gw.path(), &["gateway", "run", "--backend", "userspace"]);
+    let out = proton(
+        BIN,
+        gw.path(),
+        &["gateway", "run", "--backend", "userspace"],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let lines: Vec<&str> = err.lines().collect();

@@ -3,12 +3,13 @@
 //! code private (0600) and a failed PNG adding nothing, the private key never stored,
 //! renames audited, and bad input one line that changes nothing.
 
-mod cli;
-
-use cli::{gateway, proton};
+use proton_test_support::cli::{gateway, proton};
 
 use std::path::Path;
 use std::process::Output;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 fn text(out: &Output) -> String {
     format!(
@@ -19,7 +20,7 @@ fn text(out: &Output) -> String {
 }
 
 fn peers(root: &Path) -> String {
-    let out = proton(root, &["peer", "list", "--json"]);
+    let out = proton(BIN, root, &["peer", "list", "--json"]);
     assert!(out.status.success(), "{}", text(&out));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -53,8 +54,8 @@ fn all_bytes(dir: &Path) -> Vec<u8> {
 #[test]
 fn client_add_is_split_tunnel_unless_asked_and_its_key_is_never_stored() {
     use std::os::unix::fs::PermissionsExt;
-    let gw = gateway();
-    let out = proton(gw.path(), &["client", "add", "phone"]);
+    let gw = gateway(BIN);
+    let out = proton(BIN, gw.path(), &["client", "add", "phone"]);
     assert!(out.status.success(), "{}", text(&out));
     let config = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(peer_value(&config, "AllowedIPs"), "10.7.7.0/24");
@@ -71,6 +72,7 @@ fn client_add_is_split_tunnel_unless_asked_and_its_key_is_never_stored() {
 
     let png = gw.path().join("laptop.png");
     let out = proton(
+        BIN,
         gw.path(),
         &[
             "client",
@@ -97,12 +99,13 @@ fn client_add_is_split_tunnel_unless_asked_and_its_key_is_never_stored() {
 
 #[test]
 fn a_qr_png_that_cannot_be_written_adds_no_client() {
-    let gw = gateway();
+    let gw = gateway(BIN);
     let before = peers(gw.path());
     // A directory where the file should go: the write fails after the key was made.
     let dir = gw.path().join("taken.png");
     std::fs::create_dir(&dir).unwrap();
     let out = proton(
+        BIN,
         gw.path(),
         &["client", "add", "phone", "--qr-png", dir.to_str().unwrap()],
     );
@@ -122,14 +125,14 @@ fn a_qr_png_that_cannot_be_written_adds_no_client() {
 
 #[test]
 fn rename_and_remove_refuse_bad_input_and_renames_are_audited() {
-    let gw = gateway();
+    let gw = gateway(BIN);
     assert!(
-        proton(gw.path(), &["client", "add", "phone"])
+        proton(BIN, gw.path(), &["client", "add", "phone"])
             .status
             .success()
     );
     assert!(
-        proton(gw.path(), &["client", "add", "tablet"])
+        proton(BIN, gw.path(), &["client", "add", "tablet"])
             .status
             .success()
     );
@@ -146,7 +149,7 @@ fn rename_and_remove_refuse_bad_input_and_renames_are_audited() {
         &["invite", "w1", "--ttl", "1x", "--no-qr"],
         &["invite", "w1", "--ttl", "99999999999999999d", "--no-qr"],
     ] {
-        let out = proton(gw.path(), args);
+        let out = proton(BIN, gw.path(), args);
         let err = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(!out.status.success(), "{args:?} succeeded");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
@@ -154,7 +157,7 @@ fn rename_and_remove_refuse_bad_input_and_renames_are_audited() {
         assert_eq!(peers(gw.path()), before, "{args:?} changed the inventory");
     }
 
-    let out = proton(gw.path(), &["peer", "rename", "phone", "phone-2"]);
+    let out = proton(BIN, gw.path(), &["peer", "rename", "phone", "phone-2"]);
     assert!(out.status.success(), "{}", text(&out));
     let list = peers(gw.path());
     assert!(
@@ -174,15 +177,15 @@ fn rename_and_remove_refuse_bad_input_and_renames_are_audited() {
 
 #[test]
 fn a_worker_that_joined_k3s_cannot_be_renamed() {
-    let gw = gateway();
-    let out = proton(gw.path(), &["invite", "home-1", "--no-qr"]);
+    let gw = gateway(BIN);
+    let out = proton(BIN, gw.path(), &["invite", "home-1", "--no-qr"]);
     assert!(out.status.success(), "{}", text(&out));
     // What the join API records when it mints the worker's K3s bootstrap token.
     let tokens = gw.path().join("var/lib/proton/k3s-tokens");
     std::fs::create_dir_all(&tokens).unwrap();
     std::fs::write(tokens.join("home-1"), "abcdef\n").unwrap();
     let before = peers(gw.path());
-    let out = proton(gw.path(), &["peer", "rename", "home-1", "home-2"]);
+    let out = proton(BIN, gw.path(), &["peer", "rename", "home-1", "home-2"]);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -192,7 +195,7 @@ fn a_worker_that_joined_k3s_cannot_be_renamed() {
     assert_eq!(peers(gw.path()), before);
     // Without K3s join data, a worker renames like any peer.
     std::fs::remove_file(tokens.join("home-1")).unwrap();
-    let out = proton(gw.path(), &["peer", "rename", "home-1", "home-2"]);
+    let out = proton(BIN, gw.path(), &["peer", "rename", "home-1", "home-2"]);
     assert!(out.status.success(), "{}", text(&out));
 }
 
@@ -211,7 +214,7 @@ fn client_add_to(root: &Path, name: &str, stdout: std::process::Stdio) -> Output
 
 #[test]
 fn a_client_whose_config_never_got_out_is_not_added() {
-    let gw = gateway();
+    let gw = gateway(BIN);
     // Standard output is a pipe nobody reads any more: the config cannot be shown.
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
@@ -226,7 +229,7 @@ fn a_client_whose_config_never_got_out_is_not_added() {
         peers(gw.path())
     );
     // The name and the address are free for the next try.
-    let again = proton(gw.path(), &["client", "add", "phone"]);
+    let again = proton(BIN, gw.path(), &["client", "add", "phone"]);
     assert!(again.status.success(), "{}", text(&again));
     assert!(String::from_utf8_lossy(&again.stdout).contains("Address = 10.7.7.2/24"));
 }
@@ -253,12 +256,12 @@ fn fake_daemon(
 
 #[test]
 fn a_frozen_daemon_gets_a_clear_message_and_the_client_is_still_shown() {
-    let gw = gateway();
+    let gw = gateway(BIN);
     // A stopped (SIGSTOP) daemon: the kernel completes the connection, nobody answers.
     let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let keep = held.clone();
     let _daemon = fake_daemon(gw.path(), move |s| keep.lock().unwrap().push(s));
-    let out = proton(gw.path(), &["client", "add", "phone"]);
+    let out = proton(BIN, gw.path(), &["client", "add", "phone"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -297,11 +300,11 @@ fn peer_row(root: &Path, name: &str) -> serde_json::Value {
 
 #[test]
 fn client_configs_use_the_tunnel_resolver_with_the_zone_as_search_domain() {
-    let gw = gateway();
+    let gw = gateway(BIN);
     for (name, extra) in [("phone", None), ("laptop", Some("--full-tunnel"))] {
         let mut args = vec!["client", "add", name, "--no-qr"];
         args.extend(extra);
-        let out = proton(gw.path(), &args);
+        let out = proton(BIN, gw.path(), &args);
         assert!(out.status.success(), "{}", text(&out));
         let config = String::from_utf8_lossy(&out.stdout).to_string();
         assert_eq!(
@@ -319,7 +322,7 @@ fn client_configs_use_the_tunnel_resolver_with_the_zone_as_search_domain() {
     let text_spec = text_spec.replace("[dns]\nenabled = true", "[dns]\nenabled = false");
     assert!(text_spec.contains("enabled = false"), "{text_spec}");
     std::fs::write(&spec, text_spec).unwrap();
-    let out = proton(gw.path(), &["client", "add", "tablet", "--no-qr"]);
+    let out = proton(BIN, gw.path(), &["client", "add", "tablet", "--no-qr"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         interface_value(&String::from_utf8_lossy(&out.stdout), "DNS"),
@@ -330,14 +333,14 @@ fn client_configs_use_the_tunnel_resolver_with_the_zone_as_search_domain() {
 #[test]
 fn a_daemon_that_dies_mid_answer_leaves_the_change_saved_and_says_so() {
     use std::io::{BufRead, Write};
-    let gw = gateway();
+    let gw = gateway(BIN);
     // Reads the request, writes half an answer, and is gone.
     let _daemon = fake_daemon(gw.path(), |s| {
         let mut line = String::new();
         let _ = std::io::BufReader::new(&s).read_line(&mut line);
         let _ = (&s).write_all(b"{\"response\":\"reconc");
     });
-    let out = proton(gw.path(), &["client", "add", "phone"]);
+    let out = proton(BIN, gw.path(), &["client", "add", "phone"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -357,8 +360,8 @@ fn a_daemon_that_dies_mid_answer_leaves_the_change_saved_and_says_so() {
 
 #[test]
 fn no_qr_prints_the_config_only_and_a_config_qr_too_tall_for_24_rows_says_so() {
-    let gw = gateway();
-    let out = proton(gw.path(), &["client", "add", "phone", "--no-qr"]);
+    let gw = gateway(BIN);
+    let out = proton(BIN, gw.path(), &["client", "add", "phone", "--no-qr"]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("PrivateKey = "));
@@ -367,7 +370,7 @@ fn no_qr_prints_the_config_only_and_a_config_qr_too_tall_for_24_rows_says_so() {
         "--no-qr drew a QR:\n{stdout}"
     );
     // Without --no-qr: the drawing, and (a config needs more than 24 rows) the advice.
-    let out = proton(gw.path(), &["client", "add", "laptop"]);
+    let out = proton(BIN, gw.path(), &["client", "add", "laptop"]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let rows = stdout
@@ -394,6 +397,7 @@ fn no_qr_prints_the_config_only_and_a_config_qr_too_tall_for_24_rows_says_so() {
     // With --qr-png the picture is the way: no advice.
     let png = gw.path().join("tablet.png");
     let out = proton(
+        BIN,
         gw.path(),
         &["client", "add", "tablet", "--qr-png", png.to_str().unwrap()],
     );
@@ -402,8 +406,9 @@ fn no_qr_prints_the_config_only_and_a_config_qr_too_tall_for_24_rows_says_so() {
 
 #[test]
 fn clients_expire_and_can_be_disabled_and_enabled_keeping_their_key() {
-    let gw = gateway();
+    let gw = gateway(BIN);
     let out = proton(
+        BIN,
         gw.path(),
         &["client", "add", "guest", "--no-qr", "--expires", "30d"],
     );
@@ -417,7 +422,8 @@ fn clients_expire_and_can_be_disabled_and_enabled_keeping_their_key() {
         "{row}"
     );
     assert_eq!(row["expired"], false);
-    let table = String::from_utf8_lossy(&proton(gw.path(), &["peer", "list"]).stdout).to_string();
+    let table =
+        String::from_utf8_lossy(&proton(BIN, gw.path(), &["peer", "list"]).stdout).to_string();
     assert!(table.contains("EXPIRES"), "{table}");
     let line = table.lines().find(|l| l.starts_with("guest ")).unwrap();
     let date = line.split_whitespace().nth(4).unwrap();
@@ -430,6 +436,7 @@ fn clients_expire_and_can_be_disabled_and_enabled_keeping_their_key() {
     let before = peers(gw.path());
     for bad in ["soon", "0d", "99999d"] {
         let out = proton(
+            BIN,
             gw.path(),
             &["client", "add", "x", "--no-qr", "--expires", bad],
         );
@@ -440,12 +447,13 @@ fn clients_expire_and_can_be_disabled_and_enabled_keeping_their_key() {
     assert_eq!(peers(gw.path()), before);
 
     let key = peer_row(gw.path(), "guest")["public_key"].clone();
-    let out = proton(gw.path(), &["client", "disable", "guest"]);
+    let out = proton(BIN, gw.path(), &["client", "disable", "guest"]);
     assert!(out.status.success(), "{}", text(&out));
     let row = peer_row(gw.path(), "guest");
     assert!(row["disabled_at"].is_i64(), "{row}");
     assert_eq!(row["public_key"], key, "the key is kept");
-    let table = String::from_utf8_lossy(&proton(gw.path(), &["peer", "list"]).stdout).to_string();
+    let table =
+        String::from_utf8_lossy(&proton(BIN, gw.path(), &["peer", "list"]).stdout).to_string();
     assert!(
         table
             .lines()
@@ -453,24 +461,24 @@ fn clients_expire_and_can_be_disabled_and_enabled_keeping_their_key() {
         "{table}"
     );
     // Not on the gateway's config (what the device carries).
-    let wg =
-        String::from_utf8_lossy(&proton(gw.path(), &["config", "wireguard"]).stdout).to_string();
+    let wg = String::from_utf8_lossy(&proton(BIN, gw.path(), &["config", "wireguard"]).stdout)
+        .to_string();
     assert!(!wg.contains(key.as_str().unwrap()), "{wg}");
     // Twice is fine and says so.
-    let out = proton(gw.path(), &["client", "disable", "guest"]);
+    let out = proton(BIN, gw.path(), &["client", "disable", "guest"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("already disabled"));
-    let out = proton(gw.path(), &["client", "enable", "guest"]);
+    let out = proton(BIN, gw.path(), &["client", "enable", "guest"]);
     assert!(out.status.success(), "{}", text(&out));
     let row = peer_row(gw.path(), "guest");
     assert!(row["disabled_at"].is_null());
     assert_eq!(row["public_key"], key);
-    let wg =
-        String::from_utf8_lossy(&proton(gw.path(), &["config", "wireguard"]).stdout).to_string();
+    let wg = String::from_utf8_lossy(&proton(BIN, gw.path(), &["config", "wireguard"]).stdout)
+        .to_string();
     assert!(wg.contains(key.as_str().unwrap()), "{wg}");
 
     // Only clients; unknown names are one error line.
     for (name, what) in [("nobody", "no client"), ("proton", "not a client")] {
-        let out = proton(gw.path(), &["client", "disable", name]);
+        let out = proton(BIN, gw.path(), &["client", "disable", name]);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.starts_with("error: ") && err.contains(what), "{err}");

@@ -1,12 +1,13 @@
 //! `proton init` and `proton config wireguard`, driven through the real binary in a
 //! temp root, as a user would run them.
 
-mod cli;
-
-use cli::proton;
+use proton_test_support::cli::proton;
 
 use std::path::Path;
 use std::process::{Command, Output};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 fn files_under(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -37,7 +38,7 @@ fn mode(p: &Path) -> u32 {
 fn init_creates_spec_key_db_and_unit_then_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let out = proton(root, &["init", "--endpoint", "vps.example.com"]);
+    let out = proton(BIN, root, &["init", "--endpoint", "vps.example.com"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("public key:"), "{stdout}");
@@ -63,7 +64,7 @@ fn init_creates_spec_key_db_and_unit_then_refuses_to_overwrite() {
     assert!(!stderr(&out).contains(secret.trim()));
 
     let before = std::fs::read(&key).unwrap();
-    let again = proton(root, &["init", "--endpoint", "vps.example.com"]);
+    let again = proton(BIN, root, &["init", "--endpoint", "vps.example.com"]);
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("--force"), "{}", stderr(&again));
     assert_eq!(
@@ -72,7 +73,11 @@ fn init_creates_spec_key_db_and_unit_then_refuses_to_overwrite() {
         "the key was not touched"
     );
 
-    let forced = proton(root, &["init", "--endpoint", "vps.example.com", "--force"]);
+    let forced = proton(
+        BIN,
+        root,
+        &["init", "--endpoint", "vps.example.com", "--force"],
+    );
     assert!(forced.status.success(), "{}", stderr(&forced));
     assert_ne!(std::fs::read(&key).unwrap(), before, "a new key");
     let kept = files_under(root)
@@ -105,7 +110,7 @@ fn bad_input_gives_one_line_and_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let mut full = vec!["init"];
         full.extend_from_slice(args);
-        let out = proton(dir.path(), &full);
+        let out = proton(BIN, dir.path(), &full);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         let first = err.lines().next().unwrap_or_default();
@@ -127,11 +132,11 @@ fn config_wireguard_is_read_by_wg_quick_strip() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     assert!(
-        proton(root, &["init", "--endpoint", "203.0.113.7:51999"])
+        proton(BIN, root, &["init", "--endpoint", "203.0.113.7:51999"])
             .status
             .success()
     );
-    let out = proton(root, &["config", "wireguard"]);
+    let out = proton(BIN, root, &["config", "wireguard"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("Address = 10.7.7.1/24"), "{text}");
@@ -157,13 +162,13 @@ fn config_wireguard_is_read_by_wg_quick_strip() {
 #[test]
 fn help_teaches_and_completions_print() {
     let dir = tempfile::tempdir().unwrap();
-    let help = proton(dir.path(), &["init", "--help"]);
+    let help = proton(BIN, dir.path(), &["init", "--help"]);
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(
         text.contains("--endpoint") && text.contains("--force"),
         "{text}"
     );
-    let bash = proton(dir.path(), &["completions", "bash"]);
+    let bash = proton(BIN, dir.path(), &["completions", "bash"]);
     assert!(bash.status.success());
     assert!(String::from_utf8_lossy(&bash.stdout).contains("proton"));
 }

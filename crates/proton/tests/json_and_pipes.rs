@@ -2,11 +2,12 @@
 //! fails too (an `error` object, the text form's exit code), and commands whose output
 //! is piped (`proton peer list | head -1`) stop quietly when the reader goes away.
 
-mod cli;
-
-use cli::proton;
+use proton_test_support::cli::{self, proton};
 use std::path::Path;
 use std::process::{Command, Stdio};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 fn json_of(stdout: &[u8]) -> serde_json::Value {
     serde_json::from_slice(stdout).unwrap_or_else(|e| {
@@ -20,10 +21,10 @@ fn json_of(stdout: &[u8]) -> serde_json::Value {
 /// Runs `args` as text and as `--json`: the JSON run prints one `error` object on stdout
 /// and both exit with the same code (non-zero). Returns the error object.
 fn fails_the_same_with_json(root: &Path, args: &[&str]) -> serde_json::Value {
-    let text = proton(root, args);
+    let text = proton(BIN, root, args);
     let mut with_json = args.to_vec();
     with_json.push("--json");
-    let json = proton(root, &with_json);
+    let json = proton(BIN, root, &with_json);
     assert!(!text.status.success(), "{args:?} should fail here");
     assert_eq!(
         text.status.code(),
@@ -44,7 +45,7 @@ fn fails_the_same_with_json(root: &Path, args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn status_json_says_why_when_the_daemon_is_down() {
-    let gw = cli::gateway();
+    let gw = cli::gateway(BIN);
     let err = fails_the_same_with_json(gw.path(), &["status"]);
     assert!(
         err["message"].as_str().unwrap().contains("not running"),
@@ -64,7 +65,11 @@ fn every_json_command_prints_an_error_object_on_failure() {
         fails_the_same_with_json(empty.path(), args);
     }
     // A bad command line with --json: clap's usage error, as JSON too, exit 2.
-    let out = proton(empty.path(), &["peer", "list", "--json", "--no-such-flag"]);
+    let out = proton(
+        BIN,
+        empty.path(),
+        &["peer", "list", "--json", "--no-such-flag"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(json_of(&out.stdout)["error"]["exit_code"], 2);
 }
@@ -89,7 +94,7 @@ fn into_closed_pipe(root: &Path, args: &[&str]) -> std::process::Output {
 #[test]
 fn piped_output_stops_quietly_when_the_reader_is_gone() {
     use std::os::unix::process::ExitStatusExt;
-    let gw = cli::gateway();
+    let gw = cli::gateway(BIN);
     for args in [
         &["peer", "list"][..],
         &["peer", "list", "--json"][..],

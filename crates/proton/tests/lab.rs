@@ -2,18 +2,19 @@
 //! real NAT masquerade, a wireguard-go "phone". Needs root; skipped otherwise.
 //! Each test builds its own lab (unique name) and removes it, even on failure.
 
-mod common;
-
-use common::{BIN, LabGuard, root_and_tools, wg_dump};
+use proton_test_support::lab::{LabGuard, root_and_tools, wg_dump};
 use std::process::Command;
 use std::time::Duration;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 #[test]
 fn workers_behind_nat_and_a_phone_reach_the_gateway_and_removal_cuts_them_off() {
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("ta", 2, 0, 1);
+    let lab = LabGuard::up(BIN, "ta", 2, 0, 1);
     // Ping both ways over the tunnel; the gateway reaches the NAT'd worker.
     assert!(lab.ping("w1", "10.7.7.1"), "worker -> gateway");
     assert!(lab.ping("gw", "10.7.7.2"), "gateway -> worker behind NAT");
@@ -102,7 +103,7 @@ fn a_restarted_gateway_comes_back_with_every_peer_and_invitations_survive_a_sigk
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("tb", 1, 1, 0);
+    let lab = LabGuard::up(BIN, "tb", 1, 1, 0);
     let before: Vec<String> = wg_dump(&lab).into_iter().map(|p| p[0].clone()).collect();
     assert_eq!(before.len(), 1);
 

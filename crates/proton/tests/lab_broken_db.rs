@@ -2,18 +2,19 @@
 //! a careless `> proton.db`): the daemon must keep every peer on the device instead of
 //! reading "no peers" and removing them all. Needs root; skipped otherwise.
 
-mod common;
-
-use common::{LabGuard, root_and_tools, wg_dump};
 use proton_core::host::Root;
 use proton_proto::admin::{AdminRequest, AdminResponse, request};
+use proton_test_support::lab::{LabGuard, root_and_tools, wg_dump};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 #[test]
 fn a_running_gateway_whose_db_is_truncated_keeps_every_peer() {
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("tz", 1, 0, 1);
+    let lab = LabGuard::up(BIN, "tz", 1, 0, 1);
     let before: Vec<String> = wg_dump(&lab).into_iter().map(|p| p[0].clone()).collect();
     assert_eq!(before.len(), 2, "a worker and a phone: {before:?}");
 
@@ -64,7 +65,7 @@ fn a_failed_reconcile_is_retried_until_the_device_matches_the_db() {
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("ty", 0, 0, 0);
+    let lab = LabGuard::up(BIN, "ty", 0, 0, 0);
     let root = Root::new(lab.root("gw"));
     let db = root.path(proton_store::DB_PATH);
     let cidr: proton_core::net::Cidr = "10.7.7.0/24".parse().unwrap();

@@ -2,10 +2,11 @@
 //! before it starts, its hints work when pasted (`--name` included), `proton` works
 //! inside `lab exec`, and `lab status | head` ends quietly.
 
-mod common;
-
-use common::{BIN, LabGuard, root_and_tools};
+use proton_test_support::lab::{LabGuard, root_and_tools};
 use std::process::{Command, Stdio};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 #[test]
 fn lab_up_names_the_install_line_for_missing_tools_and_makes_nothing() {
@@ -65,7 +66,7 @@ fn hints_name_the_lab_and_proton_runs_inside_lab_exec() {
         .args(["--clients", "0"])
         .output()
         .unwrap();
-    let lab = LabGuard(name.clone());
+    let lab = LabGuard::adopt(BIN, name.clone());
     assert!(
         out.status.success(),
         "{}",

@@ -3,10 +3,11 @@
 //! lets the same config back in; a client added with a short `--expires` is cut off by
 //! the daemon once the time has passed. Needs root; skipped otherwise.
 
-mod common;
-
-use common::{LabGuard, root_and_tools, wg_dump};
+use proton_test_support::lab::{LabGuard, root_and_tools, wg_dump};
 use std::time::{Duration, Instant};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 /// The phone `node` drops its config and uses `config` (a `client add` text) instead:
 /// new key, new address, same wireguard-go interface.
@@ -57,7 +58,7 @@ fn a_disabled_client_cannot_handshake_until_enabled_and_an_expired_one_is_cut_of
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("tc", 0, 0, 1);
+    let lab = LabGuard::up(BIN, "tc", 0, 0, 1);
     assert!(lab.ping("c1", "10.7.7.1"), "phone -> gateway");
     let key = public_key(&lab, "c1");
 

@@ -5,11 +5,12 @@
 //! stand-in on the lab's internet), and the resolver never answers on the public
 //! address. Needs root; skipped otherwise.
 
-mod common;
-
-use common::{LabGuard, root_and_tools};
+use proton_test_support::lab::{LabGuard, root_and_tools};
 use std::process::Command;
 use std::time::Duration;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 /// A DNS client in a few lines of Python (RFC 1035 wire format): asks `server` for the
 /// A records of `name` over udp or tcp; prints `rcode=N ADDR…`, or `noanswer …`.
@@ -74,7 +75,7 @@ fn a_phone_resolves_peers_and_vpn_only_hosts_through_the_tunnel_and_the_rest_ups
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("td", 1, 0, 1);
+    let lab = LabGuard::up(BIN, "td", 1, 0, 1);
     assert!(lab.ping("c1", "10.7.7.1"), "phone -> gateway");
 
     // The internet's resolver at .53 on the lab's internet, and the gateway's

@@ -3,10 +3,11 @@
 //! nftables service does), keeps an invitee's key off the device while the table cannot
 //! be loaded (the fence fails closed), and `proton doctor` says so. Needs root.
 
-mod common;
-
-use common::{LabGuard, root_and_tools, wg_dump};
+use proton_test_support::lab::{LabGuard, root_and_tools, wg_dump};
 use std::time::Duration;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 /// Polls `f` every 200 ms for up to `secs` seconds.
 fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
@@ -34,7 +35,7 @@ fn the_daemon_restores_a_flushed_table_and_the_fence_fails_closed() {
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("tf", 1, 1, 0);
+    let lab = LabGuard::up(BIN, "tf", 1, 1, 0);
     // No `proton apply` ran: the daemon made the table and admitted w1 as a worker.
     let t = table(&lab);
     assert!(t.contains("tunnel and loopback only"), "{t}");
@@ -62,7 +63,7 @@ fn the_daemon_restores_a_flushed_table_and_the_fence_fails_closed() {
     // "owner" table, which only the socket that made it may change) for 25 s.
     let name = lab.0.clone();
     let holder = std::thread::spawn(move || {
-        std::process::Command::new(common::BIN)
+        std::process::Command::new(BIN)
             .args(["lab", "exec", "gw", "--name", &name, "--", "sh", "-c"])
             .arg("(printf 'flush ruleset\\nadd table inet proton { flags owner ; }\\n'; sleep 25) | nft -i >/dev/null 2>&1")
             .output()
@@ -158,7 +159,7 @@ fn a_full_tunnel_phone_reaches_the_internet_through_the_gateway_and_leaks_no_ipv
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("tn", 0, 0, 1);
+    let lab = LabGuard::up(BIN, "tn", 0, 0, 1);
     let net = lab.state()["public_net"]
         .as_str()
         .unwrap()
@@ -428,7 +429,7 @@ fn reach_per_role_plain_client_admin_client_and_workers() {
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("tr", 2, 0, 2);
+    let lab = LabGuard::up(BIN, "tr", 2, 0, 2);
     // c1 is the lab's plain client (split tunnel); c2 becomes an --admin client.
     lab.ok("c2", &["ip", "link", "del", "wg0"]);
     let out = lab.proton("gw", &["client", "add", "boss", "--admin"], None);
@@ -540,7 +541,7 @@ fn a_client_reaches_exactly_the_peer_ports_it_was_granted() {
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("tg", 2, 0, 2);
+    let lab = LabGuard::up(BIN, "tg", 2, 0, 2);
     let _gw = listen(&lab, "gw", &[6443, 10250]);
     let _w1 = listen(&lab, "w1", &[8080, 8081]);
     let _w2 = listen(&lab, "w2", &[8080]);

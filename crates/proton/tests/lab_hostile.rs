@@ -2,11 +2,12 @@
 //! otherwise). The daemon runs with a small descriptor limit (as under systemd's default
 //! soft limit of 1024, scaled down) so that exhausting it is cheap to try.
 
-mod common;
-
-use common::{LabGuard, root_and_tools};
+use proton_test_support::lab::{LabGuard, root_and_tools};
 use std::process::Command;
 use std::time::Duration;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 /// The daemon's descriptor limit in these tests: well above what it needs at rest.
 const NOFILE: u32 = 200;
@@ -72,7 +73,7 @@ fn idle_connections_from_one_peer_do_not_stop_joins_status_or_client_add() {
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("hd", 1, 1, 0);
+    let lab = LabGuard::up(BIN, "hd", 1, 1, 0);
     let daemon = lab.pids("gateway")[0];
     eprintln!("daemon at rest: {} descriptors", open_fds(daemon));
     set_nofile(daemon, NOFILE);
@@ -83,7 +84,7 @@ fn idle_connections_from_one_peer_do_not_stop_joins_status_or_client_add() {
         let name = lab.0.clone();
         let script = idle_flood(NOFILE as usize + 100, 45);
         std::thread::spawn(move || {
-            Command::new(common::BIN)
+            Command::new(BIN)
                 .args([
                     "lab", "exec", "w1", "--name", &name, "--", "python3", "-c", &script,
                 ])
@@ -150,7 +151,7 @@ fn out_of_descriptors_the_admin_socket_backs_off_instead_of_flooding_the_log() {
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("he", 0, 0, 0);
+    let lab = LabGuard::up(BIN, "he", 0, 0, 0);
     let daemon = lab.pids("gateway")[0];
     set_nofile(daemon, NOFILE);
     let log = format!("/run/proton-lab/{}/gw/gateway.log", lab.0);

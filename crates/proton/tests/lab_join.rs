@@ -4,10 +4,11 @@
 //! changes nothing on either side; a re-run on a machine that half-finished its join
 //! finishes it.
 
-mod common;
-
-use common::{LabGuard, output_with_stdin, root_and_tools, wg_dump};
+use proton_test_support::lab::{LabGuard, output_with_stdin, root_and_tools, wg_dump};
 use std::collections::{HashMap, HashSet};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 /// What the gateway's state and live device say: (name, address, state, public key)
 /// from the DB, and (public key, allowed IPs) from `wg show dump`.
@@ -59,7 +60,7 @@ fn fifty_workers_join_at_once_and_each_gets_its_own_address_and_key() {
         return;
     }
     const N: usize = 50;
-    let lab = LabGuard::up("tj", 0, N, 0);
+    let lab = LabGuard::up(BIN, "tj", 0, N, 0);
     let workers: Vec<String> = (1..=N).map(|i| format!("w{i}")).collect();
     let invitations: Vec<String> = workers.iter().map(|w| lab.invite(w)).collect();
 
@@ -133,7 +134,7 @@ fn wrong_gateway_and_used_invitations_change_nothing_and_a_rerun_finishes_a_join
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("tw", 1, 1, 0);
+    let lab = LabGuard::up(BIN, "tw", 1, 1, 0);
     let before = gateway_state(&lab);
     let w2_root = lab.root("w2");
     let w2_before = tree(&w2_root);
@@ -143,13 +144,13 @@ fn wrong_gateway_and_used_invitations_change_nothing_and_a_rerun_finishes_a_join
     let other = tempfile::tempdir().unwrap();
     let other_root = other.path().to_str().unwrap();
     let endpoint = format!("{}:51820", lab.public_ip(1));
-    let out = std::process::Command::new(common::BIN)
+    let out = std::process::Command::new(BIN)
         .args(["--root", other_root, "init", "--endpoint", &endpoint])
         .output()
         .unwrap();
     assert!(out.status.success());
     let foreign = {
-        let out = std::process::Command::new(common::BIN)
+        let out = std::process::Command::new(BIN)
             .args(["--root", other_root, "invite", "w3", "--no-qr"])
             .output()
             .unwrap();

@@ -10,12 +10,13 @@
 //! installer is the local script fixture (air-gapped mode) recording its environment.
 //! Needs root; skipped otherwise.
 
-mod common;
-
-use common::{BIN, LabGuard, output_with_stdin, root_and_tools};
+use proton_test_support::lab::{LabGuard, output_with_stdin, root_and_tools};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -52,7 +53,7 @@ fn a_worker_joins_k3s_with_only_the_invitation_and_removal_forgets_its_node() {
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("tk", 0, 1, 0);
+    let lab = LabGuard::up(BIN, "tk", 0, 1, 0);
     let gw = node_root(&lab, "gw");
     let w1 = node_root(&lab, "w1");
     // The gateway's K3s server, as `proton apply` would have left it.
@@ -200,7 +201,7 @@ fn a_rejoin_with_k3s_installed_reloads_units_and_sysctls_before_restarting_the_a
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("tr", 0, 1, 0);
+    let lab = LabGuard::up(BIN, "tr", 0, 1, 0);
     let gw = node_root(&lab, "gw");
     let w1 = node_root(&lab, "w1");
     copy_exec(&fixture("fake-k3s"), &gw.join("usr/local/bin/k3s"));
@@ -278,7 +279,7 @@ fn a_userspace_worker_joined_with_another_interface_runs_its_tunnel_and_flannel_
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("ti", 0, 1, 0);
+    let lab = LabGuard::up(BIN, "ti", 0, 1, 0);
     let gw = node_root(&lab, "gw");
     let w1 = node_root(&lab, "w1");
     copy_exec(&fixture("fake-k3s"), &gw.join("usr/local/bin/k3s"));
@@ -385,7 +386,7 @@ fn the_applied_firewall_keeps_the_kube_api_on_the_tunnel() {
         return;
     }
     // A standard lab: its gateway has no K3s, so w1 joined for the tunnel only.
-    let lab = LabGuard::up("tw", 1, 0, 0);
+    let lab = LabGuard::up(BIN, "tw", 1, 0, 0);
     let gw = node_root(&lab, "gw");
     let spec_path = gw.join("etc/proton/proton.toml");
     let spec = std::fs::read_to_string(&spec_path).unwrap();
@@ -485,7 +486,7 @@ fn a_repeated_answer_leaves_one_live_bootstrap_token() {
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("to", 0, 1, 0);
+    let lab = LabGuard::up(BIN, "to", 0, 1, 0);
     let gw = node_root(&lab, "gw");
     let w1 = node_root(&lab, "w1");
     copy_exec(&fixture("fake-k3s"), &gw.join("usr/local/bin/k3s"));

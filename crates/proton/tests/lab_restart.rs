@@ -1,11 +1,12 @@
 //! A userspace gateway restart is not an outage, and a spec edit needs no restart where
 //! the device can stay: in the lab (root; skipped otherwise).
 
-mod common;
-
-use common::{BIN, LabGuard, root_and_tools, wg_dump};
+use proton_test_support::lab::{LabGuard, root_and_tools, wg_dump};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 /// A gateway daemon this test started in the `gw` node (its pid, and the `lab exec`
 /// that runs it); stopped by its pid on drop.
@@ -86,7 +87,7 @@ fn a_restarted_gateway_reaches_a_live_peer_at_once_and_spec_edits_apply_live() {
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("hr", 1, 0, 0);
+    let lab = LabGuard::up(BIN, "hr", 1, 0, 0);
     // Right after `lab up` the first echo can meet an ICMP error (the join's key swap is
     // still settling) and ping gives up at once; w1 being live is the premise, not the test.
     assert!(

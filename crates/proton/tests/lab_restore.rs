@@ -17,16 +17,17 @@
 //!   conntrack entry of the NAT, so roaming cannot reach it; it comes back by running
 //!   what wireguard-tools' reresolve-dns.sh does (see [`reresolve_loop`]).
 
-mod common;
-
-use common::{BIN, LabGuard, output_with_stdin, root_and_tools};
 use proton_core::host::Root;
 use proton_core::wgconf::WgQuickConfig;
 use proton_lab::{Lab, Role, Side};
+use proton_test_support::lab::{LabGuard, output_with_stdin, root_and_tools};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 const NAME: &str = "gw.proton.test";
 
@@ -133,7 +134,7 @@ fn a_gateway_restored_in_a_new_namespace_gets_its_workers_and_phones_back_untouc
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("rs", 0, 1, 0);
+    let lab = LabGuard::up(BIN, "rs", 0, 1, 0);
     let mut l = Lab::load(&lab.0).unwrap();
     let dir = Lab::dir(&lab.0).display().to_string();
     let hosts = format!("{dir}/hosts.restore");

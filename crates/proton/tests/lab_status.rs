@@ -4,12 +4,13 @@
 //! namespace, a drop rule blocks the UDP port, the gateway's address moves under a
 //! host name kept in a hosts file of our own (bind-mounted in the node; never DNS).
 
-mod common;
-
-use common::{BIN, LabGuard, root_and_tools};
+use proton_test_support::lab::{LabGuard, root_and_tools};
 use serde_json::Value;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 fn text(out: &Output) -> String {
     format!(
@@ -71,7 +72,7 @@ fn status_json_follows_a_join_a_cut_link_and_a_removal() {
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("st", 2, 0, 0);
+    let lab = LabGuard::up(BIN, "st", 2, 0, 0);
     assert!(lab.ping("w1", "10.7.7.1") && lab.ping("w2", "10.7.7.1"));
 
     // Joined: both workers online, seen through the NAT, with traffic and a handshake.
@@ -210,7 +211,7 @@ fn doctor_flags_forwarding_off_and_a_blocked_port_and_metrics_stay_inside_the_tu
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("dr", 1, 0, 0);
+    let lab = LabGuard::up(BIN, "dr", 1, 0, 0);
     let (code, out) = doctor(&lab);
     assert!(code < 2 && !out.contains("[FAIL]"), "healthy lab: {out}");
     assert!(out.contains("[pass] ipv4 forwarding"), "{out}");
@@ -392,7 +393,7 @@ fn workers_follow_the_gateway_name_to_a_new_address() {
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("rr", 0, 2, 0);
+    let lab = LabGuard::up(BIN, "rr", 0, 2, 0);
     let dir = format!("/run/proton-lab/{}", lab.0);
     let hosts = format!("{dir}/hosts.test");
     let (old, new) = (lab.public_ip(1), lab.public_ip(3));

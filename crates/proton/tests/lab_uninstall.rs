@@ -4,12 +4,13 @@
 //! namespace and Proton's files under the node's root, and leaves what is not Proton's
 //! alone: another nftables table, another interface, another file.
 
-mod common;
-
-use common::{LabGuard, root_and_tools};
+use proton_test_support::lab::{LabGuard, root_and_tools};
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 fn text(out: &Output) -> String {
     format!(
@@ -43,7 +44,7 @@ fn uninstall_removes_protons_table_and_files_in_the_node_and_nothing_else() {
     if !root_and_tools() {
         return;
     }
-    let lab = LabGuard::up("un", 1, 0, 0);
+    let lab = LabGuard::up(BIN, "un", 1, 0, 0);
     for node in ["gw", "w1"] {
         lab.ok(node, &["nft", "add", "table", "inet", "mine"]);
         lab.ok(

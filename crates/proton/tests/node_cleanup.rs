@@ -5,77 +5,76 @@
 //! A gateway rendered under a temp root (no root privileges), K3s installed by the
 //! installer fixture as the fake `k3s`, which fails while `k3s-down` exists beside it.
 
-mod k3s_gw;
+use proton_test_support::k3s_gw::{Gw, text};
 
-use k3s_gw::{Gw, text};
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
-impl Gw {
-    /// A gateway with K3s applied (the fake `k3s` installed at the pinned version).
-    fn applied() -> Gw {
-        let gw = Gw::new();
-        gw.ok(&["apply"]);
-        assert!(gw.path("usr/local/bin/k3s").exists());
-        gw
+/// A gateway with K3s applied (the fake `k3s` installed at the pinned version).
+fn applied() -> Gw {
+    let gw = Gw::new(BIN, env!("CARGO_MANIFEST_DIR"));
+    gw.ok(&["apply"]);
+    assert!(gw.path("usr/local/bin/k3s").exists());
+    gw
+}
+
+/// Runs a command that must fail with exit code 1, one `error:` line and a hint;
+/// returns (stdout, error line, hint line).
+fn fails(gw: &Gw, args: &[&str]) -> (String, String, String) {
+    let out = gw.run(args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
+    let hint = stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("error:"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(hint.starts_with("hint: "), "{args:?}: {stderr}");
+    (text(&out.stdout), errors[0].to_string(), hint.to_string())
+}
+
+fn k3s_down(gw: &Gw, down: bool) {
+    let marker = gw.path("usr/local/bin/k3s-down");
+    if down {
+        std::fs::write(marker, "").unwrap();
+    } else {
+        std::fs::remove_file(marker).unwrap();
     }
+}
 
-    /// Runs a command that must fail with exit code 1, one `error:` line and a hint;
-    /// returns (stdout, error line, hint line).
-    fn fails(&self, args: &[&str]) -> (String, String, String) {
-        let out = self.run(args);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-        assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
-        let hint = stderr
-            .lines()
-            .skip_while(|l| !l.starts_with("error:"))
-            .nth(1)
-            .unwrap_or_default();
-        assert!(hint.starts_with("hint: "), "{args:?}: {stderr}");
-        (text(&out.stdout), errors[0].to_string(), hint.to_string())
-    }
+/// The `k3s` calls since the last look.
+fn take_calls(gw: &Gw) -> String {
+    let p = gw.path("usr/local/bin/k3s-calls.log");
+    let calls = std::fs::read_to_string(&p).unwrap_or_default();
+    let _ = std::fs::remove_file(p);
+    calls
+}
 
-    fn k3s_down(&self, down: bool) {
-        let marker = self.path("usr/local/bin/k3s-down");
-        if down {
-            std::fs::write(marker, "").unwrap();
-        } else {
-            std::fs::remove_file(marker).unwrap();
-        }
-    }
+fn invite(gw: &Gw, name: &str) {
+    gw.ok(&["invite", name, "--role", "worker", "--no-qr"]);
+}
 
-    /// The `k3s` calls since the last look.
-    fn take_calls(&self) -> String {
-        let p = self.path("usr/local/bin/k3s-calls.log");
-        let calls = std::fs::read_to_string(&p).unwrap_or_default();
-        let _ = std::fs::remove_file(p);
-        calls
-    }
-
-    fn invite(&self, name: &str) {
-        self.ok(&["invite", name, "--role", "worker", "--no-qr"]);
-    }
-
-    /// `peer list --json`: (name, state) of every entry, and the `removing` entries.
-    fn list(&self) -> (Vec<(String, String)>, Vec<serde_json::Value>) {
-        let rows: serde_json::Value = serde_json::from_str(&self.ok(&["peer", "list", "--json"]))
-            .expect("peer list --json is JSON");
-        let rows = rows.as_array().expect("an array").clone();
-        let names = rows
-            .iter()
-            .map(|r| {
-                (
-                    r["name"].as_str().unwrap().to_string(),
-                    r["state"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        let removing = rows
-            .into_iter()
-            .filter(|r| r["state"] == "removing")
-            .collect();
-        (names, removing)
-    }
+/// `peer list --json`: (name, state) of every entry, and the `removing` entries.
+fn list(gw: &Gw) -> (Vec<(String, String)>, Vec<serde_json::Value>) {
+    let rows: serde_json::Value = serde_json::from_str(&gw.ok(&["peer", "list", "--json"]))
+        .expect("peer list --json is JSON");
+    let rows = rows.as_array().expect("an array").clone();
+    let names = rows
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let removing = rows
+        .into_iter()
+        .filter(|r| r["state"] == "removing")
+        .collect();
+    (names, removing)
 }
 
 fn deleted(calls: &str, node: &str) -> bool {
@@ -87,9 +86,9 @@ fn deleted(calls: &str, node: &str) -> bool {
 
 #[test]
 fn a_failed_node_cleanup_is_kept_shown_refused_for_reinvites_and_finished_by_the_next_remove() {
-    let gw = Gw::applied();
-    gw.invite("w1");
-    gw.invite("w2");
+    let gw = applied();
+    invite(&gw, "w1");
+    invite(&gw, "w2");
     gw.ok(&["client", "add", "phone"]);
     // A token `join` made for w1 earlier: its ID is what `peer remove` deletes.
     std::fs::create_dir_all(gw.path("var/lib/proton/k3s-tokens")).unwrap();
@@ -101,10 +100,10 @@ fn a_failed_node_cleanup_is_kept_shown_refused_for_reinvites_and_finished_by_the
         "abc123 30m proton:w1\n",
     )
     .unwrap();
-    gw.take_calls();
+    take_calls(&gw);
 
-    gw.k3s_down(true);
-    let (stdout, error, hint) = gw.fails(&["peer", "remove", "w1"]);
+    k3s_down(&gw, true);
+    let (stdout, error, hint) = fails(&gw, &["peer", "remove", "w1"]);
     assert!(stdout.contains("Removed `w1`"), "{stdout}");
     assert!(
         error.contains("`w1` is off the tunnel, but deleting its K8s node failed")
@@ -118,7 +117,7 @@ fn a_failed_node_cleanup_is_kept_shown_refused_for_reinvites_and_finished_by_the
     // The token record stays until the cluster side succeeded.
     assert!(gw.path("var/lib/proton/k3s-tokens/w1").exists());
 
-    let (names, removing) = gw.list();
+    let (names, removing) = list(&gw);
     assert!(
         !names.contains(&("w1".into(), "invited".into())),
         "{names:?}"
@@ -140,52 +139,52 @@ fn a_failed_node_cleanup_is_kept_shown_refused_for_reinvites_and_finished_by_the
     );
 
     // The name cannot be given to a new machine while the old node may still exist.
-    let (_, error, _) = gw.fails(&["invite", "w1", "--role", "worker", "--no-qr"]);
+    let (_, error, _) = fails(&gw, &["invite", "w1", "--role", "worker", "--no-qr"]);
     assert!(error.contains("cannot invite `w1` yet"), "{error}");
-    let (names, _) = gw.list();
+    let (names, _) = list(&gw);
     let w1: Vec<_> = names.iter().filter(|(n, _)| n == "w1").collect();
     assert_eq!(w1, [&("w1".to_string(), "removing".to_string())]);
 
     // Removing another worker while K3s is still down: its own failure, the older one
     // left pending.
-    let (_, error, _) = gw.fails(&["peer", "remove", "w2"]);
+    let (_, error, _) = fails(&gw, &["peer", "remove", "w2"]);
     assert!(
         error.contains("`w2`") && error.contains("1 more pending"),
         "{error}"
     );
-    assert_eq!(gw.list().1.len(), 2);
+    assert_eq!(list(&gw).1.len(), 2);
 
     // K3s is back: removing any peer (here a client) finishes both.
-    gw.k3s_down(false);
-    gw.take_calls();
+    k3s_down(&gw, false);
+    take_calls(&gw);
     let out = gw.run(&["peer", "remove", "phone"]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stdout}{stderr}");
-    let calls = gw.take_calls();
+    let calls = take_calls(&gw);
     assert!(deleted(&calls, "w1") && deleted(&calls, "w2"), "{calls}");
     assert!(calls.contains("token delete abc123"), "{calls}");
     assert!(!stderr.contains("could not be deleted"), "{stderr}");
     assert!(stdout.contains("Deleted K8s node `w1`"), "{stdout}");
     assert!(stdout.contains("Deleted K8s node `w2`"), "{stdout}");
-    assert!(gw.list().1.is_empty());
+    assert!(list(&gw).1.is_empty());
     assert!(!gw.path("var/lib/proton/k3s-tokens/w1").exists());
     assert!(!gw.ok(&["peer", "list"]).contains("Pending cleanup"));
     // And the name is free again.
-    gw.invite("w1");
+    invite(&gw, "w1");
 }
 
 #[test]
 fn apply_and_a_new_invitation_finish_pending_node_cleanups() {
-    let gw = Gw::applied();
-    gw.invite("w3");
-    gw.invite("w4");
-    gw.k3s_down(true);
-    gw.fails(&["peer", "remove", "w3"]);
-    gw.fails(&["peer", "remove", "w4"]);
+    let gw = applied();
+    invite(&gw, "w3");
+    invite(&gw, "w4");
+    k3s_down(&gw, true);
+    fails(&gw, &["peer", "remove", "w3"]);
+    fails(&gw, &["peer", "remove", "w4"]);
 
     // `apply` while K3s is still down: the host part is done, the cleanup fails loudly.
-    let (_, error, hint) = gw.fails(&["apply"]);
+    let (_, error, hint) = fails(&gw, &["apply"]);
     assert!(
         error.contains("deleting the K8s node of removed worker `w3` failed (1 more pending)"),
         "{error}"
@@ -195,13 +194,13 @@ fn apply_and_a_new_invitation_finish_pending_node_cleanups() {
     assert!(dry.contains("would delete K8s node `w3`"), "{dry}");
 
     // Running the same `peer remove` again retries it (the peer is gone already).
-    let (stdout, error, _) = gw.fails(&["peer", "remove", "w4"]);
+    let (stdout, error, _) = fails(&gw, &["peer", "remove", "w4"]);
     assert!(stdout.contains("`w4` is already removed"), "{stdout}");
     assert!(error.contains("`w4`"), "{error}");
-    assert_eq!(gw.list().1.len(), 2);
+    assert_eq!(list(&gw).1.len(), 2);
 
-    gw.k3s_down(false);
-    gw.take_calls();
+    k3s_down(&gw, false);
+    take_calls(&gw);
     // A new invitation for w4 deletes the old node first (and only that one).
     let out = gw.run(&["invite", "w4", "--role", "worker", "--no-qr"]);
     assert!(out.status.success());
@@ -210,23 +209,23 @@ fn apply_and_a_new_invitation_finish_pending_node_cleanups() {
     assert!(stdout.trim().starts_with("proton1-") && stdout.trim().lines().count() == 1);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Deleted K8s node `w4`"), "{err}");
-    let calls = gw.take_calls();
+    let calls = take_calls(&gw);
     assert!(deleted(&calls, "w4") && !deleted(&calls, "w3"), "{calls}");
 
     let out = gw.ok(&["apply"]);
     assert!(out.contains("Deleted K8s node `w3`"), "{out}");
-    assert!(deleted(&gw.take_calls(), "w3"));
-    assert!(gw.list().1.is_empty());
+    assert!(deleted(&take_calls(&gw), "w3"));
+    assert!(list(&gw).1.is_empty());
     // Nothing pending: the next apply has nothing to do.
     let out = gw.ok(&["apply"]);
     assert!(out.contains("Nothing to change"), "{out}");
-    assert!(!gw.take_calls().contains("delete"));
+    assert!(!take_calls(&gw).contains("delete"));
 
     // With K3s disabled, `apply` cannot delete a pending node: it says so, does not fail,
     // and keeps the record.
-    gw.invite("w5");
-    gw.k3s_down(true);
-    gw.fails(&["peer", "remove", "w5"]);
+    invite(&gw, "w5");
+    k3s_down(&gw, true);
+    fails(&gw, &["peer", "remove", "w5"]);
     let spec = gw.path("etc/proton/proton.toml");
     let s = std::fs::read_to_string(&spec).unwrap();
     std::fs::write(
@@ -241,5 +240,5 @@ fn apply_and_a_new_invitation_finish_pending_node_cleanups() {
         "{}",
         text(&out.stderr)
     );
-    assert_eq!(gw.list().1.len(), 1);
+    assert_eq!(list(&gw).1.len(), 1);
 }

@@ -4,11 +4,12 @@
 //! this binary, not a path nothing put there. The slow end-to-end check (build the .deb,
 //! install it into a debootstrapped Debian root) is `packaging/test-deb`.
 
-mod cli;
-
-use cli::proton;
+use proton_test_support::cli::proton;
 use std::path::Path;
 use std::process::Command;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 fn have(tool: &str) -> bool {
     Command::new("sh")
@@ -170,7 +171,7 @@ fn packaged_units_pass_systemd_analyze_verify() {
 #[test]
 fn init_writes_a_unit_that_runs_this_binary_unless_the_package_ships_one() {
     let dir = tempfile::tempdir().unwrap();
-    let out = proton(dir.path(), &["init", "--endpoint", "vps.example.com"]);
+    let out = proton(BIN, dir.path(), &["init", "--endpoint", "vps.example.com"]);
     assert!(
         out.status.success(),
         "{}",
@@ -191,7 +192,7 @@ fn init_writes_a_unit_that_runs_this_binary_unless_the_package_ships_one() {
     let lib = pkg.path().join("usr/lib/systemd/system");
     std::fs::create_dir_all(&lib).unwrap();
     std::fs::write(lib.join("proton-gateway.service"), "packaged\n").unwrap();
-    let out = proton(pkg.path(), &["init", "--endpoint", "vps.example.com"]);
+    let out = proton(BIN, pkg.path(), &["init", "--endpoint", "vps.example.com"]);
     assert!(out.status.success());
     assert!(
         !pkg.path()

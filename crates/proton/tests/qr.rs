@@ -3,12 +3,13 @@
 //! and from the terminal drawing, and the `invite` line from its terminal drawing.
 //! Skipped when zbarimg is missing (`.ci/run` installs it).
 
-mod cli;
-
-use cli::{gateway, proton};
+use proton_test_support::cli::{gateway, proton};
 
 use std::path::Path;
 use std::process::Command;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 fn zbarimg() -> bool {
     let found = Command::new("zbarimg").arg("--version").output().is_ok();
@@ -77,9 +78,10 @@ fn a_phone_scanning_the_client_qr_gets_exactly_the_printed_config() {
     if !zbarimg() {
         return;
     }
-    let gw = gateway();
+    let gw = gateway(BIN);
     let png = gw.path().join("phone.png");
     let out = proton(
+        BIN,
         gw.path(),
         &["client", "add", "phone", "--qr-png", png.to_str().unwrap()],
     );
@@ -110,8 +112,8 @@ fn the_invitation_qr_carries_the_invitation_line() {
     if !zbarimg() {
         return;
     }
-    let gw = gateway();
-    let out = proton(gw.path(), &["invite", "home-1"]);
+    let gw = gateway(BIN);
+    let out = proton(BIN, gw.path(), &["invite", "home-1"]);
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
     let line = stdout

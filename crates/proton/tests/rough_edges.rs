@@ -1,8 +1,9 @@
 //! Rough edges a newcomer hit (issue 17), each checked through the real binary.
 
-mod cli;
+use proton_test_support::cli::{self, proton};
 
-use cli::proton;
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -13,8 +14,8 @@ fn stderr(o: &std::process::Output) -> String {
 
 #[test]
 fn invite_no_qr_prints_the_invitation_alone_so_it_pipes_into_join() {
-    let gw = cli::gateway();
-    let out = proton(gw.path(), &["invite", "home-1", "--no-qr"]);
+    let gw = cli::gateway(BIN);
+    let out = proton(BIN, gw.path(), &["invite", "home-1", "--no-qr"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert_eq!(text.lines().count(), 1, "one line on stdout: {text:?}");
@@ -26,7 +27,7 @@ fn invite_no_qr_prints_the_invitation_alone_so_it_pipes_into_join() {
     assert!(stderr(&out).contains("single use"), "{}", stderr(&out));
     assert!(stderr(&out).contains("proton join"), "{}", stderr(&out));
     // With the QR code, the invitation is still the first line.
-    let out = proton(gw.path(), &["invite", "home-2"]);
+    let out = proton(BIN, gw.path(), &["invite", "home-2"]);
     assert!(stdout(&out).starts_with("proton1-"), "{}", stdout(&out));
 }
 
@@ -34,6 +35,7 @@ fn invite_no_qr_prints_the_invitation_alone_so_it_pipes_into_join() {
 fn init_takes_the_acme_email_and_next_names_apply() {
     let dir = tempfile::tempdir().unwrap();
     let out = proton(
+        BIN,
         dir.path(),
         &[
             "init",
@@ -55,17 +57,18 @@ fn init_takes_the_acme_email_and_next_names_apply() {
         "no reminder once it is set: {next}"
     );
     // The spec is ready for apply: no "tls.acme_email is required" from the dry run.
-    let dry = proton(dir.path(), &["apply", "--dry-run"]);
+    let dry = proton(BIN, dir.path(), &["apply", "--dry-run"]);
     assert!(dry.status.success(), "{}", stderr(&dry));
 
     // Without it, Next says to set it.
     let dir = tempfile::tempdir().unwrap();
-    let out = proton(dir.path(), &["init", "--endpoint", "vps.example.com"]);
+    let out = proton(BIN, dir.path(), &["init", "--endpoint", "vps.example.com"]);
     assert!(stdout(&out).contains("--acme-email"), "{}", stdout(&out));
 
     // A bad address is bad input: one error line, nothing written.
     let dir = tempfile::tempdir().unwrap();
     let out = proton(
+        BIN,
         dir.path(),
         &[
             "init",

@@ -1,11 +1,12 @@
 //! `proton status`, `doctor` and `reresolve` outside the lab (no root needed): each
 //! refuses with one clear line and a hint when there is nothing to look at.
 
-mod cli;
-
-use cli::proton;
+use proton_test_support::cli::proton;
 
 use std::process::Output;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -15,7 +16,7 @@ fn stderr(o: &Output) -> String {
 fn nothing_set_up_is_one_clear_error_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     for cmd in [&["status"][..], &["status", "--json"], &["doctor"]] {
-        let out = proton(dir.path(), cmd);
+        let out = proton(BIN, dir.path(), cmd);
         assert_eq!(out.status.code(), Some(1), "{cmd:?}: {}", stderr(&out));
         let err = stderr(&out);
         assert!(
@@ -41,7 +42,7 @@ fn nothing_set_up_is_one_clear_error_with_a_hint() {
             );
         }
     }
-    let out = proton(dir.path(), &["reresolve"]);
+    let out = proton(BIN, dir.path(), &["reresolve"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("no tunnel configuration for wg0"),
@@ -53,9 +54,9 @@ fn nothing_set_up_is_one_clear_error_with_a_hint() {
 #[test]
 fn a_gateway_whose_daemon_is_down_says_how_to_start_it() {
     let dir = tempfile::tempdir().unwrap();
-    let init = proton(dir.path(), &["init", "--endpoint", "vps.example.com"]);
+    let init = proton(BIN, dir.path(), &["init", "--endpoint", "vps.example.com"]);
     assert!(init.status.success(), "{}", stderr(&init));
-    let out = proton(dir.path(), &["status"]);
+    let out = proton(BIN, dir.path(), &["status"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("the gateway daemon is not running"), "{err}");
@@ -64,7 +65,7 @@ fn a_gateway_whose_daemon_is_down_says_how_to_start_it() {
         "{err}"
     );
     // Doctor still runs every local check and reports the daemon as a failure.
-    let out = proton(dir.path(), &["doctor", "--json"]);
+    let out = proton(BIN, dir.path(), &["doctor", "--json"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let daemon = report["findings"]

@@ -5,9 +5,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-mod k3s_gw;
+use proton_test_support::k3s_gw::Gw;
 
-use k3s_gw::Gw;
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 fn files(dir: &Path) -> BTreeSet<PathBuf> {
     fn walk(base: &Path, d: &Path, out: &mut BTreeSet<PathBuf>) {
@@ -34,7 +35,7 @@ const UNRELATED: [&str; 4] = [
 
 #[test]
 fn uninstall_removes_exactly_protons_files() {
-    let gw = Gw::new();
+    let gw = Gw::new(BIN, env!("CARGO_MANIFEST_DIR"));
     gw.ok(&["apply"]);
     gw.ok(&["client", "add", "phone"]);
     for u in UNRELATED {
@@ -127,7 +128,7 @@ fn uninstall_removes_exactly_protons_files() {
 
 #[test]
 fn k3s_goes_only_when_asked_and_with_its_own_uninstaller() {
-    let gw = Gw::new();
+    let gw = Gw::new(BIN, env!("CARGO_MANIFEST_DIR"));
     gw.ok(&["apply"]);
     let dry = gw.ok(&["uninstall", "--dry-run"]);
     assert!(!dry.contains("k3s-uninstall.sh"), "{dry}");

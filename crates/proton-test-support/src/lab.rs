@@ -1,11 +1,8 @@
-//! Shared set-up for the lab tests: a `LabGuard` that builds a lab through the real
-//! binary (unique name per test process), runs commands in its nodes, and removes it on
-//! drop, even when the test fails. Not every test file uses every helper.
-#![allow(dead_code)]
+//! The lab tests' set-up: a [`LabGuard`] that builds a lab through the real binary
+//! (unique name per test process), runs commands in its nodes, and removes it on drop,
+//! even when the test fails.
 
 use std::process::{Command, Output};
-
-pub const BIN: &str = env!("CARGO_BIN_EXE_proton");
 
 pub fn root_and_tools() -> bool {
     let root = Command::new("id")
@@ -30,15 +27,34 @@ pub fn root_and_tools() -> bool {
     root && tools
 }
 
-pub struct LabGuard(pub String);
+/// A lab by name (`.0`), made and removed with the `proton` binary it was given.
+pub struct LabGuard(pub String, &'static str);
 
 impl LabGuard {
-    pub fn up(tag: &str, workers: usize, spare: usize, clients: usize) -> LabGuard {
+    /// A lab the test made itself (`proton lab up` run with `bin`): removed on drop.
+    pub fn adopt(bin: &'static str, name: String) -> LabGuard {
+        LabGuard(name, bin)
+    }
+
+    /// The `proton` binary this lab runs.
+    pub fn bin(&self) -> &'static str {
+        self.1
+    }
+
+    /// `proton lab up` with `bin` (`env!("CARGO_BIN_EXE_proton")`): `workers` joined,
+    /// `spare` worker namespaces left un-joined, `clients` wireguard-go phones.
+    pub fn up(
+        bin: &'static str,
+        tag: &str,
+        workers: usize,
+        spare: usize,
+        clients: usize,
+    ) -> LabGuard {
         let name = format!("{tag}{}", std::process::id() % 100000);
-        let _ = Command::new(BIN)
+        let _ = Command::new(bin)
             .args(["lab", "down", "--name", &name])
             .output();
-        let out = Command::new(BIN)
+        let out = Command::new(bin)
             .args([
                 "lab",
                 "up",
@@ -53,7 +69,7 @@ impl LabGuard {
             ])
             .output()
             .unwrap();
-        let guard = LabGuard(name);
+        let guard = LabGuard(name, bin);
         assert!(
             out.status.success(),
             "lab up: {}",
@@ -63,7 +79,7 @@ impl LabGuard {
     }
 
     pub fn exec(&self, node: &str, argv: &[&str]) -> Output {
-        Command::new(BIN)
+        Command::new(self.1)
             .args(["lab", "exec", node, "--name", &self.0, "--"])
             .args(argv)
             .output()
@@ -94,9 +110,9 @@ impl LabGuard {
     /// `proton --root <root> …` inside a node: another "machine" sharing the node's
     /// network when `root` is not the node's own.
     pub fn proton_at(&self, node: &str, root: &str, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut argv = vec![BIN, "--root", root];
+        let mut argv = vec![self.1, "--root", root];
         argv.extend_from_slice(args);
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(self.1);
         cmd.args(["lab", "exec", node, "--name", &self.0]);
         if stdin.is_some() {
             cmd.arg("--stdin");
@@ -155,7 +171,7 @@ impl LabGuard {
 
 impl Drop for LabGuard {
     fn drop(&mut self) {
-        let _ = Command::new(BIN)
+        let _ = Command::new(self.1)
             .args(["lab", "down", "--name", &self.0])
             .output();
     }

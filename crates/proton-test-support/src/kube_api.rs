@@ -2,14 +2,13 @@
 //! *requires* a client certificate signed by the cluster CA (as kube-apiserver does for
 //! K3s's admin user), and answers GETs from a table of paths. Certificates are made in
 //! the test with rcgen; [`kubeconfig`] writes a K3s-shaped `k3s.yaml` for them.
-//! Shared by proton-k3s's and the CLI's tests (`#[path]`-included).
+//! Used by proton-k3s's and the CLI's tests.
 //! What it copies from upstream (kubernetes/kubernetes at the K3s v1.34.2+k3s1 base,
 //! v1.34.2): x509 client-certificate authentication (`staging/src/k8s.io/apiserver/pkg/
 //! authentication/request/x509`), object JSON at `/api/v1/namespaces/<ns>/<kind>/<name>`,
 //! and a `kind: Status` body with the HTTP code on errors (apimachinery `metav1.Status`).
 //! The kubeconfig shape is K3s's `/etc/rancher/k3s/k3s.yaml` (cluster, user and context
 //! all named `default`, server `https://127.0.0.1:6443`, inline base64 certificate data).
-#![allow(dead_code)]
 
 use base64::Engine;
 use rcgen::{

@@ -1,6 +1,5 @@
 //! Test support: network namespaces that clean up after themselves, and running code
 //! inside one. Needs root; tests skip with a message otherwise.
-#![allow(dead_code)]
 
 use std::os::fd::AsFd;
 use std::process::{Command, Output};

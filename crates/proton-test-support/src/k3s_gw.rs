@@ -1,18 +1,11 @@
 //! A gateway rendered under a temp root for the K3s CLI tests (no root privileges): the
 //! spec points the installer at the local script fixture (air-gapped mode), which records
-//! its environment and installs the fake `k3s` under the root.
-#![allow(dead_code)]
+//! its environment and installs the fake `k3s` under the root. The fixtures are the
+//! `proton` crate's `tests/fixtures` (`k3s-install.sh`, `fake-k3s`; each names the
+//! upstream file it copies).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-pub const BIN: &str = env!("CARGO_BIN_EXE_proton");
-
-pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -22,15 +15,21 @@ pub struct Gw {
     pub dir: tempfile::TempDir,
     /// Where the installer fixture writes its record.
     pub rec: tempfile::TempDir,
+    bin: &'static str,
+    fixtures: PathBuf,
 }
 
 impl Gw {
-    /// `proton init`, then a spec with a public IP, an ACME e-mail and the installer
-    /// fixture at /opt/k3s/install.sh (air-gapped: skip_download). Not applied yet.
-    pub fn new() -> Gw {
+    /// `proton init` with `bin`, then a spec with a public IP, an ACME e-mail and the
+    /// installer fixture (from `crate_dir`'s `tests/fixtures`: the `proton` crate's
+    /// `env!("CARGO_MANIFEST_DIR")`) at /opt/k3s/install.sh (air-gapped: skip_download).
+    /// Not applied yet.
+    pub fn new(bin: &'static str, crate_dir: &str) -> Gw {
         let gw = Gw {
             dir: tempfile::tempdir().unwrap(),
             rec: tempfile::tempdir().unwrap(),
+            bin,
+            fixtures: Path::new(crate_dir).join("tests/fixtures"),
         };
         gw.ok(&["init", "--endpoint", "vps.example.org"]);
         gw.edit_spec(&[
@@ -44,8 +43,13 @@ impl Gw {
         ]);
         let script = gw.path("opt/k3s/install.sh");
         std::fs::create_dir_all(script.parent().unwrap()).unwrap();
-        std::fs::copy(fixture("k3s-install.sh"), &script).unwrap();
+        std::fs::copy(gw.fixture("k3s-install.sh"), &script).unwrap();
         gw
+    }
+
+    /// A file of the fixtures directory.
+    pub fn fixture(&self, name: &str) -> PathBuf {
+        self.fixtures.join(name)
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -63,13 +67,13 @@ impl Gw {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
+        Command::new(self.bin)
             .arg("--root")
             .arg(self.dir.path())
             .args(args)
             .env_remove("PROTON_ROOT")
             .env("RECORD_DIR", self.rec.path())
-            .env("FAKE_K3S_SRC", fixture("fake-k3s"))
+            .env("FAKE_K3S_SRC", self.fixture("fake-k3s"))
             .env("FAKE_K3S_DIR", self.path("usr/local/bin"))
             .env("HOME", "/home/admin")
             .output()
@@ -85,5 +89,36 @@ impl Gw {
             text(&out.stderr)
         );
         text(&out.stdout)
+    }
+
+    /// The installer fixture's record of its last run (and forgets it).
+    pub fn take_record(&self) -> Option<String> {
+        let p = self.rec.path().join("record");
+        let r = std::fs::read_to_string(&p).ok();
+        let _ = std::fs::remove_file(p);
+        r
+    }
+
+    /// Every file under the root: contents and mode (a digest of them, to keep
+    /// assertion messages short).
+    pub fn snapshot(&self) -> std::collections::BTreeMap<PathBuf, (u64, u32)> {
+        fn walk(dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, (u64, u32)>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let p = e.path();
+                let meta = e.metadata().unwrap();
+                if meta.is_dir() {
+                    walk(&p, out);
+                } else {
+                    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    std::hash::Hash::hash(&std::fs::read(&p).unwrap(), &mut h);
+                    out.insert(p.clone(), (std::hash::Hasher::finish(&h), mode));
+                }
+            }
+        }
+        let mut out = std::collections::BTreeMap::new();
+        walk(self.dir.path(), &mut out);
+        out
     }
 }

@@ -1,12 +1,13 @@
 //! The real binary on a temp root, for the CLI tests that need no network and no root.
-#![allow(dead_code)]
+//! `bin` is the `proton` binary (`env!("CARGO_BIN_EXE_proton")` in the `proton` crate's
+//! tests).
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 /// `proton --root ROOT ARGS…`, with no `PROTON_*` settings leaking in from the caller.
-pub fn proton(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_proton"))
+pub fn proton(bin: &str, root: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
         .arg("--root")
         .arg(root)
         .args(args)
@@ -17,9 +18,9 @@ pub fn proton(root: &Path, args: &[&str]) -> Output {
 }
 
 /// A gateway made by `proton init` in a fresh temp dir (removed when dropped).
-pub fn gateway() -> tempfile::TempDir {
+pub fn gateway(bin: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let out = proton(dir.path(), &["init", "--endpoint", "203.0.113.5"]);
+    let out = proton(bin, dir.path(), &["init", "--endpoint", "203.0.113.5"]);
     assert!(
         out.status.success(),
         "{}",
