@@ -60,7 +60,7 @@ impl Book {
     pub fn note(&mut self, root: &Root, cidr: &Cidr, live: &[PeerStatus]) {
         let changed: Vec<(PublicKey, SocketAddr)> = live
             .iter()
-            .filter_map(|p| Some((p.public_key, p.endpoint?)))
+            .filter_map(|p| Some((p.config.public_key, p.config.endpoint?)))
             .filter(|(k, at)| self.saved.get(k) != Some(at))
             .collect();
         if changed.is_empty() {

@@ -43,21 +43,22 @@ impl Observer {
         let mut inner = self.lock();
         inner
             .heard
-            .retain(|k, _| peers.iter().any(|p| p.public_key == *k));
+            .retain(|k, _| peers.iter().any(|p| p.config.public_key == *k));
         peers
             .iter()
             .map(|p| {
-                let entry = inner.heard.entry(p.public_key).or_insert_with(|| {
+                let entry = inner.heard.entry(p.config.public_key).or_insert_with(|| {
                     // First sight: the last handshake is the latest moment we know it
                     // was heard (a handshake is a received packet).
                     let at = p
+                        .stats
                         .last_handshake
-                        .filter(|_| p.rx_bytes > 0)
+                        .filter(|_| p.stats.rx_bytes > 0)
                         .and_then(|age| now.checked_sub(age));
-                    (p.rx_bytes, at)
+                    (p.stats.rx_bytes, at)
                 });
-                if p.rx_bytes != entry.0 {
-                    *entry = (p.rx_bytes, Some(now));
+                if p.stats.rx_bytes != entry.0 {
+                    *entry = (p.stats.rx_bytes, Some(now));
                 }
                 entry.1.map(|at| now.saturating_duration_since(at))
             })
@@ -117,17 +118,17 @@ pub(crate) async fn gateway_status(
         .into_iter()
         .zip(heard)
         .map(|(p, heard)| {
-            let known = known.get(&p.public_key);
+            let known = known.get(&p.config.public_key);
             PeerLive {
                 name: known.map(|k| k.name.clone()),
                 role: known.map(|k| k.role),
-                public_key: p.public_key,
-                allowed_ips: p.allowed_ips,
-                endpoint: p.endpoint,
-                last_handshake_secs: p.last_handshake.map(|d| d.as_secs()),
+                public_key: p.config.public_key,
+                allowed_ips: p.config.allowed_ips,
+                endpoint: p.config.endpoint,
+                last_handshake_secs: p.stats.last_handshake.map(|d| d.as_secs()),
                 last_heard_secs: heard.map(|d| d.as_secs()),
-                rx_bytes: p.rx_bytes,
-                tx_bytes: p.tx_bytes,
+                rx_bytes: p.stats.rx_bytes,
+                tx_bytes: p.stats.tx_bytes,
                 reach: known.as_ref().map(|k| {
                     proton_k3s::firewall::reach(
                         k.role.as_str(),
@@ -162,14 +163,15 @@ mod tests {
 
     fn peer(key: PublicKey, rx: u64, hs: Option<u64>) -> PeerStatus {
         PeerStatus {
-            public_key: key,
-            allowed_ips: vec![],
-            endpoint: None,
-            keepalive: Some(25),
-            preshared_key: None,
-            last_handshake: hs.map(Duration::from_secs),
-            rx_bytes: rx,
-            tx_bytes: 0,
+            config: proton_wg::PeerConfig {
+                keepalive: Some(25),
+                ..proton_wg::PeerConfig::new(key, vec![])
+            },
+            stats: proton_wg::PeerStats {
+                last_handshake: hs.map(Duration::from_secs),
+                rx_bytes: rx,
+                tx_bytes: 0,
+            },
         }
     }
 

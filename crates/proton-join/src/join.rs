@@ -294,7 +294,7 @@ impl Session<'_> {
         let handshaken = |d: &Device| {
             rt.block_on(d.peers())
                 .iter()
-                .any(|p| p.last_handshake.is_some())
+                .any(|p| p.stats.last_handshake.is_some())
         };
         loop {
             if handshaken(&device) {

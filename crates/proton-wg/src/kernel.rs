@@ -7,7 +7,7 @@
 //! or with new keepalive/endpoint keeps its session, so an update here never resets.
 
 use crate::reconcile::PeerChange;
-use crate::{InterfaceConfig, PeerConfig, PeerStatus, WgError};
+use crate::{InterfaceConfig, PeerConfig, PeerStats, PeerStatus, WgError};
 use ipnet::IpNet;
 use proton_core::keys::{PresharedKey, PrivateKey, PublicKey};
 use std::net::{IpAddr, SocketAddr};
@@ -250,20 +250,24 @@ impl Kernel {
 pub(crate) fn status(p: wireguard_uapi::get::Peer, now: Duration) -> PeerStatus {
     let hs = p.last_handshake_time;
     PeerStatus {
-        public_key: PublicKey::from_bytes(p.public_key),
-        allowed_ips: p
-            .allowed_ips
-            .iter()
-            .filter_map(|a| IpNet::new(a.ipaddr, a.cidr_mask).ok())
-            .collect(),
-        endpoint: p.endpoint,
-        keepalive: Some(p.persistent_keepalive_interval).filter(|k| *k != 0),
-        preshared_key: Some(p.preshared_key)
-            .filter(|k| *k != [0; 32])
-            .map(PresharedKey::from_bytes),
-        last_handshake: (!hs.is_zero()).then(|| now.saturating_sub(hs)),
-        rx_bytes: p.rx_bytes,
-        tx_bytes: p.tx_bytes,
+        config: PeerConfig {
+            public_key: PublicKey::from_bytes(p.public_key),
+            allowed_ips: p
+                .allowed_ips
+                .iter()
+                .filter_map(|a| IpNet::new(a.ipaddr, a.cidr_mask).ok())
+                .collect(),
+            endpoint: p.endpoint,
+            keepalive: Some(p.persistent_keepalive_interval).filter(|k| *k != 0),
+            preshared_key: Some(p.preshared_key)
+                .filter(|k| *k != [0; 32])
+                .map(PresharedKey::from_bytes),
+        },
+        stats: PeerStats {
+            last_handshake: (!hs.is_zero()).then(|| now.saturating_sub(hs)),
+            rx_bytes: p.rx_bytes,
+            tx_bytes: p.tx_bytes,
+        },
     }
 }
 

@@ -80,13 +80,22 @@ fn kernel_peers_read_as_status() {
         protocol_version: 1,
     };
     let s = status(p.clone(), Duration::from_secs(1_030));
-    assert_eq!(s.last_handshake, Some(Duration::from_secs(30)));
-    assert_eq!((s.keepalive, s.preshared_key.is_none()), (None, true));
-    assert_eq!(s.allowed_ips, vec!["10.7.7.2/32".parse::<IpNet>().unwrap()]);
-    assert_eq!((s.rx_bytes, s.tx_bytes), (10, 20));
+    assert_eq!(s.stats.last_handshake, Some(Duration::from_secs(30)));
+    assert_eq!(
+        (s.config.keepalive, s.config.preshared_key.is_none()),
+        (None, true)
+    );
+    assert_eq!(
+        s.config.allowed_ips,
+        vec!["10.7.7.2/32".parse::<IpNet>().unwrap()]
+    );
+    assert_eq!((s.stats.rx_bytes, s.stats.tx_bytes), (10, 20));
     let never = wireguard_uapi::get::Peer {
         last_handshake_time: Duration::ZERO,
         ..p
     };
-    assert_eq!(status(never, Duration::from_secs(5)).last_handshake, None);
+    assert_eq!(
+        status(never, Duration::from_secs(5)).stats.last_handshake,
+        None
+    );
 }

@@ -133,14 +133,17 @@ impl PeerConfig {
     }
 }
 
-/// A peer as the device has it, with its live state.
+/// A peer as the device has it: its configuration (with the endpoint the device uses
+/// now) and its live state, as gotatun's own `PeerStats { peer, stats }` keeps them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerStatus {
-    pub public_key: PublicKey,
-    pub allowed_ips: Vec<IpNet>,
-    pub endpoint: Option<SocketAddr>,
-    pub keepalive: Option<u16>,
-    pub preshared_key: Option<PresharedKey>,
+    pub config: PeerConfig,
+    pub stats: PeerStats,
+}
+
+/// What a peer's traffic did so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerStats {
     /// Time since the last completed handshake; `None`: never.
     pub last_handshake: Option<Duration>,
     pub rx_bytes: u64,

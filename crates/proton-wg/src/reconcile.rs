@@ -14,7 +14,8 @@ pub enum PeerChange {
     Remove(proton_core::keys::PublicKey),
 }
 
-fn same(desired: &PeerConfig, actual: &PeerStatus) -> bool {
+/// Whether the device's peer `actual` already is what `desired` asks for.
+fn same(desired: &PeerConfig, actual: &PeerConfig) -> bool {
     let want: BTreeSet<_> = desired.allowed_ips.iter().collect();
     let have: BTreeSet<_> = actual.allowed_ips.iter().collect();
     want == have
@@ -27,19 +28,19 @@ fn same(desired: &PeerConfig, actual: &PeerStatus) -> bool {
 /// The changes that turn `actual` into `desired`: removals first (so an address that
 /// moves between keys is free when the new key claims it), then updates, then adds.
 pub fn plan(desired: &[PeerConfig], actual: &[PeerStatus]) -> Vec<PeerChange> {
-    let have: HashMap<_, _> = actual.iter().map(|p| (p.public_key, p)).collect();
+    let have: HashMap<_, _> = actual.iter().map(|p| (p.config.public_key, p)).collect();
     let want: HashMap<_, _> = desired.iter().map(|p| (p.public_key, p)).collect();
     let mut removes: Vec<_> = actual
         .iter()
-        .filter(|a| !want.contains_key(&a.public_key))
-        .map(|a| PeerChange::Remove(a.public_key))
+        .filter(|a| !want.contains_key(&a.config.public_key))
+        .map(|a| PeerChange::Remove(a.config.public_key))
         .collect();
     let mut updates = Vec::new();
     let mut adds = Vec::new();
     for d in desired {
         match have.get(&d.public_key) {
             None => adds.push(PeerChange::Add(d.clone())),
-            Some(a) if !same(d, a) => updates.push(PeerChange::Update(d.clone())),
+            Some(a) if !same(d, &a.config) => updates.push(PeerChange::Update(d.clone())),
             Some(_) => {}
         }
     }
@@ -51,19 +52,14 @@ pub fn plan(desired: &[PeerConfig], actual: &[PeerStatus]) -> Vec<PeerChange> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PeerStats;
     use proptest::prelude::*;
     use proton_core::keys::PublicKey;
 
     fn status(c: &PeerConfig) -> PeerStatus {
         PeerStatus {
-            public_key: c.public_key,
-            allowed_ips: c.allowed_ips.clone(),
-            endpoint: c.endpoint,
-            keepalive: c.keepalive,
-            preshared_key: c.preshared_key.clone(),
-            last_handshake: None,
-            rx_bytes: 0,
-            tx_bytes: 0,
+            config: c.clone(),
+            stats: PeerStats::default(),
         }
     }
 
@@ -71,18 +67,18 @@ mod tests {
     fn apply(actual: &mut Vec<PeerStatus>, changes: &[PeerChange]) {
         for c in changes {
             match c {
-                PeerChange::Remove(k) => actual.retain(|p| p.public_key != *k),
+                PeerChange::Remove(k) => actual.retain(|p| p.config.public_key != *k),
                 PeerChange::Add(p) => actual.push(status(p)),
                 PeerChange::Update(p) => {
                     let a = actual
                         .iter_mut()
-                        .find(|a| a.public_key == p.public_key)
+                        .find(|a| a.config.public_key == p.public_key)
                         .unwrap();
-                    a.allowed_ips = p.allowed_ips.clone();
-                    a.keepalive = p.keepalive;
-                    a.preshared_key = p.preshared_key.clone();
+                    a.config.allowed_ips = p.allowed_ips.clone();
+                    a.config.keepalive = p.keepalive;
+                    a.config.preshared_key = p.preshared_key.clone();
                     if p.endpoint.is_some() {
-                        a.endpoint = p.endpoint;
+                        a.config.endpoint = p.endpoint;
                     }
                 }
             }
@@ -121,11 +117,11 @@ mod tests {
             for c in &changes {
                 let key = match c { PeerChange::Add(p) | PeerChange::Update(p) => p.public_key, PeerChange::Remove(k) => *k };
                 let untouched = desired.iter().any(|d| d.public_key == key)
-                    && actual.iter().any(|a| a.public_key == key && same(desired.iter().find(|d| d.public_key == key).unwrap(), &status(a)));
+                    && actual.iter().any(|a| a.public_key == key && same(desired.iter().find(|d| d.public_key == key).unwrap(), a));
                 prop_assert!(!untouched, "a matching peer was touched: {:?}", c);
             }
             apply(&mut device, &changes);
-            let mut got: Vec<_> = device.iter().map(|p| (p.public_key, p.allowed_ips.clone(), p.keepalive)).collect();
+            let mut got: Vec<_> = device.iter().map(|p| (p.config.public_key, p.config.allowed_ips.clone(), p.config.keepalive)).collect();
             let mut want: Vec<_> = desired.iter().map(|p| (p.public_key, p.allowed_ips.clone(), p.keepalive)).collect();
             got.sort();
             want.sort();
@@ -141,7 +137,7 @@ mod tests {
             vec!["10.7.7.2/32".parse().unwrap()],
         );
         let mut a = status(&d);
-        a.endpoint = Some("192.0.2.7:40000".parse().unwrap());
+        a.config.endpoint = Some("192.0.2.7:40000".parse().unwrap());
         assert!(plan(&[d.clone()], &[a.clone()]).is_empty());
         d.endpoint = Some("192.0.2.8:1".parse().unwrap());
         assert_eq!(plan(&[d.clone()], &[a]), vec![PeerChange::Update(d)]);

@@ -10,7 +10,7 @@ use crate::Applied;
 use crate::datapath::{self, Counters, DataPathStats, Offloads};
 use crate::reconcile::PeerChange;
 use crate::uapi::UapiSocket;
-use crate::{InterfaceConfig, PeerConfig, PeerStatus, WgError};
+use crate::{InterfaceConfig, PeerConfig, PeerStats, PeerStatus, WgError};
 use gotatun::device::{DeviceBuilder, Peer};
 use ipnet::IpNet;
 use ipnetwork::IpNetwork;
@@ -130,14 +130,18 @@ impl Userspace {
             .await
             .into_iter()
             .map(|ps| PeerStatus {
-                public_key: PublicKey::from_bytes(ps.peer.public_key.to_bytes()),
-                allowed_ips: ps.peer.allowed_ips.iter().map(net_from_gotatun).collect(),
-                endpoint: ps.peer.endpoint,
-                keepalive: ps.peer.keepalive,
-                preshared_key: ps.peer.preshared_key.map(PresharedKey::from_bytes),
-                last_handshake: ps.stats.last_handshake,
-                rx_bytes: ps.stats.rx_bytes as u64,
-                tx_bytes: ps.stats.tx_bytes as u64,
+                config: PeerConfig {
+                    public_key: PublicKey::from_bytes(ps.peer.public_key.to_bytes()),
+                    allowed_ips: ps.peer.allowed_ips.iter().map(net_from_gotatun).collect(),
+                    endpoint: ps.peer.endpoint,
+                    keepalive: ps.peer.keepalive,
+                    preshared_key: ps.peer.preshared_key.map(PresharedKey::from_bytes),
+                },
+                stats: PeerStats {
+                    last_handshake: ps.stats.last_handshake,
+                    rx_bytes: ps.stats.rx_bytes as u64,
+                    tx_bytes: ps.stats.tx_bytes as u64,
+                },
             })
             .collect()
     }

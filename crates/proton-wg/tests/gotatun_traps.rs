@@ -110,7 +110,7 @@ fn a_uapi_set_on_a_live_peer_resets_its_session() {
             let o = b.try_exec(&["ping", "-c", "2", "-w", "10", "10.99.0.1"]);
             assert!(o.status.success());
             let before = dev.peers().await.remove(0);
-            assert!(before.last_handshake.is_some() && before.rx_bytes > 0);
+            assert!(before.stats.last_handshake.is_some() && before.stats.rx_bytes > 0);
             let d2 = dir.clone();
             let k = peer.public_key().to_base64();
             tokio::task::spawn_blocking(move || {
@@ -122,9 +122,9 @@ fn a_uapi_set_on_a_live_peer_resets_its_session() {
             .await
             .unwrap();
             let after = dev.peers().await.remove(0);
-            assert_eq!(after.keepalive, Some(20), "the set was applied");
+            assert_eq!(after.config.keepalive, Some(20), "the set was applied");
             assert!(
-                after.last_handshake.is_none() && after.rx_bytes == 0,
+                after.stats.last_handshake.is_none() && after.stats.rx_bytes == 0,
                 "trap 2 fixed upstream? {after:?}"
             );
             dev.down().await;

@@ -64,7 +64,7 @@ fn peer_of(key: &PrivateKey, host: u8) -> PeerConfig {
 fn find(peers: &[PeerStatus], key: &PrivateKey) -> PeerStatus {
     peers
         .iter()
-        .find(|p| p.public_key == key.public_key())
+        .find(|p| p.config.public_key == key.public_key())
         .cloned()
         .expect("peer on the device")
 }
@@ -121,10 +121,10 @@ fn wireguard_go_handshakes_with_a_gateway_that_started_empty_and_wg_reads_it() {
             assert!(back.status.success(), "gateway -> peer: {}", String::from_utf8_lossy(&back.stdout));
 
             let st = find(&dev.peers().await, &peer);
-            assert!(st.last_handshake.is_some(), "handshake completed");
-            assert!(st.rx_bytes > 0 && st.tx_bytes > 0);
+            assert!(st.stats.last_handshake.is_some(), "handshake completed");
+            assert!(st.stats.rx_bytes > 0 && st.stats.tx_bytes > 0);
             let learned: std::net::IpAddr = "192.0.2.2".parse().unwrap();
-            assert_eq!(st.endpoint.map(|e| e.ip()), Some(learned), "the peer's endpoint is learned");
+            assert_eq!(st.config.endpoint.map(|e| e.ip()), Some(learned), "the peer's endpoint is learned");
 
             // wg (wireguard-tools) reads our device through the UAPI socket.
             let dir = uapi_dir.clone();
@@ -194,7 +194,7 @@ fn a_hundred_peers_come_and_go_without_disturbing_a_live_one() {
             .await;
             assert!(warm.status.success());
             let before = find(&dev.peers().await, &peer);
-            let handshake_at = Instant::now() - before.last_handshake.unwrap();
+            let handshake_at = Instant::now() - before.stats.last_handshake.unwrap();
 
             // A continuous ping from the live peer while 100 others come and go.
             let ns = b.0.clone();
@@ -258,7 +258,7 @@ fn a_hundred_peers_come_and_go_without_disturbing_a_live_one() {
                 "pings were lost while peers changed: {text}"
             );
             let after = find(&dev.peers().await, &peer);
-            let handshake_after = Instant::now() - after.last_handshake.unwrap();
+            let handshake_after = Instant::now() - after.stats.last_handshake.unwrap();
             let drift = if handshake_after > handshake_at {
                 handshake_after - handshake_at
             } else {
@@ -269,10 +269,11 @@ fn a_hundred_peers_come_and_go_without_disturbing_a_live_one() {
                 "the live peer's session was reset (handshake moved by {drift:?})"
             );
             assert!(
-                after.rx_bytes > before.rx_bytes && after.tx_bytes > before.tx_bytes,
+                after.stats.rx_bytes > before.stats.rx_bytes
+                    && after.stats.tx_bytes > before.stats.tx_bytes,
                 "counters kept counting, not reset"
             );
-            assert_eq!(after.keepalive, Some(15));
+            assert_eq!(after.config.keepalive, Some(15));
             dev.down().await;
             std::mem::forget(b);
         })
@@ -324,7 +325,7 @@ fn an_allowed_ips_update_keeps_the_session_and_takes_effect() {
                 "peer -> gateway with an initial peer"
             );
             let before = find(&dev.peers().await, &peer);
-            let handshake_at = Instant::now() - before.last_handshake.unwrap();
+            let handshake_at = Instant::now() - before.stats.last_handshake.unwrap();
 
             // The peer gains a second address; the gateway routes it only after the
             // update reaches the device's allowed IPs.
@@ -347,7 +348,7 @@ fn an_allowed_ips_update_keeps_the_session_and_takes_effect() {
             );
 
             let after = find(&dev.peers().await, &peer);
-            let mut ips = after.allowed_ips.clone();
+            let mut ips = after.config.allowed_ips.clone();
             ips.sort();
             assert_eq!(
                 ips,
@@ -356,18 +357,19 @@ fn an_allowed_ips_update_keeps_the_session_and_takes_effect() {
                     "10.99.0.3/32".parse().unwrap()
                 ]
             );
-            let handshake_after = Instant::now() - after.last_handshake.unwrap();
+            let handshake_after = Instant::now() - after.stats.last_handshake.unwrap();
             let drift = handshake_after.max(handshake_at) - handshake_after.min(handshake_at);
             assert!(
                 drift < Duration::from_secs(1),
                 "the session was reset (handshake moved by {drift:?})"
             );
             assert!(
-                after.rx_bytes > before.rx_bytes && after.tx_bytes > before.tx_bytes,
+                after.stats.rx_bytes > before.stats.rx_bytes
+                    && after.stats.tx_bytes > before.stats.tx_bytes,
                 "counters kept counting"
             );
             assert!(
-                after.endpoint.is_some(),
+                after.config.endpoint.is_some(),
                 "the learned endpoint survived an update with no endpoint"
             );
             dev.down().await;

@@ -23,7 +23,7 @@ fn config(gw: &PrivateKey, peers: Vec<PeerConfig>) -> InterfaceConfig {
 fn find(peers: &[PeerStatus], key: &PrivateKey) -> PeerStatus {
     peers
         .iter()
-        .find(|p| p.public_key == key.public_key())
+        .find(|p| p.config.public_key == key.public_key())
         .cloned()
         .expect("peer on the device")
 }
@@ -77,20 +77,26 @@ pub async fn scenario() {
     let st = find(&dev.try_peers().await.unwrap(), &peer);
     let line = wg_peer(None, IFACE, &peer.public_key().to_base64());
     let (hs, rx, tx) = hs_rx_tx(&line);
-    let age = st.last_handshake.expect("a handshake through the backend");
+    let age = st
+        .stats
+        .last_handshake
+        .expect("a handshake through the backend");
     let at = now().saturating_sub(age).as_secs();
     assert!(at.abs_diff(hs) <= 2, "handshake: backend {at}, wg {hs}");
-    assert!(st.rx_bytes > 0 && st.tx_bytes > 0, "{st:?}");
-    assert!(rx >= st.rx_bytes && tx >= st.tx_bytes, "{st:?} vs {line:?}");
-    let ep = st.endpoint.expect("learned endpoint");
+    assert!(st.stats.rx_bytes > 0 && st.stats.tx_bytes > 0, "{st:?}");
+    assert!(
+        rx >= st.stats.rx_bytes && tx >= st.stats.tx_bytes,
+        "{st:?} vs {line:?}"
+    );
+    let ep = st.config.endpoint.expect("learned endpoint");
     assert_eq!(ep.ip().to_string(), "192.0.2.2");
     assert_eq!(line[2], ep.to_string(), "same endpoint in wg show");
     assert_eq!(line[3], "10.99.0.2/32");
-    assert_eq!(st.allowed_ips, live.allowed_ips);
+    assert_eq!(st.config.allowed_ips, live.allowed_ips);
     assert_eq!((line[1].as_str(), line[7].as_str()), ("(none)", "off"));
     println!(
         "kernel backend: stats read back: handshake {age:?} ago, rx {} tx {} (wg show: rx {rx} tx {tx})",
-        st.rx_bytes, st.tx_bytes
+        st.stats.rx_bytes, st.stats.tx_bytes
     );
 
     // 100 peers come and go while the live one pings.
