@@ -25,6 +25,7 @@ pub struct Network {
     fwmark: Option<u32>,
     mtu: u16,
     keepalive: Option<u16>,
+    client_dns: Vec<String>,
 }
 
 impl Network {
@@ -38,6 +39,14 @@ impl Network {
             fwmark: Some(n.fwmark).filter(|m| *m != 0),
             mtu: n.mtu,
             keepalive: keepalive(n.persistent_keepalive),
+            // With the resolver on, the gateway's tunnel address and the zone as search
+            // domain (wg-quick passes non-IP entries to resolvconf as search domains);
+            // without it, `network.dns` as written.
+            client_dns: if spec.dns.enabled {
+                vec![spec.gateway_address().to_string(), spec.dns.zone.clone()]
+            } else {
+                n.dns.iter().map(|d| d.to_string()).collect()
+            },
         }
     }
 
@@ -90,20 +99,34 @@ impl Network {
         cfg
     }
 
-    /// A client's wg-quick configuration: address `host`, resolvers `dns`, the gateway
-    /// as its one peer routing `allowed_ips`.
+    /// The `DNS =` entries of a client's config.
+    pub fn client_dns(&self) -> &[String] {
+        &self.client_dns
+    }
+
+    /// A client's wg-quick configuration: address `host`, the network's resolvers, the
+    /// gateway as its one peer. Split tunnel routes the VPN network; `full_tunnel`
+    /// routes everything, `::/0` too: the gateway carries no IPv6 (its firewall drops it
+    /// from the tunnel), so the client's IPv6 goes nowhere instead of around the tunnel.
     pub fn client_config(
         &self,
         key: PrivateKey,
         host: Ipv4Addr,
-        dns: Vec<String>,
         gateway_key: PublicKey,
-        allowed_ips: Vec<IpNet>,
+        full_tunnel: bool,
     ) -> WgQuickConfig {
+        let allowed_ips: Vec<IpNet> = if full_tunnel {
+            vec![
+                IpNet::V4(Ipv4Net::default()),
+                IpNet::V6(ipnet::Ipv6Net::default()),
+            ]
+        } else {
+            vec![self.cidr.net().into()]
+        };
         let mut cfg = WgQuickConfig::default();
         cfg.interface.private_key = Some(key);
         cfg.interface.addresses = vec![self.peer_address(host).into()];
-        cfg.interface.dns = dns;
+        cfg.interface.dns = self.client_dns.clone();
         cfg.interface.mtu = Some(self.mtu);
         let mut gw = PeerSection::new(gateway_key);
         gw.name = Some(format!("{} (gateway)", self.gateway_name));
@@ -148,6 +171,31 @@ impl WorkerNetwork<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_config_routes_the_vpn_or_everything_and_resolves_through_the_tunnel() {
+        let mut spec = Spec::new("vpn.example.org".parse().unwrap());
+        spec.dns.enabled = true;
+        let net = Network::new(&spec);
+        let gw = PrivateKey::generate().public_key();
+        let host = "10.7.7.5".parse().unwrap();
+        let split = net
+            .client_config(PrivateKey::generate(), host, gw, false)
+            .render();
+        assert!(split.contains("AllowedIPs = 10.7.7.0/24\n"), "{}", *split);
+        assert!(
+            split.contains(&format!("DNS = 10.7.7.1, {}", spec.dns.zone)),
+            "{}",
+            *split
+        );
+        let full = net
+            .client_config(PrivateKey::generate(), host, gw, true)
+            .render();
+        assert!(full.contains("AllowedIPs = 0.0.0.0/0, ::/0\n"), "{}", *full);
+        spec.dns.enabled = false;
+        spec.network.dns = vec!["9.9.9.9".parse().unwrap()];
+        assert_eq!(Network::new(&spec).client_dns(), ["9.9.9.9"]);
+    }
 
     #[test]
     fn zero_means_none_once() {

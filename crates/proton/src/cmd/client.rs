@@ -7,7 +7,6 @@ use crate::context::GatewayContext;
 use crate::output::bad_input;
 use proton_core::host::Root;
 use proton_core::keys::PrivateKey;
-use proton_core::spec::Spec;
 use proton_core::view::Network;
 use proton_store::{Allow, Grant, NewPeer, PeerName, Role};
 use std::io::Write;
@@ -85,17 +84,6 @@ fn change(root: &Root, name: &str, add: &[Allow], remove: &[Allow]) -> anyhow::R
     Ok(())
 }
 
-/// The `DNS =` entries of a client config: with the resolver on, the gateway's tunnel
-/// address and the zone as search domain (wg-quick passes non-IP entries to resolvconf
-/// as search domains); without it, `network.dns` as before.
-pub fn client_dns(spec: &Spec) -> Vec<String> {
-    if spec.dns.enabled {
-        vec![spec.gateway_address().to_string(), spec.dns.zone.clone()]
-    } else {
-        spec.network.dns.iter().map(|d| d.to_string()).collect()
-    }
-}
-
 fn add(root: &Root, name: String, opts: Options) -> anyhow::Result<()> {
     let Options {
         full_tunnel,
@@ -137,20 +125,8 @@ fn add(root: &Root, name: String, opts: Options) -> anyhow::Result<()> {
         },
         "cli",
         |peer| -> anyhow::Result<Option<String>> {
-            let allowed_ips = if full_tunnel {
-                // `::/0` too: the gateway carries no IPv6 (its firewall drops it from the
-                // tunnel), so the phone's IPv6 goes nowhere instead of around the tunnel.
-                vec!["0.0.0.0/0".parse()?, "::/0".parse()?]
-            } else {
-                vec![spec.network.cidr.net().into()]
-            };
-            let cfg = Network::new(&spec).client_config(
-                key,
-                peer.address,
-                client_dns(&spec),
-                gateway_key,
-                allowed_ips,
-            );
+            let cfg =
+                Network::new(&spec).client_config(key, peer.address, gateway_key, full_tunnel);
             let text = cfg.render();
             if let Some(path) = &qr_png
                 && let Err(e) = crate::qr::write_png(&text, path, 8)
