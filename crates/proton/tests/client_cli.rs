@@ -484,3 +484,47 @@ fn clients_expire_and_can_be_disabled_and_enabled_keeping_their_key() {
         assert!(err.starts_with("error: ") && err.contains(what), "{err}");
     }
 }
+
+/// `client allow|deny` say what changed and what the client may reach now; repeating
+/// either changes nothing and says so; `peer list --json` carries the grants.
+#[test]
+fn client_allow_and_deny_say_what_the_client_may_reach_and_repeat_harmlessly() {
+    let gw = gateway(BIN);
+    for name in ["phone", "laptop"] {
+        let out = proton(BIN, gw.path(), &["client", "add", name, "--no-qr"]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let run = |args: &[&str]| {
+        let out = proton(BIN, gw.path(), args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let allow = ["client", "allow", "laptop", "phone:22", "gateway:53/udp"];
+    assert_eq!(
+        run(&allow),
+        "`laptop` may now also reach: phone:22/tcp, proton:53/udp.\n"
+    );
+    assert!(run(&allow).starts_with("`laptop` already had that;"));
+    let list: serde_json::Value = serde_json::from_str(&peers(gw.path())).unwrap();
+    let laptop = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "laptop")
+        .unwrap();
+    assert_eq!(
+        laptop["allow"],
+        serde_json::json!(["phone:22/tcp", "proton:53/udp"])
+    );
+    let deny = ["client", "deny", "laptop", "phone:22"];
+    assert_eq!(run(&deny), "`laptop` may now also reach: proton:53/udp.\n");
+    assert!(run(&deny).starts_with("`laptop` had no such grant;"));
+    // A grant for the client itself is refused with one line, exit 1 (a store refusal).
+    let out = proton(BIN, gw.path(), &["client", "allow", "laptop", "laptop:22"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("does not need a grant to reach itself"),
+        "{}",
+        text(&out)
+    );
+}

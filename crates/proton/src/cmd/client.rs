@@ -79,7 +79,12 @@ fn change(root: &Root, name: &str, add: &[Allow], remove: &[Allow]) -> anyhow::R
         println!("`{name}` may now also reach: {list}.");
         notify_daemon(root);
     } else {
-        println!("`{name}` already had that; it may also reach: {list}.");
+        let was = if remove.is_empty() {
+            "already had that"
+        } else {
+            "had no such grant"
+        };
+        println!("`{name}` {was}; it may also reach: {list}.");
     }
     Ok(())
 }
