@@ -48,3 +48,18 @@ pub enum OpsError {
     )]
     NotSetUp(String),
 }
+
+impl OpsError {
+    /// What to do: start the daemon that is not running, set up a machine that is not.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            OpsError::Admin(proton_proto::admin::AdminError::NotRunning(_)) => {
+                Some("systemctl start proton-gateway  (or: proton gateway run)")
+            }
+            OpsError::NotSetUp(_) => {
+                Some("on the VPS: proton init --endpoint HOST; on a worker: proton join")
+            }
+            _ => None,
+        }
+    }
+}
