@@ -14,9 +14,11 @@
 pub mod apply;
 pub mod backup;
 pub mod doctor;
+pub mod expose;
 pub mod gateway_key;
 pub mod init;
 pub mod kube;
+pub mod kubeconfig;
 pub mod nft;
 pub mod node_cleanup;
 pub mod probe;
