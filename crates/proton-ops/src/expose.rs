@@ -217,3 +217,44 @@ impl std::fmt::Display for Removed {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proton_core::host::PUBLIC_MODE;
+    use proton_core::spec::SPEC_PATH;
+
+    #[test]
+    fn an_app_is_exposed_then_removed_and_each_step_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        assert!(Exposure::new("Not A Name").unwrap_err().is_bad_input());
+        let web = Exposure::new("web").unwrap();
+        assert!(matches!(
+            web.remove(&root, false),
+            Err(ExposeError::NotExposed { .. })
+        ));
+        let mut spec = Spec::new("vps.example.com".parse().unwrap());
+        spec.ingress.enabled = true;
+        spec.tls.enabled = true;
+        spec.tls.acme_email = None;
+        root.write(SPEC_PATH, spec.to_toml().as_bytes(), PUBLIC_MODE)
+            .unwrap();
+        let done = web
+            .expose(&root, "app.example.com", "default/web:8080", true, false)
+            .unwrap();
+        let text = done.to_string();
+        assert!(
+            text.starts_with("note: tls.acme_email is not set"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "Exposed https://app.example.com -> default/web:8080 for VPN clients only: wrote "
+        ));
+        let gone = web.remove(&root, false).unwrap().to_string();
+        assert!(gone.starts_with("Removing "), "{gone}");
+        assert!(gone.contains("(K3s prunes them from the emptied "));
+        let again = web.remove(&root, false).unwrap().to_string();
+        assert!(again.ends_with("stays empty.\n"), "{again}");
+    }
+}
