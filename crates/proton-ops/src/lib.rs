@@ -13,6 +13,7 @@
 
 pub mod apply;
 pub mod backup;
+pub mod dashboard;
 pub mod doctor;
 pub mod expose;
 pub mod gateway_key;
