@@ -26,6 +26,7 @@ pub mod keys;
 pub mod net;
 pub mod paths;
 pub mod peer;
+pub mod say;
 pub mod spec;
 pub mod view;
 pub mod wgconf;

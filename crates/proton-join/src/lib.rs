@@ -20,6 +20,7 @@ mod error;
 mod join;
 pub mod k3s;
 pub mod keys;
+mod progress;
 mod resolve;
 pub mod units;
 

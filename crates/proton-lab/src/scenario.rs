@@ -46,6 +46,91 @@ impl ScenarioError {
     }
 }
 
+/// The lab `proton lab` acts on without `--name`.
+pub const DEFAULT_NAME: &str = "proton";
+
+/// What `proton lab up` prints once the lab is up: where it is, then commands to try,
+/// each naming this lab so it can be pasted as is.
+pub fn up_report(lab: &Lab, workers: usize) -> String {
+    let mut out = format!(
+        "Lab `{}` is up: gateway at {} (public), workers behind NAT {}.\n",
+        lab.name,
+        lab.gateway_public_ip(),
+        lab.nat_public_ip()
+    );
+    let n = if lab.name == DEFAULT_NAME {
+        String::new()
+    } else {
+        format!(" --name {}", lab.name)
+    };
+    let mut hints = Vec::new();
+    if workers > 0 {
+        hints.push(format!("proton lab exec{n} w1 -- ping -c 3 10.7.7.1"));
+        hints.push(format!("proton lab exec{n} w1 -- proton status"));
+    }
+    hints.push(format!("proton lab exec{n} gw -- wg show"));
+    hints.push(format!("proton lab exec{n} gw -- proton peer list"));
+    hints.push(format!("proton lab status{n};  proton lab down{n}"));
+    for (i, h) in hints.iter().enumerate() {
+        out.push_str(if i == 0 { "Try:  " } else { "      " });
+        out.push_str(h);
+        out.push('\n');
+    }
+    out
+}
+
+/// What `proton lab status` prints: the nodes, the processes started in them, and the
+/// gateway's own `proton status` (run with `exe`) when there is a gateway.
+pub fn status_report(exe: Option<&Path>, lab: &Lab) -> String {
+    let mut out = format!("{:<6} {:<10} {:<18} NETNS\n", "NODE", "ROLE", "ADDRESS");
+    for n in &lab.nodes {
+        out.push_str(&format!(
+            "{:<6} {:<10} {:<18} {}\n",
+            n.name,
+            format!("{:?}", n.role).to_lowercase(),
+            n.address.clone().unwrap_or_default(),
+            n.netns
+        ));
+    }
+    out.push('\n');
+    for (node, pid, what, alive) in lab.status() {
+        out.push_str(&format!(
+            "{node:<6} {what:<14} pid {pid:<8} {}\n",
+            if alive { "running" } else { "DEAD" }
+        ));
+    }
+    if lab.node("gw").is_some() {
+        out.push('\n');
+        // The gateway's own view: every peer with its liveness.
+        if let Some(text) = exe.and_then(|exe| proton_in(exe, lab, "gw", &["status"], None).ok()) {
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+/// Runs `command` in `node` as `proton lab exec` does: there `proton` is `exe` (its
+/// directory first on `PATH`) and its root is the node's (`PROTON_ROOT`), so `proton
+/// status` in w1 asks w1's own Proton.
+pub fn exec(
+    exe: &Path,
+    lab: &Lab,
+    node: &str,
+    command: &[String],
+    stdin: Option<&str>,
+) -> Result<std::process::Output, ScenarioError> {
+    let mut path = std::ffi::OsString::from(exe.parent().unwrap_or(Path::new("/")));
+    if let Some(old) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(old);
+    }
+    let path = format!("PATH={}", path.to_string_lossy());
+    let node_root = format!("PROTON_ROOT={}", lab.node_root(node).display());
+    let mut argv: Vec<&str> = vec!["env", &path, &node_root];
+    argv.extend(command.iter().map(String::as_str));
+    Ok(lab.exec(node, &argv, stdin)?)
+}
+
 fn root_of(lab: &Lab, node: &str) -> String {
     lab.node_root(node).display().to_string()
 }
@@ -252,4 +337,28 @@ pub fn up(
         return Err(e);
     }
     Ok(lab)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hints_of_a_named_lab_name_it() {
+        let lab = Lab {
+            name: "l2".into(),
+            public_net: "198.18.9.0/24".into(),
+            lan_net: "192.168.9.0/24".into(),
+            nodes: Vec::new(),
+            processes: Vec::new(),
+        };
+        let text = up_report(&lab, 0);
+        assert_eq!(
+            text,
+            "Lab `l2` is up: gateway at 198.18.9.1 (public), workers behind NAT 198.18.9.2.\n\
+             Try:  proton lab exec --name l2 gw -- wg show\n      \
+             proton lab exec --name l2 gw -- proton peer list\n      \
+             proton lab status --name l2;  proton lab down --name l2\n"
+        );
+    }
 }

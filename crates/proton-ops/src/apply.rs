@@ -30,6 +30,7 @@ use proton_addons::{
     render_manifests, render_upgrade_manifests,
 };
 use proton_core::host::{Host, HostError, NotRun, Root};
+use proton_core::say::Line;
 use proton_core::spec::Spec;
 use proton_k3s::config::SERVER_DROPIN_PATH;
 use proton_k3s::gateway::{
@@ -416,6 +417,96 @@ impl HostPlan {
     }
 }
 
+impl HostPlan {
+    /// What `apply --dry-run` prints: the summary, the diffs, what K3s prunes, installs
+    /// or upgrades, and the removed workers' K8s nodes still to delete (`cleanups`).
+    pub fn dry_run_report(
+        &self,
+        root: &Root,
+        cleanups: &[proton_store::NodeCleanup],
+    ) -> Result<String, ApplyError> {
+        let mut out = self.summary(root, cleanups.len())?;
+        let diff = self.diff(root)?;
+        out.push_str(&diff);
+        for r in &self.removals {
+            out.push_str(&format!("K3s prunes: {} {}\n", r.kind, object_name(r)));
+        }
+        if let Some(i) = &self.install {
+            out.push_str(&format!("run: {}\n", describe_install(i, &self.installed)));
+        }
+        if let Some(u) = &self.upgrade_by_plans {
+            out.push_str(&format!("upgrade: {}\n", describe_upgrade(u)));
+        }
+        if diff.is_empty()
+            && self.removals.is_empty()
+            && self.install.is_none()
+            && cleanups.is_empty()
+        {
+            out.push_str(NOTHING_TO_CHANGE);
+        } else {
+            out.push_str("(dry run: nothing was changed)\n");
+        }
+        for c in cleanups {
+            out.push_str(&format!(
+                "would delete K8s node `{}` (removed worker, cleanup pending)\n",
+                c.name
+            ));
+        }
+        Ok(out)
+    }
+
+    /// What `apply` prints last, once the plan ran: the files `written` and the
+    /// `cleaned` removed workers' nodes, or that nothing had to change.
+    pub fn applied_report(&self, spec: &Spec, written: &[String], cleaned: usize) -> String {
+        if written.is_empty() && self.steps.is_empty() && self.install.is_none() && cleaned == 0 {
+            return NOTHING_TO_CHANGE.into();
+        }
+        let mut out = String::new();
+        if spec.k3s.enabled && written.iter().any(|f| f == proton_k3s::config::CONFIG_PATH) {
+            let mtu = spec.network.mtu;
+            out.push_str(&format!(
+                "Pod network MTU over {}: {mtu} - 50 (VXLAN) = {}; flannel derives it from flannel-iface.\n",
+                spec.network.interface,
+                proton_k3s::pod_mtu(mtu)
+            ));
+        }
+        out.push_str(&format!(
+            "Applied: {} file(s) written, {} command(s), {cleaned} removed node(s) deleted.\n",
+            written.len(),
+            self.steps.len() + usize::from(self.install.is_some())
+        ));
+        out
+    }
+}
+
+const NOTHING_TO_CHANGE: &str = "Nothing to change: the host matches the spec.\n";
+
+impl Event<'_> {
+    /// The line `apply` prints for this event, on its stream.
+    pub fn line(&self) -> Line {
+        match self {
+            Event::Warning(w) => Line::Err(format!("warning: {w}")),
+            Event::Wrote(f) => Line::Out(format!("wrote {f}")),
+            Event::Prunes(r) => Line::Out(format!("K3s prunes: {} {}", r.kind, object_name(r))),
+            Event::Ran(cmd) => Line::Out(format!("ran: {cmd}")),
+        }
+    }
+}
+
+impl InstallEvent<'_> {
+    /// The line `apply` prints for this event: the installer's progress on stderr.
+    pub fn line(&self) -> Line {
+        match self {
+            InstallEvent::NotRun(line) => Line::Out(line.clone()),
+            InstallEvent::Starting(v) => Line::Err(format!(
+                "installing K3s {v} (server; this can take a few minutes) ..."
+            )),
+            InstallEvent::Line(line) => Line::Err(format!("  | {line}")),
+            InstallEvent::Installed(v) => Line::Out(format!("K3s {v} installed and started.")),
+        }
+    }
+}
+
 /// Writes the journal, the files, then runs the steps. Returns the files written. The
 /// journal stays until [`clear_journal`], so a run that stops here is finished by the next.
 pub fn execute(
@@ -558,6 +649,23 @@ mod tests {
         assert_eq!(again.steps, p.steps);
         clear_journal(host.root()).unwrap();
         assert!(plan(&host, &spec()).unwrap().steps.is_empty());
+    }
+
+    #[test]
+    fn a_plan_with_nothing_to_do_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::with_runner(Root::new(dir.path()), NotRun, false);
+        let p = plan(&host, &spec()).unwrap();
+        let dry = p.dry_run_report(host.root(), &[]).unwrap();
+        assert!(dry.starts_with("Summary (dry run, nothing is changed):\n"));
+        assert!(dry.ends_with("(dry run: nothing was changed)\n"));
+        let done = p.applied_report(&spec(), &[], 0);
+        assert!(done.starts_with("Applied: 0 file(s) written, 3 command(s), 0 removed"));
+        let nothing = HostPlan {
+            steps: Vec::new(),
+            ..p
+        };
+        assert_eq!(nothing.applied_report(&spec(), &[], 0), NOTHING_TO_CHANGE);
     }
 
     #[test]

@@ -275,6 +275,37 @@ pub struct Written {
     pub entries: Vec<String>,
     /// Whether K3s's datastore was among them (K3s is installed here).
     pub k3s: bool,
+    /// The archive.
+    pub file: PathBuf,
+}
+
+impl Written {
+    /// What `proton backup` prints: what is in the archive and how to restore it.
+    pub fn render(&self) -> String {
+        let file = self.file.display();
+        let mut out = format!(
+            "Backup of gateway `{}` written to {file} (0600{}).\n",
+            self.gateway,
+            if self.encrypted {
+                ", encrypted with the passphrase: age format"
+            } else {
+                ""
+            }
+        );
+        for e in &self.entries {
+            out.push_str(&format!("  /{e}\n"));
+        }
+        if !self.k3s {
+            out.push_str("  (no K3s datastore here: K3s is not installed)\n");
+        }
+        out.push_str(
+            "It holds the gateway's private key and K3s's secrets: store it like the key itself.\n",
+        );
+        out.push_str(&format!(
+            "Restore on a new machine: proton restore {file}\n"
+        ));
+        out
+    }
 }
 
 /// Writes the archive to `file` (a new file, `0600`); encrypted with the passphrase from
@@ -385,6 +416,7 @@ pub fn backup(
         encrypted: pass.is_some(),
         entries: manifest.entries,
         k3s: files.iter().any(|(p, _)| *p == K3S_DATASTORE),
+        file: file.to_owned(),
     })
 }
 
@@ -612,6 +644,43 @@ pub struct Restored {
     pub files: Vec<PathBuf>,
     /// The spec's endpoint was this IP address and now is `--public-ip`.
     pub endpoint_moved_from: Option<std::net::IpAddr>,
+    /// `--public-ip`: the restored spec's `gateway.public_ip`.
+    pub public_ip: Option<std::net::IpAddr>,
+}
+
+impl Restored {
+    /// What `proton restore` prints: the files put back, then what to do next on this
+    /// machine (the spec's address, the endpoint, apply, the daemon).
+    pub fn render(&self, root: &Root) -> String {
+        let mut out = format!(
+            "Gateway `{}` restored (public key {}).\n",
+            self.gateway, self.public_key
+        );
+        for dest in &self.files {
+            out.push_str(&format!("  {}\n", dest.display()));
+        }
+        out.push_str("\nNext:\n");
+        if self.public_ip.is_none() {
+            out.push_str(&format!(
+                "  check gateway.public_ip in {} (this machine's address)\n",
+                root.path(SPEC_PATH).display()
+            ));
+        }
+        match (self.endpoint_moved_from, self.public_ip) {
+            (Some(was), Some(now)) => out.push_str(&format!(
+                "  gateway.endpoint was the address {was}; it is now {now}, so new invitations and client configs carry it.\n  \
+                 peers configured with {was} come back only where the gateway can reach their last endpoint (not behind a NAT): a DNS name as the endpoint survives a move\n"
+            )),
+            _ => out.push_str(
+                "  point the endpoint name at this machine; peers re-resolve it and reconnect unchanged\n",
+            ),
+        }
+        out.push_str(
+            "  proton apply                              firewall, K3s (same token and datastore), add-ons\n",
+        );
+        out.push_str("  systemctl enable --now proton-gateway     (or: proton gateway run)\n");
+        out
+    }
 }
 
 /// Checks the whole archive `file`, then puts its files in place (see the module's
@@ -697,6 +766,7 @@ pub fn restore(
         public_key: archive.manifest.public_key.clone(),
         files: staged.into_iter().map(|(_, dest)| dest).collect(),
         endpoint_moved_from,
+        public_ip,
     })
 }
 

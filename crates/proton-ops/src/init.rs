@@ -46,15 +46,59 @@ impl InitError {
     }
 }
 
+/// The gateway `init` made.
+#[derive(Debug)]
+pub struct Created {
+    pub name: String,
+    /// The spec's path under the root.
+    pub spec_path: PathBuf,
+    pub public_key: PublicKey,
+    /// The gateway's tunnel address, with the network's prefix.
+    pub address: String,
+    pub endpoint: String,
+    /// Ingress with TLS is on but `tls.acme_email` is not set: no Let's Encrypt issuer.
+    pub needs_acme_email: bool,
+}
+
+impl std::fmt::Display for Created {
+    /// What was made, then what to do next.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "Gateway `{}` created.", self.name)?;
+        writeln!(f, "  spec:        {}", self.spec_path.display())?;
+        writeln!(f, "  public key:  {}", self.public_key)?;
+        writeln!(f, "  address:     {}", self.address)?;
+        writeln!(f, "  endpoint:    {}", self.endpoint)?;
+        writeln!(f)?;
+        writeln!(f, "Next: review the spec, then:")?;
+        writeln!(
+            f,
+            "  systemctl enable --now proton-gateway   start the daemon (or: proton gateway run)"
+        )?;
+        if self.needs_acme_email {
+            writeln!(
+                f,
+                "  set tls.acme_email in the spec          (or re-run init with --acme-email)"
+            )?;
+        }
+        writeln!(
+            f,
+            "  proton apply --dry-run                  see what apply will do"
+        )?;
+        writeln!(
+            f,
+            "  proton apply                            firewall, K3s, add-ons"
+        )?;
+        writeln!(
+            f,
+            "  proton invite <name>                    to add a worker"
+        )
+    }
+}
+
 /// Makes a gateway from a validated `spec`: a new key, the spec, the state DB and the
 /// unit (unless the package ships it). An existing gateway is refused unless `force`,
-/// which sets its files aside (`.replaced-<time>`). Returns the new public key.
-pub fn init(
-    root: &Root,
-    spec: &Spec,
-    proton_bin: &str,
-    force: bool,
-) -> Result<PublicKey, InitError> {
+/// which sets its files aside (`.replaced-<time>`).
+pub fn init(root: &Root, spec: &Spec, proton_bin: &str, force: bool) -> Result<Created, InitError> {
     let existing: Vec<&str> = OWNED.iter().copied().filter(|p| root.exists(p)).collect();
     if let Some(first) = existing.first()
         && !force
@@ -63,9 +107,20 @@ pub fn init(
     }
     let mut tx = FileTransaction::new(root);
     match create(root, spec, proton_bin, &mut tx, &existing) {
-        Ok(public) => {
+        Ok(public_key) => {
             tx.commit();
-            Ok(public)
+            Ok(Created {
+                name: spec.gateway.name.clone(),
+                spec_path: root.path(SPEC_PATH),
+                public_key,
+                address: spec
+                    .network
+                    .cidr
+                    .with_host(spec.gateway_address())
+                    .to_string(),
+                endpoint: spec.gateway.endpoint.to_string(),
+                needs_acme_email: spec.require_acme_email().is_err(),
+            })
         }
         Err(e) => {
             tx.rollback();

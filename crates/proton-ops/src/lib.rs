@@ -13,10 +13,13 @@
 
 pub mod apply;
 pub mod backup;
+pub mod dashboard;
 pub mod doctor;
+pub mod expose;
 pub mod gateway_key;
 pub mod init;
 pub mod kube;
+pub mod kubeconfig;
 pub mod nft;
 pub mod node_cleanup;
 pub mod probe;
@@ -47,4 +50,19 @@ pub enum OpsError {
         "this machine is neither a Proton gateway (no {0}) nor a joined worker (no /etc/proton/agent.conf or /etc/wireguard/<iface>.conf)"
     )]
     NotSetUp(String),
+}
+
+impl OpsError {
+    /// What to do: start the daemon that is not running, set up a machine that is not.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            OpsError::Admin(proton_proto::admin::AdminError::NotRunning(_)) => {
+                Some("systemctl start proton-gateway  (or: proton gateway run)")
+            }
+            OpsError::NotSetUp(_) => {
+                Some("on the VPS: proton init --endpoint HOST; on a worker: proton join")
+            }
+            _ => None,
+        }
+    }
 }

@@ -24,6 +24,21 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// What `proton reresolve` says about tunnel `t`, one line.
+    pub fn line(&self, t: &WorkerTunnel) -> String {
+        let (iface, endpoint) = (&t.interface, &t.endpoint);
+        match self {
+            Outcome::NotAName => format!("{iface}: {endpoint} is an address; nothing to follow"),
+            Outcome::Unchanged(a) => format!("{iface}: {endpoint} still resolves to {a}"),
+            Outcome::Moved { from, to } => format!(
+                "{iface}: {endpoint} moved from {} to {to}; the tunnel now sends there",
+                from.as_deref().unwrap_or("(none)")
+            ),
+        }
+    }
+}
+
 /// The address to use for `host:port`: the first IPv4 one (the tunnel runs over IPv4
 /// NAT), else the first of any family.
 pub fn pick(addrs: &[SocketAddr]) -> Option<SocketAddr> {
@@ -59,6 +74,7 @@ pub fn reresolve(t: &WorkerTunnel) -> Result<Outcome, OpsError> {
         return Ok(Outcome::Unchanged(to));
     }
     wgshow::set_endpoint(&t.interface, &t.gateway_key.to_base64(), &to.to_string())?;
+    tracing::info!(endpoint = %t.endpoint, to = %to, "gateway endpoint moved");
     Ok(Outcome::Moved { from: live, to })
 }
 

@@ -23,6 +23,7 @@
 
 use proton_core::host::{HostError, Root};
 use proton_core::host::{Runner, SystemRunner};
+use proton_core::say::Line;
 use proton_core::spec::Spec;
 use proton_k3s::config::{
     AGENT_DEFAULTS_PATH, AGENT_DROPIN_PATH, CONFIG_PATH, PROFILE_PATH, SERVER_DEFAULTS_PATH,
@@ -65,6 +66,10 @@ pub struct Removal {
     /// K3s's own uninstaller, with `--k3s` when it is here.
     pub k3s_script: Option<String>,
     pub interface: String,
+    /// `--k3s`: K3s was asked to go too.
+    pub k3s: bool,
+    /// Without `--k3s`: the configuration Proton wrote for K3s that stays ([`k3s_kept`]).
+    pub k3s_kept: Vec<&'static str>,
 }
 
 impl Removal {
@@ -153,6 +158,8 @@ pub fn plan(root: &Root, k3s: bool) -> Removal {
         commands,
         k3s_script,
         interface,
+        k3s,
+        k3s_kept: k3s_kept(root),
     }
 }
 
@@ -245,6 +252,104 @@ impl UninstallError {
                 "Proton's own files are kept; fix the cause and run `proton uninstall --k3s` again",
             ),
             _ => None,
+        }
+    }
+}
+
+const NOTHING_HERE: &str = "Nothing of Proton's is installed here.\n";
+
+impl Removal {
+    /// The host commands that have something to act on here ([`present`]).
+    pub fn present_commands(&self, root: &Root) -> Vec<&Vec<String>> {
+        self.commands.iter().filter(|c| present(root, c)).collect()
+    }
+
+    /// What `uninstall --dry-run` prints: each command and path it would remove.
+    pub fn dry_run_report(&self, root: &Root, commands: &[&Vec<String>]) -> String {
+        let mut out = String::new();
+        for c in commands {
+            out.push_str(&format!("would run: {}\n", c.join(" ")));
+        }
+        if let Some(s) = &self.k3s_script {
+            out.push_str(&format!("would run: {s}   (K3s's own uninstaller)\n"));
+        }
+        for d in &self.dirs {
+            out.push_str(&format!(
+                "would remove: {}/ (and everything in it)\n",
+                root.path(d).display()
+            ));
+        }
+        for f in &self.files {
+            out.push_str(&format!("would remove: {}\n", root.path(f).display()));
+        }
+        if self.is_empty() {
+            out.push_str(NOTHING_HERE);
+        }
+        out.push_str("(dry run: nothing was changed)\n");
+        out.push_str(&self.k3s_note(root));
+        out
+    }
+
+    /// What `uninstall` prints once everything ran.
+    pub fn done_report(&self, root: &Root) -> String {
+        let mut out = if self.is_empty() {
+            NOTHING_HERE.to_owned()
+        } else {
+            format!(
+                "Proton is uninstalled (interface {}, firewall table inet proton, files above).\n",
+                self.interface
+            )
+        };
+        out.push_str(&self.k3s_note(root));
+        out.push_str(
+            "The proton binary itself stays: remove the package (apt remove proton) or the file.\n",
+        );
+        out
+    }
+
+    /// What becomes of K3s: its uninstaller is not here, or it stays with Proton's
+    /// configuration for it.
+    fn k3s_note(&self, root: &Root) -> String {
+        let mut out = String::new();
+        if self.k3s && self.k3s_script.is_none() {
+            out.push_str(&format!(
+                "K3s's uninstaller ({}) is not here: K3s is not installed, or not by its script.\n",
+                K3S_UNINSTALL.join(" / ")
+            ));
+        }
+        if !self.k3s && !self.k3s_kept.is_empty() {
+            let kept: Vec<String> = self
+                .k3s_kept
+                .iter()
+                .map(|p| root.path(p).display().to_string())
+                .collect();
+            out.push_str(&format!(
+                "K3s stays, with the configuration Proton wrote for it ({}): `proton uninstall --k3s` removes K3s with its own uninstaller.\n",
+                kept.join(", ")
+            ));
+        }
+        out
+    }
+}
+
+impl Step<'_> {
+    /// The line `uninstall` prints for this step; a command that failed is a warning
+    /// on stderr.
+    pub fn line(&self) -> Line {
+        match self {
+            Step::Ran(c) => Line::Out(format!("ran: {}", c.join(" "))),
+            Step::NotRun(c) => Line::Out(format!("not run (--root is not /): {}", c.join(" "))),
+            Step::Failed { command, stderr } => {
+                Line::Err(format!("warning: `{}` failed: {stderr}", command.join(" ")))
+            }
+            Step::CouldNotRun { command, error } => Line::Err(format!(
+                "warning: could not run `{}`: {error}",
+                command.join(" ")
+            )),
+            Step::RanScript(path) => Line::Out(format!("ran: {path}")),
+            Step::ScriptNotRun(path) => Line::Out(format!("not run (--root is not /): {path}")),
+            Step::Removed(p) => Line::Out(format!("removed {}", p.display())),
+            Step::RemovedDir(p) => Line::Out(format!("removed {}/", p.display())),
         }
     }
 }

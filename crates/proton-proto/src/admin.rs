@@ -160,6 +160,69 @@ pub struct Reloaded {
     pub need_restart: Vec<String>,
 }
 
+/// Asks a running daemon to apply the DB now (after a CLI changed it); what happened,
+/// for stderr. The DB is the source of truth and the daemon polls it: a daemon that
+/// cannot be asked loses nothing.
+pub fn reconcile_now(root: &Root) -> Option<String> {
+    reconciled_message(request(root, &AdminRequest::Reconcile))
+}
+
+/// The line [`reconcile_now`] says for the daemon's answer to `Reconcile`.
+pub fn reconciled_message(answer: Result<AdminResponse, AdminError>) -> Option<String> {
+    Some(match answer {
+        Ok(AdminResponse::Reconciled {
+            added,
+            updated,
+            removed,
+        }) => {
+            format!("gateway: applied live ({added} added, {updated} updated, {removed} removed)")
+        }
+        Ok(AdminResponse::Error { error }) => {
+            format!("gateway: could not apply the change: {error}")
+        }
+        Ok(_) => return None,
+        Err(AdminError::NotRunning(_)) => {
+            "gateway: the daemon is not running; the change applies when it starts".into()
+        }
+        Err(e) => format!(
+            "gateway: {e}\ngateway: the change is saved and will be applied when the daemon is back"
+        ),
+    })
+}
+
+/// Tells a running daemon the spec changed (`proton apply`); what it applied live and
+/// what needs a restart, for stderr. Nothing when no daemon runs: it reads the spec at
+/// start.
+pub fn reload_now(root: &Root) -> Vec<String> {
+    reloaded_message(request(root, &AdminRequest::Reload))
+}
+
+/// The lines [`reload_now`] says for the daemon's answer to `Reload`.
+pub fn reloaded_message(answer: Result<AdminResponse, AdminError>) -> Vec<String> {
+    match answer {
+        Ok(AdminResponse::Reloaded(r)) => {
+            let mut lines = Vec::new();
+            if !r.applied.is_empty() {
+                lines.push(format!("gateway: applied live: {}", r.applied.join(", ")));
+            }
+            if !r.need_restart.is_empty() {
+                lines.push(format!(
+                    "gateway: {} changed: takes effect after `systemctl restart proton-gateway` (a new WireGuard device; sessions re-handshake)",
+                    r.need_restart.join(", ")
+                ));
+            }
+            lines
+        }
+        Ok(AdminResponse::Error { error }) => {
+            vec![format!("gateway: could not apply the spec live: {error}")]
+        }
+        Ok(_) | Err(AdminError::NotRunning(_)) => Vec::new(),
+        Err(e) => vec![format!(
+            "gateway: {e}; it reads the spec when it starts again"
+        )],
+    }
+}
+
 /// WireGuard's REJECT_AFTER_TIME: a session older than this is dead. Used as the
 /// staleness threshold when no keepalive is configured.
 pub const REJECT_AFTER: Duration = Duration::from_secs(180);
@@ -356,6 +419,29 @@ mod tests {
         let v = serde_json::to_value(&anon).unwrap();
         assert_eq!(v["name"], serde_json::Value::Null);
         assert_eq!(serde_json::from_value::<PeerLive>(v).unwrap(), anon);
+    }
+
+    #[test]
+    fn a_daemon_answer_becomes_the_line_the_cli_says() {
+        let reconciled = AdminResponse::Reconciled {
+            added: 1,
+            updated: 0,
+            removed: 2,
+        };
+        assert_eq!(
+            reconciled_message(Ok(reconciled)).as_deref(),
+            Some("gateway: applied live (1 added, 0 updated, 2 removed)")
+        );
+        let gone = || Err(AdminError::NotRunning("/run/proton/admin.sock".into()));
+        assert!(reconciled_message(gone()).unwrap().contains("not running"));
+        assert!(reloaded_message(gone()).is_empty());
+        let reloaded = AdminResponse::Reloaded(Reloaded {
+            applied: vec!["network.dns".into()],
+            need_restart: vec!["network.mtu".into()],
+        });
+        let lines = reloaded_message(Ok(reloaded));
+        assert_eq!(lines[0], "gateway: applied live: network.dns");
+        assert!(lines[1].starts_with("gateway: network.mtu changed: takes effect after"));
     }
 
     #[test]

@@ -157,3 +157,12 @@ pub fn init_tracing(verbose: u8, quiet_data_plane: bool) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
+
+/// Writes a library's [`Line`](proton_core::say::Line) to the stream it names.
+pub fn say(line: &proton_core::say::Line) {
+    use proton_core::say::Line;
+    match line {
+        Line::Out(text) => println!("{text}"),
+        Line::Err(text) => eprintln!("{text}"),
+    }
+}

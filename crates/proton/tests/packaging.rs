@@ -119,6 +119,26 @@ fn completions_load_in_bash_and_name_the_subcommands() {
     assert!(text.contains("-F _proton proton"), "{text}");
 }
 
+/// The package ships crates/proton/debian/*.service (cargo-deb's systemd-units): they
+/// must be exactly what `init`, `join` and `apply` write, run from /usr/bin, which is
+/// what `proton generate units` writes. After changing a unit:
+/// `proton generate units crates/proton/debian`.
+#[test]
+fn packaged_units_are_the_ones_init_join_and_apply_write() {
+    let dir = tempfile::tempdir().unwrap();
+    generate("units", dir.path());
+    let debian = Path::new(env!("CARGO_MANIFEST_DIR")).join("debian");
+    for name in names(dir.path()) {
+        let generated = std::fs::read_to_string(dir.path().join(&name)).unwrap();
+        let shipped = std::fs::read_to_string(debian.join(&name)).unwrap_or_default();
+        assert_eq!(
+            generated, shipped,
+            "{name} differs from crates/proton/debian/{name}: run \
+             `proton generate units crates/proton/debian`"
+        );
+    }
+}
+
 #[test]
 fn packaged_units_pass_systemd_analyze_verify() {
     if !have("systemd-analyze") {

@@ -4,7 +4,7 @@ use crate::cli::DaemonArgs;
 use crate::output::bad_input;
 use proton_core::backend::{Backend, UnknownBackend};
 use proton_core::host::Root;
-use proton_proto::admin::{self, AdminError, AdminRequest, AdminResponse};
+use proton_proto::admin;
 
 pub fn parse_backend(text: &Option<String>) -> anyhow::Result<Option<Backend>> {
     text.as_deref().map(backend_arg).transpose()
@@ -44,47 +44,15 @@ pub fn run(root: &Root, args: &DaemonArgs) -> anyhow::Result<()> {
 
 /// Asks a running daemon to apply the DB now; says what happened in one line.
 pub fn notify_daemon(root: &Root) {
-    match admin::request(root, &AdminRequest::Reconcile) {
-        Ok(AdminResponse::Reconciled {
-            added,
-            updated,
-            removed,
-        }) => {
-            eprintln!("gateway: applied live ({added} added, {updated} updated, {removed} removed)")
-        }
-        Ok(AdminResponse::Error { error }) => {
-            eprintln!("gateway: could not apply the change: {error}")
-        }
-        Ok(_) => {}
-        Err(AdminError::NotRunning(_)) => {
-            eprintln!("gateway: the daemon is not running; the change applies when it starts")
-        }
-        // The DB is the source of truth and the daemon polls it: nothing is lost.
-        Err(e) => eprintln!(
-            "gateway: {e}\ngateway: the change is saved and will be applied when the daemon is back"
-        ),
+    if let Some(line) = admin::reconcile_now(root) {
+        eprintln!("{line}");
     }
 }
 
 /// Tells a running daemon the spec changed (`proton apply`); says what it applied live
 /// and what needs a restart. Silent when no daemon runs: it reads the spec at start.
 pub fn reload_daemon(root: &Root) {
-    match admin::request(root, &AdminRequest::Reload) {
-        Ok(AdminResponse::Reloaded(r)) => {
-            if !r.applied.is_empty() {
-                eprintln!("gateway: applied live: {}", r.applied.join(", "));
-            }
-            if !r.need_restart.is_empty() {
-                eprintln!(
-                    "gateway: {} changed: takes effect after `systemctl restart proton-gateway` (a new WireGuard device; sessions re-handshake)",
-                    r.need_restart.join(", ")
-                );
-            }
-        }
-        Ok(AdminResponse::Error { error }) => {
-            eprintln!("gateway: could not apply the spec live: {error}")
-        }
-        Ok(_) | Err(AdminError::NotRunning(_)) => {}
-        Err(e) => eprintln!("gateway: {e}; it reads the spec when it starts again"),
+    for line in admin::reload_now(root) {
+        eprintln!("{line}");
     }
 }

@@ -92,38 +92,3 @@ pub fn units() -> Vec<(String, Vec<u8>)> {
         ),
     ]
 }
-
-#[cfg(test)]
-mod tests {
-    /// The package ships crates/proton/debian/*.service (cargo-deb's systemd-units):
-    /// they must be exactly what `init`, `join` and `apply` write, run from /usr/bin.
-    /// After changing a unit: `proton generate units crates/proton/debian`.
-    #[test]
-    fn packaged_units_are_the_ones_init_join_and_apply_write() {
-        let shipped = [
-            (
-                "proton-gateway.service",
-                include_str!("../../debian/proton-gateway.service"),
-            ),
-            (
-                "proton-agent.service",
-                include_str!("../../debian/proton-agent.service"),
-            ),
-            (
-                "proton-firewall.service",
-                include_str!("../../debian/proton-firewall.service"),
-            ),
-        ];
-        let generated = super::units();
-        assert_eq!(generated.len(), shipped.len());
-        for ((name, text), (want_name, want)) in generated.iter().zip(shipped) {
-            assert_eq!(name, want_name);
-            assert_eq!(
-                std::str::from_utf8(text).unwrap(),
-                want,
-                "{name} differs from crates/proton/debian/{name}: run \
-                 `proton generate units crates/proton/debian`"
-            );
-        }
-    }
-}

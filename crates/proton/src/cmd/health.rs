@@ -1,28 +1,14 @@
 //! `proton status`, `proton doctor`, `proton reresolve`: thin wrappers over `proton-ops`.
 
 use crate::cli::{DoctorArgs, ReresolveArgs, StatusArgs};
-use crate::output::failure;
+use crate::output::{failure, with_hint};
 use proton_core::host::Root;
 use proton_ops::OpsError;
-use proton_ops::reresolve::Outcome;
 use std::time::Duration;
 
 /// A daemon that is not running, or a machine not set up, gets a hint.
 fn explain(e: OpsError) -> anyhow::Error {
-    match e {
-        OpsError::Admin(proton_proto::admin::AdminError::NotRunning(p)) => failure(
-            format!(
-                "the gateway daemon is not running (no socket at {})",
-                p.display()
-            ),
-            "systemctl start proton-gateway  (or: proton gateway run)",
-        ),
-        OpsError::NotSetUp(p) => failure(
-            OpsError::NotSetUp(p).to_string(),
-            "on the VPS: proton init --endpoint HOST; on a worker: proton join",
-        ),
-        other => other.into(),
-    }
+    with_hint(&e, e.hint(), false)
 }
 
 pub fn status(root: &Root, args: &StatusArgs) -> anyhow::Result<()> {
@@ -73,24 +59,7 @@ pub fn reresolve(root: &Root, args: &ReresolveArgs) -> anyhow::Result<()> {
                 "run `proton join` first",
             )
         })?;
-    match proton_ops::reresolve::reresolve(&tunnel).map_err(explain)? {
-        Outcome::NotAName => println!(
-            "{}: {} is an address; nothing to follow",
-            tunnel.interface, tunnel.endpoint
-        ),
-        Outcome::Unchanged(a) => println!(
-            "{}: {} still resolves to {a}",
-            tunnel.interface, tunnel.endpoint
-        ),
-        Outcome::Moved { from, to } => {
-            tracing::info!(endpoint = %tunnel.endpoint, to = %to, "gateway endpoint moved");
-            println!(
-                "{}: {} moved from {} to {to}; the tunnel now sends there",
-                tunnel.interface,
-                tunnel.endpoint,
-                from.as_deref().unwrap_or("(none)")
-            )
-        }
-    }
+    let outcome = proton_ops::reresolve::reresolve(&tunnel).map_err(explain)?;
+    println!("{}", outcome.line(&tunnel));
     Ok(())
 }

@@ -5,29 +5,13 @@ use crate::cli::InitArgs;
 use crate::output::{bad_input, with_hint};
 use crate::paths::proton_bin;
 use proton_core::host::Root;
-use proton_core::spec::{SPEC_PATH, Spec};
+use proton_core::spec::Spec;
 
 pub fn run(root: &Root, args: &InitArgs) -> anyhow::Result<()> {
     let spec = spec_from_args(args)?;
-    let public = proton_ops::init::init(root, &spec, &proton_bin(), args.force)
+    let created = proton_ops::init::init(root, &spec, &proton_bin(), args.force)
         .map_err(|e| with_hint(&e, e.hint(), false))?;
-    println!("Gateway `{}` created.", spec.gateway.name);
-    println!("  spec:        {}", root.path(SPEC_PATH).display());
-    println!("  public key:  {public}");
-    println!(
-        "  address:     {}",
-        spec.network.cidr.with_host(spec.gateway_address())
-    );
-    println!("  endpoint:    {}", spec.gateway.endpoint);
-    println!();
-    println!("Next: review the spec, then:");
-    println!("  systemctl enable --now proton-gateway   start the daemon (or: proton gateway run)");
-    if spec.require_acme_email().is_err() {
-        println!("  set tls.acme_email in the spec          (or re-run init with --acme-email)");
-    }
-    println!("  proton apply --dry-run                  see what apply will do");
-    println!("  proton apply                            firewall, K3s, add-ons");
-    println!("  proton invite <name>                    to add a worker");
+    print!("{created}");
     Ok(())
 }
 

@@ -7,8 +7,7 @@ use crate::output::{bad_input, with_hint};
 use proton_core::host::Root;
 use proton_core::invite::Invitation;
 use proton_join::agent::{Agent, AgentOptions};
-use proton_join::k3s::K3sProgress;
-use proton_join::{JoinOptions, K3sOptions, Progress, TunnelKind};
+use proton_join::{JoinOptions, K3sOptions};
 use std::time::Duration;
 
 /// The invitation: the argument, else the first non-blank line of standard input. At a
@@ -63,83 +62,9 @@ pub fn join(root: &Root, args: &JoinArgs) -> anyhow::Result<()> {
     let opts = options(args)?;
     let text = read_invitation(&args.invitation)?;
     let inv = Invitation::decode(&text).map_err(|e| bad_input(e.to_string(), None))?;
-    proton_join::join(root, &inv, &opts, &mut print)
+    proton_join::join(root, &inv, &opts, &mut |p| crate::output::say(&p.line()))
         .map(drop)
         .map_err(|e| with_hint(&e, e.hint(), e.is_bad_input()))
-}
-
-fn print(p: Progress<'_>) {
-    match p {
-        Progress::Joining {
-            endpoint,
-            address,
-            via,
-        } => eprintln!("joining {endpoint} as {address} through {via} ..."),
-        Progress::Resumed => {
-            eprintln!("(the gateway already holds this machine's key: finishing the job)")
-        }
-        Progress::OwnKey => {
-            eprintln!("switched to this machine's own key; checking the tunnel ...")
-        }
-        Progress::Joined(j) => println!("Joined as `{}` ({}) at {}.", j.name, j.role, j.address),
-        Progress::ReresolveTimerNotEnabled => eprintln!(
-            "warning: could not enable proton-reresolve.timer; see `systemctl status proton-reresolve.timer`"
-        ),
-        Progress::Tunnel(t) => match (&t.kind, t.enabled) {
-            (TunnelKind::WgQuick { config }, true) => println!(
-                "The tunnel runs as wg-quick@{} ({config}) and survives reboots.",
-                t.interface
-            ),
-            (TunnelKind::Agent, true) => {
-                println!("The tunnel runs as {} and survives reboots.", t.unit)
-            }
-            (TunnelKind::WgQuick { .. }, false) => {
-                println!("Start the tunnel with: wg-quick up {}", t.interface)
-            }
-            (TunnelKind::Agent, false) => println!("Start the tunnel with: proton agent"),
-        },
-        Progress::K3s(k) => print_k3s(k),
-    }
-}
-
-fn print_k3s(k: K3sProgress<'_>) {
-    match k {
-        K3sProgress::Written {
-            config,
-            server_url,
-            node_ip,
-            interface,
-            mtu,
-            pod_mtu,
-        } => println!(
-            "K3s agent: {} written (server {server_url}, node-ip {node_ip}, flannel-iface {interface}, pod MTU {mtu} - 50 = {pod_mtu}).",
-            config.display()
-        ),
-        K3sProgress::KeptConfig { config } => println!(
-            "K3s: the agent's config from the first run is kept ({}); if k3s-agent is not running, re-run the K3s install script with INSTALL_K3S_EXEC=agent.",
-            config.display()
-        ),
-        K3sProgress::NotOffered => println!(
-            "The gateway offers no K3s (not installed there yet): only the tunnel was made."
-        ),
-        K3sProgress::Skipped => println!(
-            "--no-k3s: the K3s agent was not installed (the bootstrap token expires unused)."
-        ),
-        K3sProgress::NotRun(what) => println!("not run (--root is not /): {what}"),
-        K3sProgress::Installing { version } => {
-            eprintln!("installing the K3s agent {version} (this can take a few minutes) ...")
-        }
-        K3sProgress::InstallerOutput(line) => eprintln!("  | {line}"),
-        K3sProgress::Installed {
-            version,
-            server_url,
-            node,
-        } => println!("K3s agent {version} installed: this node joins {server_url} as `{node}`."),
-        K3sProgress::AlreadyInstalled { version } => {
-            println!("K3s {version} was already installed here.")
-        }
-        K3sProgress::Restarted => println!("Restarted k3s-agent with the new configuration."),
-    }
 }
 
 /// `proton agent`: the worker's tunnel from agent.conf, until SIGTERM.
