@@ -27,5 +27,6 @@ pub mod net;
 pub mod paths;
 pub mod peer;
 pub mod spec;
+pub mod time;
 pub mod view;
 pub mod wgconf;

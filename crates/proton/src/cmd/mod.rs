@@ -15,7 +15,6 @@ mod join;
 mod join_k3s;
 mod kubeconfig;
 mod lab;
-mod node_cleanup;
 mod peer;
 mod uninstall;
 
