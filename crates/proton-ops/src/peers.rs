@@ -5,8 +5,9 @@ use crate::gateway::{Gateway, GatewayError};
 use crate::node_cleanup::{Outcome, RETRY_HINT};
 use proton_core::time::utc;
 use proton_k3s::tokens::Forgotten;
-use proton_store::{InvalidPeer, NodeCleanup, Peer, PeerName, PeerState, Role};
+use proton_store::{Allow, InvalidPeer, NodeCleanup, Peer, PeerName, PeerState, Role};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Why a `peer` command failed.
@@ -102,11 +103,26 @@ pub struct Inventory {
 impl Gateway {
     /// The inventory as of `now` (unix seconds).
     pub fn inventory(&self, now: i64) -> Result<Inventory, GatewayError> {
-        let grants = self.store.grants_by_name()?;
-        let allows = self.store.allows_by_name()?;
-        let peers = self
-            .store
-            .list_peers(false)?
+        Ok(Inventory::new(
+            self.store.list_peers(false)?,
+            &self.store.grants_by_name()?,
+            &self.store.allows_by_name()?,
+            self.store.node_cleanups()?,
+            now,
+        ))
+    }
+}
+
+impl Inventory {
+    /// The rows for `peers` with their grants and allows (by peer name) as of `now`.
+    pub fn new(
+        peers: Vec<Peer>,
+        grants: &BTreeMap<String, Vec<&'static str>>,
+        allows: &BTreeMap<String, Vec<Allow>>,
+        removing: Vec<NodeCleanup>,
+        now: i64,
+    ) -> Inventory {
+        let peers = peers
             .into_iter()
             .map(|peer| {
                 let grants = grants.get(peer.name.as_str()).cloned().unwrap_or_default();
@@ -137,10 +153,7 @@ impl Gateway {
                 }
             })
             .collect();
-        Ok(Inventory {
-            peers,
-            removing: self.store.node_cleanups()?,
-        })
+        Inventory { peers, removing }
     }
 }
 
@@ -331,5 +344,117 @@ impl Gateway {
             });
         }
         Ok(self.store.rename_peer(old, &new, "cli")?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proton_core::keys::PublicKey;
+    use proton_store::PeerId;
+
+    fn peer(id: i64, name: &str, role: Role, state: PeerState) -> Peer {
+        Peer {
+            id: PeerId(id),
+            name: name.parse().unwrap(),
+            role,
+            public_key: PublicKey::from_base64("0mK6h3m4M5m6o7p8q9r0s1t2u3v4w5x6y7z8A9B0C1E=")
+                .unwrap(),
+            address: std::net::Ipv4Addr::new(10, 7, 7, id as u8),
+            state,
+            created_at: 1_700_000_000,
+            revoked_at: None,
+            disabled_at: None,
+            expires_at: None,
+        }
+    }
+
+    /// A gateway, an admin client that expired, a client allowed one port of a worker,
+    /// and a removed worker whose node is not deleted yet.
+    fn sample() -> Inventory {
+        let mut phone = peer(3, "phone", Role::Client, PeerState::Active);
+        phone.expires_at = Some(1_800_000_000);
+        let tab = peer(4, "tab", Role::Client, PeerState::Active);
+        let grants = BTreeMap::from([("phone".to_string(), vec!["admin"])]);
+        let allows = BTreeMap::from([("tab".to_string(), vec!["w1:80".parse().unwrap()])]);
+        let removing = vec![NodeCleanup {
+            name: "w2".parse().unwrap(),
+            since: 1_700_000_100,
+            attempts: 2,
+            last_error: Some("connection refused".into()),
+        }];
+        Inventory::new(
+            vec![peer(1, "gw", Role::Gateway, PeerState::Active), phone, tab],
+            &grants,
+            &allows,
+            removing,
+            1_900_000_000,
+        )
+    }
+
+    #[test]
+    fn the_json_is_one_array_of_peers_with_their_reach_then_the_removing_workers() {
+        let json: serde_json::Value = serde_json::from_str(&sample().to_json().unwrap()).unwrap();
+        let key = "0mK6h3m4M5m6o7p8q9r0s1t2u3v4w5x6y7z8A9B0C1E=";
+        assert_eq!(
+            json,
+            serde_json::json!([
+                {"id": 1, "name": "gw", "role": "gateway", "public_key": key,
+                 "address": "10.7.7.1", "state": "active", "created_at": 1_700_000_000,
+                 "revoked_at": null, "disabled_at": null, "expires_at": null,
+                 "expired": false, "reach": "-", "grants": [], "allow": []},
+                {"id": 3, "name": "phone", "role": "client", "public_key": key,
+                 "address": "10.7.7.3", "state": "active", "created_at": 1_700_000_000,
+                 "revoked_at": null, "disabled_at": null, "expires_at": 1_800_000_000,
+                 "expired": true, "reach": "everything (--admin)", "grants": ["admin"],
+                 "allow": []},
+                {"id": 4, "name": "tab", "role": "client", "public_key": key,
+                 "address": "10.7.7.4", "state": "active", "created_at": 1_700_000_000,
+                 "revoked_at": null, "disabled_at": null, "expires_at": null,
+                 "expired": false,
+                 "reach": "gateway DNS, 80/443, internet + w1:80/tcp",
+                 "grants": [], "allow": ["w1:80/tcp"]},
+                {"name": "w2", "role": "worker", "state": "removing", "address": null,
+                 "public_key": null,
+                 "node_cleanup": {"name": "w2", "since": 1_700_000_100, "attempts": 2,
+                                  "last_error": "connection refused"}},
+            ])
+        );
+        // Keys sorted within each object, as `peer list --json` has always printed them.
+        let text = sample().to_json().unwrap();
+        assert!(
+            text.starts_with("[\n  {\n    \"address\": \"10.7.7.1\",\n    \"allow\": [],"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_table_has_one_line_a_peer_and_a_footer_for_pending_cleanups() {
+        let text = sample().to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "NAME                 ROLE     ADDRESS          STATE    EXPIRES (UTC)    PUBLIC KEY                                   REACH"
+        );
+        assert_eq!(
+            lines[2],
+            "phone                client   10.7.7.3         expired  2027-01-15 08:00 0mK6h3m4M5m6o7p8q9r0s1t2u3v4w5x6y7z8A9B0C1E= everything (--admin)"
+        );
+        assert_eq!(
+            &lines[4..],
+            [
+                "",
+                "Pending cleanup (removed workers whose K8s node is not deleted yet; `proton apply` retries):",
+                "  w2                   2 failed attempt(s), last: connection refused",
+            ]
+        );
+        let empty = Inventory::new(
+            Vec::new(),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            Vec::new(),
+            0,
+        );
+        assert_eq!(empty.to_string().lines().count(), 1, "the header alone");
     }
 }
