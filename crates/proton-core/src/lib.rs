@@ -28,5 +28,6 @@ pub mod paths;
 pub mod peer;
 pub mod say;
 pub mod spec;
+pub mod time;
 pub mod view;
 pub mod wgconf;

@@ -4,7 +4,10 @@
 //! its exact fix). Also the endpoint re-resolution that wg-quick never does, and what an
 //! operator does to a host: `proton init` ([`init`]), `proton backup`/`restore` ([`backup`]), `proton uninstall`
 //! ([`uninstall`]), the retry queue for removed workers' K8s nodes ([`node_cleanup`]) and
-//! `proton apply`'s host plan, its journal and its execution ([`apply`]).
+//! `proton apply`'s host plan, its journal and its execution ([`apply`]). And the peer
+//! inventory a gateway keeps: the DB and spec opened ([`gateway`]), `proton peer`
+//! ([`peers`]), `proton client` ([`client`]), `proton invite` ([`invite`]), with their
+//! QR codes ([`qr`]).
 //!
 //! The CLI only parses arguments and prints; the gathering, the judgement and the
 //! rendering live here, split so the judgement can be tested on sample input
@@ -13,16 +16,21 @@
 
 pub mod apply;
 pub mod backup;
+pub mod client;
 pub mod dashboard;
 pub mod doctor;
 pub mod expose;
+pub mod gateway;
 pub mod gateway_key;
 pub mod init;
+pub mod invite;
 pub mod kube;
 pub mod kubeconfig;
 pub mod nft;
 pub mod node_cleanup;
+pub mod peers;
 pub mod probe;
+pub mod qr;
 pub mod reresolve;
 pub mod status;
 pub mod uninstall;

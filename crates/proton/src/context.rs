@@ -1,52 +1,26 @@
-//! What most gateway commands start from: the spec, the gateway key and the DB.
+//! What most gateway commands start from (`proton_ops::gateway`), with its errors as
+//! the user sees them; and where removed workers' deleted K8s nodes are reported.
 
-use crate::output::failure;
+use crate::output::with_hint;
 use proton_core::host::Root;
-use proton_core::keys::PrivateKey;
-use proton_core::paths::GATEWAY_KEY;
-use proton_core::spec::Spec;
-use proton_core::view::Network;
-use proton_core::wgconf::{PeerSection, WgQuickConfig};
-use proton_store::Store;
+use proton_k3s::tokens::Forgotten;
+use proton_ops::gateway::{Gateway, GatewayError};
 
-pub struct GatewayContext {
-    pub root: Root,
-    pub spec: Spec,
-    pub store: Store,
+/// The spec, the gateway key and the DB, or the one line saying which is missing.
+pub fn load_gateway(root: &Root) -> anyhow::Result<Gateway> {
+    Gateway::load(root).map_err(user_error)
 }
 
-impl GatewayContext {
-    pub fn load(root: &Root) -> anyhow::Result<GatewayContext> {
-        let spec = Spec::load(root).map_err(|e| crate::output::bad_input(e.to_string(), None))?;
-        let store = Store::open_existing(root, &spec.network.cidr)?;
-        Ok(GatewayContext {
-            root: root.clone(),
-            spec,
-            store,
-        })
-    }
+pub fn user_error(e: GatewayError) -> anyhow::Error {
+    with_hint(&e, e.hint(), e.is_bad_input())
+}
 
-    pub fn private_key(&self) -> anyhow::Result<PrivateKey> {
-        read_private_key(&self.root, GATEWAY_KEY)
-    }
-
-    /// The gateway's wg-quick configuration: interface from the spec, peers from the DB.
-    pub fn wg_quick_config(&self) -> anyhow::Result<WgQuickConfig> {
-        let mut peers = Vec::new();
-        for p in self.store.device_peers(proton_store::system_now())? {
-            let mut peer = PeerSection::new(p.public_key);
-            peer.name = Some(format!("{} ({})", p.name, p.role));
-            peer.allowed_ips = vec![ipnet::Ipv4Net::from(p.address).into()];
-            peers.push(peer);
+/// Prints each K8s node deleted on stdout, a token left behind on stderr.
+pub fn print_deleted() -> impl FnMut(&str, &Forgotten) {
+    |name, done| {
+        println!("{}", proton_ops::node_cleanup::deleted_line(name, done));
+        if let Some(w) = proton_ops::node_cleanup::token_warning(done) {
+            eprintln!("{w}");
         }
-        Ok(Network::new(&self.spec).gateway_config(self.private_key()?, peers))
     }
-}
-
-/// Reads a base64 private key file, warning when it is readable by others.
-pub fn read_private_key(root: &Root, path: &str) -> anyhow::Result<PrivateKey> {
-    proton_ops::gateway_key::read_private_key(root, path).map_err(|e| match e.hint() {
-        Some(hint) => failure(e.to_string(), hint),
-        None => e.into(),
-    })
 }

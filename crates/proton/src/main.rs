@@ -7,7 +7,6 @@ mod cmd;
 mod context;
 mod output;
 mod paths;
-mod qr;
 
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;

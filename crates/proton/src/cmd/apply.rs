@@ -4,8 +4,7 @@
 //! is installed and configured).
 
 use crate::cli::ApplyArgs;
-use crate::cmd::node_cleanup;
-use crate::output::{bad_input, failure, say, with_hint};
+use crate::output::{bad_input, say, with_hint};
 use proton_core::host::{Host, Root};
 use proton_core::spec::Spec;
 use proton_ops::apply::{self, ApplyError, describe_upgrade};
@@ -43,41 +42,16 @@ pub fn run(host: &Host, args: &ApplyArgs) -> anyhow::Result<()> {
 
 /// Removed workers whose K8s node is not deleted yet (none without a state DB).
 fn pending_node_cleanups(root: &Root) -> anyhow::Result<Vec<proton_store::NodeCleanup>> {
-    if !root.exists(proton_store::DB_PATH) {
-        return Ok(Vec::new());
-    }
-    Ok(crate::context::GatewayContext::load(root)?
-        .store
-        .node_cleanups()?)
+    proton_ops::node_cleanup::pending(root).map_err(|e| with_hint(&e, e.hint(), e.is_bad_input()))
 }
 
-/// Retries the K8s cleanups `peer remove` could not finish (K3s is up to date by now).
-/// Returns how many nodes were deleted; a failure is the run's error, the rest of the
-/// run having been applied.
+/// Retries the K8s cleanups `peer remove` could not finish (`proton_ops::node_cleanup`).
+/// Returns how many nodes were deleted; a failure is the run's error.
 fn finish_node_cleanups(root: &Root) -> anyhow::Result<usize> {
-    let pending = pending_node_cleanups(root)?;
-    if pending.is_empty() {
-        return Ok(0);
+    let done = proton_ops::node_cleanup::finish_pending(root, &mut crate::context::print_deleted())
+        .map_err(|e| with_hint(&e, e.hint(), e.is_bad_input()))?;
+    if let Some(warning) = done.warning() {
+        eprintln!("{warning}");
     }
-    let mut ctx = crate::context::GatewayContext::load(root)?;
-    if proton_gateway::k3s::server_version(root, &ctx.spec).is_none() {
-        // K3s disabled or not installed: nothing here can delete them, and failing every
-        // run for it would block the rest; they stay listed by `peer list`.
-        eprintln!(
-            "warning: {} removed worker(s) still have a K8s node to delete, but K3s is not installed here; they stay pending",
-            pending.len()
-        );
-        return Ok(0);
-    }
-    let out = node_cleanup::run_pending(&mut ctx, None, false)?;
-    if let Some((name, e)) = &out.failed {
-        return Err(failure(
-            format!(
-                "the host is applied, but deleting the K8s node of removed worker `{name}` failed{}: {e}",
-                out.left_note()
-            ),
-            "it stays pending (see `proton peer list`): re-run `proton apply` once K3s answers",
-        ));
-    }
-    Ok(out.done.len())
+    Ok(done.deleted())
 }

@@ -15,19 +15,12 @@ mod join;
 mod join_k3s;
 mod kubeconfig;
 mod lab;
-mod node_cleanup;
 mod peer;
 mod uninstall;
 
 use crate::cli::{Cli, Command, GatewayCommand};
 use clap::CommandFactory;
 use proton_core::host::{Host, Root};
-
-pub use crate::context::GatewayContext;
-
-pub fn gateway_context(root: &Root) -> anyhow::Result<GatewayContext> {
-    GatewayContext::load(root)
-}
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let root = Root::new(&cli.global.root);

@@ -5,11 +5,23 @@
 use qrcode::{EcLevel, QrCode};
 use std::path::Path;
 
+/// Why a QR code could not be made or written.
+#[derive(Debug, thiserror::Error)]
+pub enum QrError {
+    /// The text does not fit a QR code.
+    #[error("{0}")]
+    Code(#[from] qrcode::types::QrError),
+    #[error(transparent)]
+    Png(#[from] png::EncodingError),
+    #[error(transparent)]
+    Write(#[from] proton_core::host::HostError),
+}
+
 /// The screen a terminal QR code must fit on to be scanned without scrolling.
 pub const SCREEN: (usize, usize) = (80, 24);
 
 /// Renders `text` as a QR code made of Unicode half blocks, with a quiet zone.
-pub fn terminal(text: &str) -> anyhow::Result<String> {
+pub fn terminal(text: &str) -> Result<String, QrError> {
     let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L)?;
     Ok(code
         .render::<qrcode::render::unicode::Dense1x2>()
@@ -39,7 +51,7 @@ pub fn too_big_note(art: &str) -> Option<String> {
 
 /// Writes `text` as a black-on-white PNG QR code, `scale` pixels per module, `0600`
 /// (it may hold a private key).
-pub fn write_png(text: &str, path: &Path, scale: u32) -> anyhow::Result<()> {
+pub fn write_png(text: &str, path: &Path, scale: u32) -> Result<(), QrError> {
     let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)?;
     let width = code.width() as u32;
     let quiet = 4;
