@@ -7,7 +7,8 @@
 //! `proton apply`'s host plan, its journal and its execution ([`apply`]). And the peer
 //! inventory a gateway keeps: the DB and spec opened ([`gateway`]), `proton peer`
 //! ([`peers`]), `proton client` ([`client`]), `proton invite` ([`invite`]), with their
-//! QR codes ([`qr`]).
+//! QR codes ([`qr`]); and the cluster's front door: `proton expose` ([`expose`]),
+//! `proton kubeconfig` ([`kubeconfig`]), `proton dashboard token` ([`dashboard`]).
 //!
 //! The CLI only parses arguments and prints; the gathering, the judgement and the
 //! rendering live here, split so the judgement can be tested on sample input
