@@ -171,12 +171,6 @@ impl BackupError {
                 | E::BadArchive { .. }
         )
     }
-
-    /// Whether the message already holds its cause (printed as is), or names a step
-    /// whose cause follows (printed with its chain of sources).
-    pub fn is_complete(&self) -> bool {
-        self.is_bad_input() || self.hint().is_some()
-    }
 }
 
 /// The passphrase from `file` (its first line) or the environment; `None` if neither.
@@ -802,6 +796,6 @@ mod tests {
         );
         let e = BackupError::Encrypted { path: "x".into() };
         assert!(e.hint().unwrap().contains(PASSPHRASE_ENV));
-        assert!(e.is_bad_input() && e.is_complete());
+        assert!(e.is_bad_input());
     }
 }
