@@ -2,7 +2,6 @@
 //! and receives GRO-coalesced datagrams without copying them apart, via `quinn-udp`.
 
 use super::{Counters, add};
-use bytes::BytesMut;
 use gotatun::packet::{Packet, PacketBufPool};
 use gotatun::udp::{UdpRecv, UdpSend, UdpTransportFactory, UdpTransportFactoryParams};
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
@@ -22,8 +21,9 @@ const MAX_GSO_BYTES: usize = 65_000;
 /// Messages per `recvmmsg`, each up to a 64 KiB GRO datagram.
 const RECV_BATCH: usize = 32;
 const RECV_SLOT: usize = 65_536;
-/// Receive buffers are cut from slabs of this many slots.
-const SLAB_SLOTS: usize = 16;
+/// Receive slots a receive task keeps for reuse: the RECV_BATCH it reads into and as many
+/// again whose segments are still on their way through gotatun.
+const SLOT_POOL: usize = 2 * RECV_BATCH;
 
 /// Binds gotatun's socket; keeps it across re-binds with the same address, port, fwmark.
 pub(crate) struct Factory {
@@ -315,34 +315,26 @@ impl UdpSend for Udp {
     }
 }
 
-/// The receive buffers of one gotatun receive task.
+/// The receive buffers of one gotatun receive task: RECV_BATCH 64 KiB slots, taken from
+/// a pool of their own. A GRO datagram's segments are handed to gotatun as views into its
+/// slot, the last segment keeping the slot's pool handle, so the slot returns to the pool
+/// once all of them are dropped and is read into again without being zeroed or
+/// reallocated (gotatun's `PacketBufPool::get` reclaims a buffer only when no view of it
+/// is left, and allocates a new one otherwise).
 pub(crate) struct RecvBufs {
-    slots: Vec<BytesMut>,
+    slots: Vec<Packet>,
     metas: Vec<RecvMeta>,
-    slab: BytesMut,
+    pool: PacketBufPool<RECV_SLOT>,
 }
 
 impl Default for RecvBufs {
     fn default() -> Self {
-        let mut r = RecvBufs {
-            slots: Vec::with_capacity(RECV_BATCH),
+        let pool = PacketBufPool::<RECV_SLOT>::new(SLOT_POOL);
+        RecvBufs {
+            slots: (0..RECV_BATCH).map(|_| pool.get()).collect(),
             metas: vec![RecvMeta::default(); RECV_BATCH],
-            slab: BytesMut::new(),
-        };
-        for _ in 0..RECV_BATCH {
-            let s = r.fresh_slot();
-            r.slots.push(s);
+            pool,
         }
-        r
-    }
-}
-
-impl RecvBufs {
-    fn fresh_slot(&mut self) -> BytesMut {
-        if self.slab.len() < RECV_SLOT {
-            self.slab = BytesMut::zeroed(RECV_SLOT * SLAB_SLOTS);
-        }
-        self.slab.split_to(RECV_SLOT)
     }
 }
 
@@ -398,14 +390,9 @@ impl UdpRecv for Udp {
                 segments += 1;
                 continue;
             }
-            let fresh = bufs.fresh_slot();
-            let mut data = std::mem::replace(&mut bufs.slots[i], fresh);
-            data.truncate(len);
-            while !data.is_empty() {
-                let seg = data.split_to(stride.min(data.len()));
-                packets.push((Packet::from_bytes(seg), src));
-                segments += 1;
-            }
+            let fresh = bufs.pool.get();
+            let slot = std::mem::replace(&mut bufs.slots[i], fresh);
+            segments += split_gro(slot, len, stride, src, packets);
         }
         inner
             .counters
@@ -414,5 +401,80 @@ impl UdpRecv for Udp {
         add(&inner.counters.udp_recvs, n as u64);
         add(&inner.counters.udp_recv_datagrams, segments);
         Ok(())
+    }
+}
+
+/// Cuts the first `len` bytes of a receive slot into `stride`-sized segments (the last may
+/// be shorter) without copying; the last segment keeps the slot's pool handle. Returns how
+/// many segments it pushed.
+fn split_gro(
+    mut slot: Packet,
+    len: usize,
+    stride: usize,
+    src: SocketAddr,
+    packets: &mut Vec<(Packet, SocketAddr)>,
+) -> u64 {
+    slot.truncate(len);
+    let mut n = 1;
+    while slot.len() > stride {
+        let seg = slot.buf_mut().split_to(stride);
+        packets.push((Packet::from_bytes(seg), src));
+        n += 1;
+    }
+    // The last segment carries the slot's way back to the pool.
+    packets.push((slot, src));
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 51820);
+
+    fn slot(pool: &PacketBufPool<RECV_SLOT>, fill: impl Fn(usize) -> u8) -> Packet {
+        let mut p = pool.get();
+        for (i, b) in p.iter_mut().enumerate() {
+            *b = fill(i);
+        }
+        p
+    }
+
+    #[test]
+    fn a_gro_datagram_becomes_its_segments_in_order() {
+        let pool = PacketBufPool::<RECV_SLOT>::new(1);
+        let fill = |i: usize| (i % 251) as u8;
+        let mut out = Vec::new();
+        // 3 whole segments of 1452 bytes and a short fourth one.
+        let len = 3 * 1452 + 100;
+        assert_eq!(split_gro(slot(&pool, fill), len, 1452, SRC, &mut out), 4);
+        let lens: Vec<usize> = out.iter().map(|(p, _)| p.len()).collect();
+        assert_eq!(lens, [1452, 1452, 1452, 100]);
+        let joined: Vec<u8> = out.iter().flat_map(|(p, _)| p.iter().copied()).collect();
+        assert_eq!(joined, (0..len).map(fill).collect::<Vec<_>>());
+        assert!(out.iter().all(|(_, s)| *s == SRC));
+    }
+
+    #[test]
+    fn a_slot_is_reused_once_all_its_segments_are_dropped_and_not_before() {
+        let pool = PacketBufPool::<RECV_SLOT>::new(2);
+        let mut out = Vec::new();
+        let first = slot(&pool, |_| 7);
+        let addr = first.as_ptr();
+        split_gro(first, 4 * 1000, 1000, SRC, &mut out);
+        // The last segment (the slot's handle) is gone but three views still hold it:
+        // the pool must not hand out memory gotatun is still reading.
+        drop(out.pop());
+        let other = pool.get();
+        assert_ne!(other.as_ptr(), addr);
+        drop(other);
+        // Once every segment is dropped, the same 64 KiB is handed out again, whole.
+        out.clear();
+        let again = slot(&pool, |_| 0);
+        split_gro(again, 2 * 1000, 1000, SRC, &mut out);
+        out.clear();
+        let reused = (0..4).map(|_| pool.get()).find(|p| p.as_ptr() == addr);
+        let reused = reused.expect("the slot came back to the pool");
+        assert_eq!(reused.len(), RECV_SLOT);
     }
 }
